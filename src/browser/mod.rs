@@ -1,0 +1,1 @@
+//! Reading the chatgpt.com session cookie from a browser's cookie store (work in progress).

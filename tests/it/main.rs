@@ -1,0 +1,6 @@
+//! The integration test binary: every end-to-end test of convos lives under this one target.
+
+mod support;
+
+mod fake_server_selftest;
+mod fixtures_selftest;

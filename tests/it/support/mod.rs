@@ -1,0 +1,5 @@
+//! Shared test support: a fixture generator for exports and a fake chatgpt.com server.
+#![allow(dead_code)]
+
+pub mod fake_server;
+pub mod fixtures;
