@@ -1,0 +1,175 @@
+//! Node-level union of conversation versions: nodes an archived version has and a
+//! newer one lacks are kept (verbatim) beside the newer JSON, so nothing once
+//! archived is lost while the stored document stays exactly what ChatGPT sent last.
+
+use crate::model::loose::Key;
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde_json::value::RawValue;
+use std::borrow::Cow;
+use std::collections::HashSet;
+use std::fmt;
+
+/// Mapping entries (node id, verbatim node JSON) in input order.
+type Entries<'a> = Vec<(Cow<'a, str>, &'a RawValue)>;
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct MappingOnly<'a> {
+    #[serde(borrow, deserialize_with = "entries")]
+    mapping: Entries<'a>,
+}
+
+/// The mapping entries of a conversation document.
+fn conversation_entries(doc: &[u8]) -> Result<Entries<'_>, serde_json::Error> {
+    serde_json::from_slice::<MappingOnly<'_>>(doc).map(|m| m.mapping)
+}
+
+/// The entries of a bare node object (the retained-nodes document).
+fn object_entries(doc: &[u8]) -> Result<Entries<'_>, serde_json::Error> {
+    let mut de = serde_json::Deserializer::from_slice(doc);
+    entries(&mut de)
+}
+
+/// Retained nodes after replacing `old` (with its retained `old_extra`) by the newer
+/// `new`: every old node whose id `new` lacks. `None` when there are none.
+pub fn retained_after_replace(
+    old: &[u8],
+    old_extra: Option<&[u8]>,
+    new: &[u8],
+) -> Result<Option<Vec<u8>>, serde_json::Error> {
+    let new_keys: HashSet<Cow<'_, str>> = conversation_entries(new)?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let mut kept = conversation_entries(old)?;
+    if let Some(extra) = old_extra {
+        kept.extend(object_entries(extra)?);
+    }
+    Ok(encode(
+        kept.into_iter().filter(|(k, _)| !new_keys.contains(k)),
+    ))
+}
+
+/// Retained nodes after seeing the older `incoming`: the current retained nodes plus
+/// any incoming node neither `current` nor its retained nodes have. `None` when
+/// nothing changes.
+pub fn retained_after_older(
+    current: &[u8],
+    current_extra: Option<&[u8]>,
+    incoming: &[u8],
+) -> Result<Option<Vec<u8>>, serde_json::Error> {
+    let mut known: HashSet<Cow<'_, str>> = conversation_entries(current)?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let mut extra = match current_extra {
+        Some(e) => object_entries(e)?,
+        None => Vec::new(),
+    };
+    known.extend(extra.iter().map(|(k, _)| k.clone()));
+    let before = extra.len();
+    extra.extend(
+        conversation_entries(incoming)?
+            .into_iter()
+            .filter(|(k, _)| !known.contains(k)),
+    );
+    if extra.len() == before {
+        return Ok(None);
+    }
+    Ok(encode(extra.into_iter()))
+}
+
+/// Writes entries as one JSON object, first occurrence of a key winning.
+fn encode<'a>(entries: impl Iterator<Item = (Cow<'a, str>, &'a RawValue)>) -> Option<Vec<u8>> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::from(&b"{"[..]);
+    for (k, v) in entries {
+        if !seen.insert(k.clone()) {
+            continue;
+        }
+        if out.len() > 1 {
+            out.push(b',');
+        }
+        // A string always serializes.
+        out.extend(serde_json::to_vec(k.as_ref()).unwrap_or_default());
+        out.push(b':');
+        out.extend_from_slice(v.get().as_bytes());
+    }
+    out.push(b'}');
+    (!seen.is_empty()).then_some(out)
+}
+
+fn entries<'de, D: Deserializer<'de>>(d: D) -> Result<Entries<'de>, D::Error> {
+    d.deserialize_any(EntriesVisitor)
+}
+
+struct EntriesVisitor;
+
+impl<'de> Visitor<'de> for EntriesVisitor {
+    type Value = Entries<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a mapping")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(k) = map.next_key::<Key<'de>>()? {
+            let v: &'de RawValue = map.next_value()?;
+            out.push((k.0, v));
+        }
+        Ok(out)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(Vec::new())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replace_keeps_nodes_the_newer_version_lacks() {
+        let old = br#"{"mapping":{"a":{"x":1},"b":{"x":2}}}"#;
+        let extra = br#"{"z":{"x":0}}"#;
+        let new = br#"{"mapping":{"a":{"x":9},"c":{"x":3}}}"#;
+        let kept = retained_after_replace(old, Some(extra), new).expect("ok");
+        assert_eq!(kept.as_deref(), Some(&br#"{"b":{"x":2},"z":{"x":0}}"#[..]));
+        assert_eq!(retained_after_replace(new, None, new).expect("ok"), None);
+    }
+
+    #[test]
+    fn older_versions_add_only_unseen_nodes() {
+        let cur = br#"{"mapping":{"a":{},"b":{}}}"#;
+        let older = br#"{"mapping":{"a":{},"gone":{"t":"old"}}}"#;
+        let kept = retained_after_older(cur, None, older).expect("ok");
+        assert_eq!(kept.as_deref(), Some(&br#"{"gone":{"t":"old"}}"#[..]));
+        let again = retained_after_older(cur, kept.as_deref(), older).expect("ok");
+        assert_eq!(again, None);
+    }
+}

@@ -1,0 +1,609 @@
+//! The archive: every conversation ever seen, stored verbatim in an embedded sled
+//! database, with attachments stored once by content hash.
+//!
+//! [`Archive::upsert`] is the one door every source writes conversations through.
+//! sled is named only inside this module.
+
+pub mod blobs;
+mod merge;
+pub mod schema;
+
+use crate::model::{Conversation, ModelError, RawConversation, Summary};
+use blobs::BlobStore;
+use schema::{ConvRecord, FileRecord, ImportRecord, RemoteState};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What an upsert did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Outcome {
+    /// The conversation was not archived before.
+    New,
+    /// A newer version replaced the stored one, or an older one added unseen nodes.
+    Updated,
+    /// Nothing was written.
+    Unchanged,
+}
+
+/// Errors from the archive.
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    /// Another process holds the database.
+    #[error(
+        "the archive at {0} is in use by another process (is `convos run` running? then use the \
+         commands through it, or stop it first)"
+    )]
+    Locked(PathBuf),
+    /// Written by a newer convos.
+    #[error(
+        "the archive at {path} uses schema version {found}, but this convos only knows up to \
+         {supported}: upgrade convos"
+    )]
+    TooNew {
+        /// Database path.
+        path: PathBuf,
+        /// Version found.
+        found: u32,
+        /// Highest version this build supports.
+        supported: u32,
+    },
+    /// Stored bytes that cannot be decoded.
+    #[error("archive record {0} is damaged and cannot be read")]
+    Corrupt(String),
+    /// The storage engine failed.
+    #[error("archive storage error: {0}")]
+    Storage(String),
+    /// A file operation failed.
+    #[error("{what} {path}: {source}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// Stored JSON no longer parses as a conversation.
+    #[error("stored conversation {id} cannot be read: {source}")]
+    Model {
+        /// Conversation id.
+        id: String,
+        /// The cause.
+        source: ModelError,
+    },
+}
+
+impl From<sled::Error> for ArchiveError {
+    fn from(e: sled::Error) -> Self {
+        ArchiveError::Storage(e.to_string())
+    }
+}
+
+/// Result alias for archive operations.
+pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;
+
+/// Options for opening the archive.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// sled page cache size in bytes (its default of 1 GB is far more than needed).
+    pub cache_bytes: u64,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: 32 * 1024 * 1024,
+        }
+    }
+}
+
+/// A conversation as stored.
+#[derive(Clone, Debug)]
+pub struct StoredConversation {
+    /// The verbatim JSON of the newest version.
+    pub raw: Vec<u8>,
+    /// Nodes retained from older versions (a JSON object), if any.
+    pub extra: Option<Vec<u8>>,
+    /// The archive's record.
+    pub record: ConvRecord,
+}
+
+impl StoredConversation {
+    /// Parses the stored JSON together with its retained nodes.
+    pub fn parse(&self) -> Result<Conversation<'_>> {
+        Conversation::parse(&self.raw, self.extra.as_deref()).map_err(|source| {
+            ArchiveError::Model {
+                id: self.record.summary.id.clone(),
+                source,
+            }
+        })
+    }
+}
+
+/// Totals for `convos status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, serde::Deserialize)]
+pub struct Counts {
+    /// Conversations archived.
+    pub conversations: u64,
+    /// Visible messages on their active branches.
+    pub messages: u64,
+    /// Attachments stored.
+    pub attachments: u64,
+    /// Conversations marked deleted on chatgpt.com.
+    pub deleted_remotely: u64,
+}
+
+/// The archive handle; cheap to clone and safe to share between threads.
+#[derive(Clone)]
+pub struct Archive {
+    db: sled::Db,
+    raw: sled::Tree,
+    extra: sled::Tree,
+    meta: sled::Tree,
+    by_updated: sled::Tree,
+    files: sled::Tree,
+    conv_files: sled::Tree,
+    imports: sled::Tree,
+    blobs: BlobStore,
+    dir: PathBuf,
+    // Keeps a temporary archive's directory alive as long as any handle.
+    _temp: Option<std::sync::Arc<TempDirGuard>>,
+}
+
+impl std::fmt::Debug for Archive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Archive").field("dir", &self.dir).finish()
+    }
+}
+
+struct TempDirGuard(PathBuf);
+
+impl Drop for TempDirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn now_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn abort(e: ArchiveError) -> ConflictableTransactionError<ArchiveError> {
+    ConflictableTransactionError::Abort(e)
+}
+
+fn tx_result<T>(r: std::result::Result<T, TransactionError<ArchiveError>>) -> Result<T> {
+    r.map_err(|e| match e {
+        TransactionError::Abort(e) => e,
+        TransactionError::Storage(e) => e.into(),
+    })
+}
+
+fn to_json<T: Serialize>(v: &T) -> Vec<u8> {
+    // Our records are plain data; serializing them cannot fail.
+    serde_json::to_vec(v).unwrap_or_default()
+}
+
+fn from_json<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|_| ArchiveError::Corrupt(what.to_owned()))
+}
+
+impl Archive {
+    /// Opens (creating) the archive in `dir`: the database in `dir/db`, attachments in
+    /// `dir/blobs`.
+    pub fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(|source| ArchiveError::Io {
+            what: "cannot create the archive directory",
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let db_path = dir.join("db");
+        let db = sled::Config::new()
+            .path(&db_path)
+            .cache_capacity(opts.cache_bytes)
+            .flush_every_ms(Some(1000))
+            .open()
+            .map_err(|e| match &e {
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    ArchiveError::Locked(db_path.clone())
+                }
+                _ => ArchiveError::from(e),
+            })?;
+        let blobs = BlobStore::open(&dir.join("blobs")).map_err(|source| ArchiveError::Io {
+            what: "cannot create the attachment store",
+            path: dir.join("blobs"),
+            source,
+        })?;
+        let archive = Archive {
+            raw: db.open_tree(schema::RAW)?,
+            extra: db.open_tree(schema::EXTRA)?,
+            meta: db.open_tree(schema::META)?,
+            by_updated: db.open_tree(schema::BY_UPDATED)?,
+            files: db.open_tree(schema::FILES)?,
+            conv_files: db.open_tree(schema::CONV_FILES)?,
+            imports: db.open_tree(schema::IMPORTS)?,
+            db,
+            blobs,
+            dir: dir.to_path_buf(),
+            _temp: None,
+        };
+        archive.check_schema(&db_path)?;
+        Ok(archive)
+    }
+
+    /// A throw-away archive in a fresh temporary directory, removed when the last
+    /// handle drops (for tests and dry runs).
+    pub fn temporary() -> Result<Self> {
+        let dir =
+            std::env::temp_dir().join(format!("convos-tmp-{}", uuid::Uuid::new_v4().simple()));
+        let mut a = Self::open(&dir, &OpenOptions::default())?;
+        a._temp = Some(std::sync::Arc::new(TempDirGuard(dir)));
+        Ok(a)
+    }
+
+    fn check_schema(&self, db_path: &Path) -> Result<()> {
+        match self.db.get(schema::SCHEMA_KEY)? {
+            None => {
+                self.db.insert(
+                    schema::SCHEMA_KEY,
+                    schema::SCHEMA_VERSION.to_string().as_bytes(),
+                )?;
+                Ok(())
+            }
+            Some(v) => {
+                let found: u32 = std::str::from_utf8(&v)
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or_else(|| ArchiveError::Corrupt("schema_version".into()))?;
+                if found > schema::SCHEMA_VERSION {
+                    return Err(ArchiveError::TooNew {
+                        path: db_path.to_path_buf(),
+                        found,
+                        supported: schema::SCHEMA_VERSION,
+                    });
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// The archive directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The schema version stored on disk.
+    pub fn schema_version(&self) -> Result<u32> {
+        let v = self.db.get(schema::SCHEMA_KEY)?.unwrap_or_default();
+        std::str::from_utf8(&v)
+            .ok()
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| ArchiveError::Corrupt("schema_version".into()))
+    }
+
+    /// Stores a conversation: new ones are added; a newer `update_time` replaces the
+    /// stored version but keeps nodes it lacks; an equal one writes nothing; an older
+    /// one only adds nodes the archive has never seen. Nothing is ever deleted.
+    pub fn upsert(&self, conv: RawConversation) -> Result<Outcome> {
+        let (bytes, summary) = conv.into_parts();
+        let version = summary
+            .update_time
+            .or(summary.create_time)
+            .map(crate::model::time::secs_to_micros)
+            .unwrap_or(0);
+        let id = summary.id.clone();
+        let now = now_secs();
+        let packed_new = schema::pack(&bytes);
+        let trees = (
+            &self.raw,
+            &self.extra,
+            &self.meta,
+            &self.by_updated,
+            &self.conv_files,
+        );
+        tx_result(trees.transaction(|(raw_t, extra_t, meta_t, idx_t, cf_t)| {
+            let old_record: Option<ConvRecord> = match meta_t.get(id.as_bytes())? {
+                Some(b) => Some(from_json(&id, &b).map_err(abort)?),
+                None => None,
+            };
+            let Some(old) = old_record else {
+                let record = ConvRecord {
+                    node_count: summary.node_count,
+                    summary: summary.clone(),
+                    version,
+                    archived_at: now,
+                    written_at: now,
+                    deleted_remotely: false,
+                    remote: RemoteState::default(),
+                };
+                raw_t.insert(id.as_bytes(), packed_new.as_slice())?;
+                meta_t.insert(id.as_bytes(), to_json(&record))?;
+                idx_t.insert(schema::version_key(version, &id), &[][..])?;
+                for f in &summary.file_ids {
+                    cf_t.insert(schema::conv_file_key(&id, f), &[][..])?;
+                }
+                return Ok(Outcome::New);
+            };
+            if version == old.version {
+                return Ok(Outcome::Unchanged);
+            }
+            let stored_raw = raw_t
+                .get(id.as_bytes())?
+                .and_then(|b| schema::unpack(&b))
+                .ok_or_else(|| abort(ArchiveError::Corrupt(id.clone())))?;
+            let stored_extra = match extra_t.get(id.as_bytes())? {
+                Some(b) => Some(
+                    schema::unpack(&b).ok_or_else(|| abort(ArchiveError::Corrupt(id.clone())))?,
+                ),
+                None => None,
+            };
+            let corrupt = |_| abort(ArchiveError::Corrupt(id.clone()));
+            if version > old.version {
+                let kept =
+                    merge::retained_after_replace(&stored_raw, stored_extra.as_deref(), &bytes)
+                        .map_err(corrupt)?;
+                let summary = match &kept {
+                    Some(k) => resummarize(&id, &bytes, Some(k)).map_err(abort)?,
+                    None => summary.clone(),
+                };
+                let record = ConvRecord {
+                    node_count: summary.node_count,
+                    summary,
+                    version,
+                    written_at: now,
+                    ..old.clone()
+                };
+                raw_t.insert(id.as_bytes(), packed_new.as_slice())?;
+                match &kept {
+                    Some(k) => extra_t.insert(id.as_bytes(), schema::pack(k))?,
+                    None => extra_t.remove(id.as_bytes())?,
+                };
+                meta_t.insert(id.as_bytes(), to_json(&record))?;
+                idx_t.remove(schema::version_key(old.version, &id))?;
+                idx_t.insert(schema::version_key(version, &id), &[][..])?;
+                for f in &record.summary.file_ids {
+                    cf_t.insert(schema::conv_file_key(&id, f), &[][..])?;
+                }
+                return Ok(Outcome::Updated);
+            }
+            let Some(kept) =
+                merge::retained_after_older(&stored_raw, stored_extra.as_deref(), &bytes)
+                    .map_err(corrupt)?
+            else {
+                return Ok(Outcome::Unchanged);
+            };
+            let summary = resummarize(&id, &stored_raw, Some(&kept)).map_err(abort)?;
+            let record = ConvRecord {
+                node_count: summary.node_count,
+                summary,
+                written_at: now,
+                ..old.clone()
+            };
+            extra_t.insert(id.as_bytes(), schema::pack(&kept))?;
+            meta_t.insert(id.as_bytes(), to_json(&record))?;
+            for f in &record.summary.file_ids {
+                cf_t.insert(schema::conv_file_key(&id, f), &[][..])?;
+            }
+            Ok(Outcome::Updated)
+        }))
+    }
+
+    /// The stored conversation with this exact id.
+    pub fn get(&self, id: &str) -> Result<Option<StoredConversation>> {
+        let Some(meta) = self.meta.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let record: ConvRecord = from_json(id, &meta)?;
+        let raw = self
+            .raw
+            .get(id.as_bytes())?
+            .and_then(|b| schema::unpack(&b))
+            .ok_or_else(|| ArchiveError::Corrupt(id.to_owned()))?;
+        let extra = match self.extra.get(id.as_bytes())? {
+            Some(b) => {
+                Some(schema::unpack(&b).ok_or_else(|| ArchiveError::Corrupt(id.to_owned()))?)
+            }
+            None => None,
+        };
+        Ok(Some(StoredConversation { raw, extra, record }))
+    }
+
+    /// The record of a conversation, without its JSON.
+    pub fn record(&self, id: &str) -> Result<Option<ConvRecord>> {
+        match self.meta.get(id.as_bytes())? {
+            Some(b) => Ok(Some(from_json(id, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Ids that equal `prefix` or start with it (at most `limit`), for `show` by prefix.
+    pub fn ids_with_prefix(&self, prefix: &str, limit: usize) -> Result<Vec<String>> {
+        if self.meta.contains_key(prefix.as_bytes())? {
+            return Ok(vec![prefix.to_owned()]);
+        }
+        let mut out = Vec::new();
+        for kv in self.meta.scan_prefix(prefix.as_bytes()).keys().take(limit) {
+            out.push(String::from_utf8_lossy(&kv?).into_owned());
+        }
+        Ok(out)
+    }
+
+    /// Conversation records, newest update first, read through the update-time index.
+    pub fn iter_newest_first(&self) -> impl Iterator<Item = Result<ConvRecord>> + '_ {
+        self.by_updated.iter().rev().filter_map(move |kv| {
+            let k = match kv {
+                Ok((k, _)) => k,
+                Err(e) => return Some(Err(e.into())),
+            };
+            let id = schema::id_from_version_key(&k)?;
+            self.record(id).transpose()
+        })
+    }
+
+    /// Number of conversations archived.
+    pub fn len(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// Whether the archive holds no conversation.
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_empty()
+    }
+
+    /// Totals for status output (one pass over the records).
+    pub fn counts(&self) -> Result<Counts> {
+        let mut c = Counts {
+            attachments: self.files.len() as u64,
+            ..Counts::default()
+        };
+        for kv in self.meta.iter() {
+            let (k, v) = kv?;
+            let r: ConvRecord = from_json(&String::from_utf8_lossy(&k), &v)?;
+            c.conversations += 1;
+            c.messages += u64::from(r.summary.message_count);
+            c.deleted_remotely += u64::from(r.deleted_remotely);
+        }
+        Ok(c)
+    }
+
+    /// Applies facts from a chatgpt.com listing to a stored conversation (flags that
+    /// change without an `update_time` bump, the list time, the project name).
+    /// Returns false when the conversation is not archived.
+    pub fn update_remote(&self, id: &str, f: impl Fn(&mut ConvRecord)) -> Result<bool> {
+        let mut found = false;
+        self.meta.update_and_fetch(id.as_bytes(), |old| {
+            let old = old?;
+            let mut rec: ConvRecord = serde_json::from_slice(old).ok()?;
+            f(&mut rec);
+            found = true;
+            Some(to_json(&rec))
+        })?;
+        Ok(found)
+    }
+
+    /// Attachment record for a file id.
+    pub fn file(&self, file_id: &str) -> Result<Option<FileRecord>> {
+        match self.files.get(file_id.as_bytes())? {
+            Some(b) => Ok(Some(from_json(file_id, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores attachment bytes (once per content hash) under a file id.
+    pub fn store_file(
+        &self,
+        file_id: &str,
+        name: Option<&str>,
+        mime_type: Option<&str>,
+        reader: impl std::io::Read,
+    ) -> Result<FileRecord> {
+        let (sha256, size) = self.blobs.put(reader).map_err(|source| ArchiveError::Io {
+            what: "cannot store attachment in",
+            path: self.dir.join("blobs"),
+            source,
+        })?;
+        let old = self.file(file_id)?;
+        let record = FileRecord {
+            sha256,
+            size,
+            name: name
+                .map(str::to_owned)
+                .or_else(|| old.as_ref().and_then(|o| o.name.clone())),
+            mime_type: mime_type
+                .map(str::to_owned)
+                .or_else(|| old.as_ref().and_then(|o| o.mime_type.clone())),
+        };
+        if old.as_ref() != Some(&record) {
+            self.files.insert(file_id.as_bytes(), to_json(&record))?;
+        }
+        Ok(record)
+    }
+
+    /// Where an attachment's bytes live on disk.
+    pub fn blob_path(&self, sha256: &str) -> PathBuf {
+        self.blobs.path(sha256)
+    }
+
+    /// File ids a conversation references.
+    pub fn conversation_files(&self, conv_id: &str) -> Result<Vec<String>> {
+        let prefix = schema::conv_file_key(conv_id, "");
+        let mut out = Vec::new();
+        for k in self.conv_files.scan_prefix(&prefix).keys() {
+            let k = k?;
+            out.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+        }
+        Ok(out)
+    }
+
+    /// Referenced file ids whose bytes are not stored yet, as (conversation, file) pairs.
+    pub fn missing_files(&self) -> Result<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        for k in self.conv_files.iter().keys() {
+            let k = k?;
+            let Some(split) = k.iter().position(|&b| b == 0) else {
+                continue;
+            };
+            let file_id = String::from_utf8_lossy(&k[split + 1..]).into_owned();
+            if !self.files.contains_key(file_id.as_bytes())? {
+                out.push((String::from_utf8_lossy(&k[..split]).into_owned(), file_id));
+            }
+        }
+        Ok(out)
+    }
+
+    /// The import record of a file digest, if that file was imported before.
+    pub fn import_record(&self, digest: &str) -> Result<Option<ImportRecord>> {
+        match self.imports.get(digest.as_bytes())? {
+            Some(b) => Ok(Some(from_json(digest, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Records a file digest as imported; call only after [`Self::flush`].
+    pub fn record_import(&self, digest: &str, record: &ImportRecord) -> Result<()> {
+        self.imports.insert(digest.as_bytes(), to_json(record))?;
+        Ok(())
+    }
+
+    /// Reads a named piece of state (sync frontier, pacing cooldown…).
+    pub fn state<T: DeserializeOwned>(&self, name: &str) -> Result<Option<T>> {
+        match self.db.get(format!("state/{name}"))? {
+            Some(b) => Ok(Some(from_json(name, &b)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes a named piece of state.
+    pub fn set_state<T: Serialize>(&self, name: &str, value: &T) -> Result<()> {
+        self.db.insert(format!("state/{name}"), to_json(value))?;
+        Ok(())
+    }
+
+    /// Writes everything to disk (sled's flush: data pages written and waited for).
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+/// Recomputes a summary over a document and its retained nodes.
+fn resummarize(id: &str, raw: &[u8], extra: Option<&[u8]>) -> Result<Summary> {
+    let model_err = |source| ArchiveError::Model {
+        id: id.to_owned(),
+        source,
+    };
+    Conversation::parse(raw, extra)
+        .map_err(model_err)?
+        .summary()
+        .map_err(model_err)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,143 @@
+use super::*;
+
+fn conv(id: &str, update: f64, nodes: &[&str]) -> RawConversation {
+    let mut mapping = String::new();
+    let mut parent = "null".to_string();
+    for (i, n) in nodes.iter().enumerate() {
+        if i > 0 {
+            mapping.push(',');
+        }
+        mapping.push_str(&format!(
+            r#""{n}":{{"id":"{n}","parent":{parent},"message":{{"create_time":{i},"content":{{"content_type":"text","parts":["{n}"]}}}}}}"#
+        ));
+        parent = format!("\"{n}\"");
+    }
+    let json = format!(
+        r#"{{"conversation_id":"{id}","title":"T {id}","update_time":{update},"create_time":1,"mapping":{{{mapping}}},"unknown_key":[1,{{"x":null}}]}}"#
+    );
+    RawConversation::from_bytes(json.into_bytes()).expect("valid")
+}
+
+#[test]
+fn upsert_rules() {
+    let a = Archive::temporary().expect("archive");
+    assert_eq!(
+        a.upsert(conv("c", 10.0, &["r", "u1"])).expect("ok"),
+        Outcome::New
+    );
+    assert_eq!(
+        a.upsert(conv("c", 10.0, &["r", "u1", "zz"])).expect("ok"),
+        Outcome::Unchanged
+    );
+    // Newer version without u1: it is kept as a retained node.
+    assert_eq!(
+        a.upsert(conv("c", 20.0, &["r", "u2"])).expect("ok"),
+        Outcome::Updated
+    );
+    let stored = a.get("c").expect("get").expect("present");
+    assert_eq!(stored.record.summary.update_time, Some(20.0));
+    assert_eq!(stored.record.node_count, 3);
+    let parsed = stored.parse().expect("parse");
+    let keys: Vec<&str> = parsed.nodes().iter().map(|n| n.key.as_ref()).collect();
+    assert_eq!(keys, ["r", "u2", "u1"]);
+    // An older version adds only nodes never seen.
+    assert_eq!(
+        a.upsert(conv("c", 5.0, &["r", "old"])).expect("ok"),
+        Outcome::Updated
+    );
+    assert_eq!(
+        a.upsert(conv("c", 5.0, &["r", "old"])).expect("ok"),
+        Outcome::Unchanged
+    );
+    let stored = a.get("c").expect("get").expect("present");
+    assert_eq!(stored.record.summary.update_time, Some(20.0));
+    assert_eq!(stored.record.node_count, 4);
+}
+
+#[test]
+fn stored_raw_equals_input() {
+    let a = Archive::temporary().expect("archive");
+    let c = conv("rt", 1.0, &["a", "b"]);
+    let input = c.bytes().to_vec();
+    a.upsert(c).expect("upsert");
+    assert_eq!(a.get("rt").expect("get").expect("present").raw, input);
+}
+
+#[test]
+fn listing_is_newest_first_through_the_index() {
+    let a = Archive::temporary().expect("archive");
+    a.upsert(conv("old", 100.0, &["r"])).expect("ok");
+    a.upsert(conv("new", 300.0, &["r"])).expect("ok");
+    a.upsert(conv("mid", 200.0, &["r"])).expect("ok");
+    a.upsert(conv("old", 400.0, &["r"])).expect("ok");
+    let ids: Vec<String> = a
+        .iter_newest_first()
+        .map(|r| r.expect("record").summary.id)
+        .collect();
+    assert_eq!(ids, ["old", "new", "mid"]);
+    assert_eq!(a.len(), 3);
+    assert_eq!(a.ids_with_prefix("m", 5).expect("ids"), ["mid"]);
+}
+
+#[test]
+fn files_state_and_imports() {
+    let a = Archive::temporary().expect("archive");
+    let r = a
+        .store_file("file-1", Some("a.png"), Some("image/png"), &b"png!"[..])
+        .expect("store");
+    assert_eq!(r.size, 4);
+    assert!(a.blob_path(&r.sha256).is_file());
+    assert_eq!(a.file("file-1").expect("file"), Some(r));
+    a.set_state("frontier", &42u32).expect("state");
+    assert_eq!(a.state::<u32>("frontier").expect("state"), Some(42));
+    assert_eq!(a.state::<u32>("nothing").expect("state"), None);
+    let rec = ImportRecord {
+        path: "x.zip".into(),
+        new: 1,
+        ..Default::default()
+    };
+    a.record_import("abc", &rec).expect("record");
+    assert_eq!(a.import_record("abc").expect("rec"), Some(rec));
+}
+
+#[test]
+fn second_opener_gets_a_clear_lock_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let _first = Archive::open(dir.path(), &OpenOptions::default()).expect("open");
+    // sled locks per process with flock, so a second open in-process also conflicts.
+    let second = Archive::open(dir.path(), &OpenOptions::default());
+    match second {
+        Err(ArchiveError::Locked(p)) => assert!(p.ends_with("db")),
+        other => panic!("expected Locked, got {other:?}"),
+    }
+}
+
+#[test]
+fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let a = Archive::open(dir.path(), &OpenOptions::default()).expect("open");
+        a.db.insert(schema::SCHEMA_KEY, &b"99"[..]).expect("insert");
+        a.flush().expect("flush");
+    }
+    match Archive::open(dir.path(), &OpenOptions::default()) {
+        Err(ArchiveError::TooNew { found: 99, .. }) => {}
+        other => panic!("expected TooNew, got {other:?}"),
+    }
+}
+
+#[test]
+fn file_links_and_missing_files() {
+    let a = Archive::temporary().expect("archive");
+    let json = r#"{"id":"img","update_time":1,"mapping":{"u":{"message":{"content":{"content_type":"multimodal_text","parts":[{"content_type":"image_asset_pointer","asset_pointer":"sediment://file_abc"}]}}}}}"#;
+    a.upsert(RawConversation::from_bytes(json.as_bytes().to_vec()).expect("ok"))
+        .expect("upsert");
+    assert_eq!(a.conversation_files("img").expect("files"), ["file_abc"]);
+    assert_eq!(
+        a.missing_files().expect("missing"),
+        [("img".to_string(), "file_abc".to_string())]
+    );
+    a.store_file("file_abc", None, None, &b"x"[..])
+        .expect("store");
+    assert!(a.missing_files().expect("missing").is_empty());
+}

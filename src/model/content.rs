@@ -1,0 +1,346 @@
+//! Message content by `content_type`: the visible text and the attachments that the
+//! export schema defines. Unknown types read as empty here; their raw content stays
+//! in the archived JSON.
+
+use super::MessageMeta;
+use super::loose::{self, Str};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde_json::value::RawValue;
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// A typed view of `message.content` covering every field the views read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Content<'a> {
+    /// `text`, `multimodal_text`, `code`, `thoughts`…
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub content_type: Option<Str<'a>>,
+    /// `text` / `multimodal_text` parts.
+    #[serde(borrow, deserialize_with = "parts")]
+    pub parts: Vec<Part<'a>>,
+    /// `code`, `execution_output`, `tether_quote`, `sonic_webpage`, `system_error`.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub text: Option<Str<'a>>,
+    /// `tether_browsing_display`.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub result: Option<Str<'a>>,
+    /// `reasoning_recap` text.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub content: Option<Str<'a>>,
+    /// `code` language.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub language: Option<Str<'a>>,
+    /// `thoughts` entries.
+    #[serde(borrow, deserialize_with = "loose::object_list")]
+    pub thoughts: Vec<Thought<'a>>,
+    /// `tether_quote` / `sonic_webpage` URL.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub url: Option<Str<'a>>,
+    /// `tether_quote` / `sonic_webpage` title.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub title: Option<Str<'a>>,
+    /// `system_error` name.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub name: Option<Str<'a>>,
+}
+
+/// One `thoughts[]` entry.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct Thought<'a> {
+    /// Short heading.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub summary: Option<Str<'a>>,
+    /// The thought text.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub content: Option<Str<'a>>,
+}
+
+/// One element of `parts`: a string, an object part, or something unreadable.
+#[derive(Debug)]
+pub enum Part<'a> {
+    /// Plain text.
+    Text(Str<'a>),
+    /// An image, audio, video or transcription part.
+    Object(Box<PartObject<'a>>),
+    /// Anything else (kept in the raw JSON only).
+    Other,
+}
+
+/// An object part of `multimodal_text`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct PartObject<'a> {
+    /// `image_asset_pointer`, `audio_transcription`, `audio_asset_pointer`…
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub content_type: Option<Str<'a>>,
+    /// `file-service://…` or `sediment://…`.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub asset_pointer: Option<Str<'a>>,
+    /// `audio_transcription` text.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub text: Option<Str<'a>>,
+    /// Audio format (`wav`…).
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub format: Option<Str<'a>>,
+    /// Image width.
+    #[serde(deserialize_with = "loose::number")]
+    pub width: Option<f64>,
+    /// Image height.
+    #[serde(deserialize_with = "loose::number")]
+    pub height: Option<f64>,
+    /// Voice mode: nested audio pointer.
+    #[serde(borrow, deserialize_with = "loose::object")]
+    pub audio_asset_pointer: Option<Box<PartObject<'a>>>,
+    /// Voice mode: nested video pointer.
+    #[serde(borrow, deserialize_with = "loose::object")]
+    pub video_container_asset_pointer: Option<Box<PartObject<'a>>>,
+    /// Voice mode: camera frames.
+    #[serde(borrow, deserialize_with = "loose::object_list")]
+    pub frames_asset_pointers: Vec<PartObject<'a>>,
+    /// Image generation metadata (DALL·E prompt…), raw.
+    #[serde(borrow)]
+    pub metadata: Option<&'a RawValue>,
+}
+
+/// A file a message refers to, as the export schema lists it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AttachmentRef {
+    /// File id (the asset pointer without its scheme, or `metadata.attachments[].id`).
+    pub file_id: String,
+    /// Original file name, when known.
+    pub name: Option<String>,
+    /// MIME type, when known.
+    pub mime_type: Option<String>,
+    /// The part's content type (`image_asset_pointer`…), or `file` for uploads.
+    pub kind: String,
+}
+
+impl Content<'_> {
+    /// The visible text, exactly as Export schema v1 defines it per content type.
+    pub fn text(&self) -> String {
+        match self.content_type.as_deref().unwrap_or("") {
+            "text" | "multimodal_text" => {
+                let mut pieces: Vec<&str> = Vec::new();
+                for part in &self.parts {
+                    match part {
+                        Part::Text(s) => pieces.push(s),
+                        Part::Object(o)
+                            if o.content_type.as_deref() == Some("audio_transcription") =>
+                        {
+                            if let Some(t) = &o.text {
+                                pieces.push(t);
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                pieces.join("\n")
+            }
+            "code" | "execution_output" | "tether_quote" | "sonic_webpage" | "system_error" => {
+                self.text.as_deref().unwrap_or_default().to_owned()
+            }
+            "tether_browsing_display" => self.result.as_deref().unwrap_or_default().to_owned(),
+            "thoughts" => self
+                .thoughts
+                .iter()
+                .map(|t| t.content.as_deref().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n\n"),
+            "reasoning_recap" => self.content.as_deref().unwrap_or_default().to_owned(),
+            _ => String::new(),
+        }
+    }
+
+    /// The content type, `""` when unknown.
+    pub fn kind(&self) -> &str {
+        self.content_type.as_deref().unwrap_or("")
+    }
+}
+
+/// The attachments of a message: asset-pointer parts (including voice-mode nested
+/// pointers) and `metadata.attachments`, merged by file id, parts first.
+pub fn attachments(content: &Content<'_>, meta: &MessageMeta<'_>) -> Vec<AttachmentRef> {
+    let mut out: Vec<AttachmentRef> = Vec::new();
+    fn push_part(out: &mut Vec<AttachmentRef>, p: &PartObject<'_>) {
+        if let Some(id) = p.asset_pointer.as_deref().and_then(pointer_file_id) {
+            let mime_type = match (p.content_type.as_deref(), p.format.as_deref()) {
+                (Some("audio_asset_pointer"), Some(f)) => Some(format!("audio/{f}")),
+                (Some("video_container_asset_pointer"), Some(f)) => Some(format!("video/{f}")),
+                _ => None,
+            };
+            if !out.iter().any(|a| a.file_id == id) {
+                out.push(AttachmentRef {
+                    file_id: id.to_owned(),
+                    name: None,
+                    mime_type,
+                    kind: p.content_type.as_deref().unwrap_or("asset").to_owned(),
+                });
+            }
+        }
+        for nested in [&p.audio_asset_pointer, &p.video_container_asset_pointer]
+            .into_iter()
+            .flatten()
+        {
+            push_part(out, nested);
+        }
+        for frame in &p.frames_asset_pointers {
+            push_part(out, frame);
+        }
+    }
+    for part in &content.parts {
+        if let Part::Object(o) = part {
+            push_part(&mut out, o);
+        }
+    }
+    for a in &meta.attachments {
+        let Some(id) = a.id.as_deref().filter(|s| !s.is_empty()) else {
+            continue;
+        };
+        match out.iter_mut().find(|r| r.file_id == id) {
+            Some(r) => {
+                r.name = r
+                    .name
+                    .take()
+                    .or_else(|| a.name.as_deref().map(str::to_owned));
+                r.mime_type = a
+                    .mime_type
+                    .as_deref()
+                    .map(str::to_owned)
+                    .or(r.mime_type.take());
+            }
+            None => out.push(AttachmentRef {
+                file_id: id.to_owned(),
+                name: a.name.as_deref().map(str::to_owned),
+                mime_type: a.mime_type.as_deref().map(str::to_owned),
+                kind: "file".to_owned(),
+            }),
+        }
+    }
+    out
+}
+
+/// The file id inside an asset pointer: `file-service://file-abc` → `file-abc`,
+/// `sediment://file_00ab` → `file_00ab`.
+pub fn pointer_file_id(pointer: &str) -> Option<&str> {
+    let id = pointer.rsplit_once("://").map_or(pointer, |(_, rest)| rest);
+    let id = id.trim_matches('/');
+    (!id.is_empty()).then_some(id)
+}
+
+/// Finds every `file-service://ID` and `sediment://ID` in raw JSON text, wherever it
+/// sits (parts, nested voice pointers, code-interpreter results), and adds the ids.
+pub fn scan_pointer_ids(raw: &str, out: &mut BTreeSet<String>) {
+    for scheme in ["file-service://", "sediment://"] {
+        let finder = memchr::memmem::Finder::new(scheme);
+        for start in finder.find_iter(raw.as_bytes()) {
+            let rest = &raw[start + scheme.len()..];
+            let end = rest
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '-' || c == '_'))
+                .unwrap_or(rest.len());
+            if end > 0 {
+                out.insert(rest[..end].to_owned());
+            }
+        }
+    }
+}
+
+fn parts<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<Part<'de>>, D::Error> {
+    d.deserialize_any(PartsVisitor)
+}
+
+struct PartsVisitor;
+
+impl<'de> Visitor<'de> for PartsVisitor {
+    type Value = Vec<Part<'de>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a list of parts")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut out = Vec::new();
+        while let Some(p) = seq.next_element::<Part<'de>>()? {
+            out.push(p);
+        }
+        Ok(out)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+        Ok(Vec::new())
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map
+            .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Vec::new())
+    }
+}
+
+impl<'de> Deserialize<'de> for Part<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(PartVisitor)
+    }
+}
+
+struct PartVisitor;
+
+impl<'de> Visitor<'de> for PartVisitor {
+    type Value = Part<'de>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a part")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Part::Text(std::borrow::Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Part::Text(std::borrow::Cow::Owned(v.to_owned())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Part::Text(std::borrow::Cow::Owned(v)))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+        PartObject::deserialize(de::value::MapAccessDeserializer::new(map))
+            .map(|p| Part::Object(Box::new(p)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
+        Ok(Part::Other)
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Part::Other)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Part::Other)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Part::Other)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Part::Other)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Part::Other)
+    }
+}
