@@ -3,4 +3,7 @@
 pub mod archive;
 #[cfg(feature = "browser")]
 pub mod browser;
+pub mod config;
+pub mod logging;
 pub mod model;
+pub mod render;

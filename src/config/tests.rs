@@ -1,0 +1,207 @@
+use super::*;
+use std::collections::HashMap;
+
+fn platform(dir: &Path) -> PlatformDirs {
+    PlatformDirs {
+        config_file: Some(dir.join("no-such-config.toml")),
+        data_dir: Some(dir.join("data")),
+        downloads: Some(dir.join("Downloads")),
+        home: Some(dir.to_path_buf()),
+    }
+}
+
+fn env_of(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+    let map: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    move |k| map.get(k).cloned()
+}
+
+fn example() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.example.toml"))
+        .expect("config.example.toml")
+}
+
+#[test]
+fn example_file_parses_to_the_defaults() {
+    let parsed = Config::parse(&example(), Path::new("config.example.toml")).expect("parses");
+    assert_eq!(parsed, Config::default());
+}
+
+#[test]
+fn example_file_documents_every_key() {
+    let text = example();
+    let defaults = toml::Value::try_from(Config::default()).expect("serializes");
+    let mut keys = vec![
+        "data_dir".to_owned(),
+        "watch.dirs".to_owned(),
+        "watch.processed_dir".to_owned(),
+    ];
+    if let toml::Value::Table(t) = defaults {
+        for (section, v) in t {
+            match v {
+                toml::Value::Table(inner) => {
+                    keys.extend(inner.keys().map(|k| format!("{section}.{k}")))
+                }
+                _ => keys.push(section),
+            }
+        }
+    }
+    for key in keys {
+        let (section, name) = key.rsplit_once('.').unwrap_or(("", &key));
+        assert!(
+            line_of_key(&text, &key).is_some()
+                || text.contains(&format!("# {name} = "))
+                    && (section.is_empty() || text.contains(&format!("[{section}]"))),
+            "config.example.toml does not document `{key}`"
+        );
+    }
+}
+
+#[test]
+fn no_file_means_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let loaded =
+        Config::load(&Overrides::default(), &env_of(&[]), &platform(dir.path())).expect("loads");
+    assert_eq!(loaded.config, Config::default());
+    assert_eq!(loaded.file, None);
+    assert_eq!(loaded.paths.data_dir, dir.path().join("data"));
+    assert_eq!(loaded.paths.watch_dirs, vec![dir.path().join("Downloads")]);
+    assert_eq!(
+        loaded.paths.socket,
+        dir.path().join("data").join("control.sock")
+    );
+}
+
+#[test]
+fn precedence_flags_env_file_defaults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "data_dir = \"/from/file\"\n[api]\nburst = 5\nrefill_per_minute = 2.0\n[sync]\nschedule = \"0 0 * * * *\"\n",
+    )
+    .expect("write");
+    let env = env_of(&[
+        ("CONVOS_CONFIG", file.to_str().expect("utf8")),
+        ("CONVOS_API_BURST", "7"),
+        ("CONVOS_DATA_DIR", "~/from-env"),
+        ("CONVOS_IMPORT_PATHS", "~/a.zip, /b.json,"),
+        ("CONVOS_WATCH_DIRS", "/w1:/w2"),
+    ]);
+    let loaded = Config::load(&Overrides::default(), &env, &platform(dir.path())).expect("loads");
+    assert_eq!(loaded.file.as_deref(), Some(file.as_path()));
+    assert_eq!(loaded.config.api.burst, 7, "env beats file");
+    assert_eq!(
+        loaded.config.api.refill_per_minute, 2.0,
+        "file beats default"
+    );
+    assert_eq!(loaded.config.sync.schedule, "0 0 * * * *");
+    assert_eq!(loaded.paths.data_dir, dir.path().join("from-env"));
+    assert_eq!(
+        loaded.config.import_paths(&platform(dir.path())),
+        vec![dir.path().join("a.zip"), PathBuf::from("/b.json")]
+    );
+    assert_eq!(
+        loaded.paths.watch_dirs,
+        vec![PathBuf::from("/w1"), PathBuf::from("/w2")]
+    );
+    let flags = Overrides {
+        data_dir: Some(PathBuf::from("/from/flag")),
+        ..Overrides::default()
+    };
+    let loaded = Config::load(&flags, &env, &platform(dir.path())).expect("loads");
+    assert_eq!(
+        loaded.paths.data_dir,
+        PathBuf::from("/from/flag"),
+        "flag beats env"
+    );
+}
+
+#[test]
+fn unknown_key_names_file_line_and_key() {
+    let text = "[log]\nlevel = \"info\"\n\n[api]\nburts = 3\n";
+    let err = Config::parse(text, Path::new("/etc/c.toml")).expect_err("unknown key");
+    assert_eq!(err.line, Some(5));
+    assert_eq!(err.key.as_deref(), Some("api.burts"));
+    let shown = err.to_string();
+    assert!(
+        shown.contains("/etc/c.toml") && shown.contains("line 5") && shown.contains("api.burts"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn wrong_type_names_line_and_key() {
+    let err =
+        Config::parse("[sync]\noverlap = \"twenty\"\n", Path::new("c.toml")).expect_err("type");
+    assert_eq!(err.line, Some(2));
+    assert_eq!(err.key.as_deref(), Some("sync.overlap"));
+}
+
+#[test]
+fn invalid_values_are_caught_with_their_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("c.toml");
+    std::fs::write(
+        &file,
+        "[sync]\narchived = true\nschedule = \"*/5 * * * *\"\n",
+    )
+    .expect("write");
+    let flags = Overrides {
+        config: Some(file.clone()),
+        ..Overrides::default()
+    };
+    let err = Config::load(&flags, &env_of(&[]), &platform(dir.path())).expect_err("5-field cron");
+    assert_eq!(err.key.as_deref(), Some("sync.schedule"));
+    assert_eq!(err.line, Some(3));
+    for (text, key) in [
+        ("[api]\nbase_url = \"ftp://x\"\n", "api.base_url"),
+        ("[log]\nlevel = \"loud\"\n", "log.level"),
+        ("[auth]\nbrowser = \"netscape\"\n", "auth.browser"),
+        ("[api]\nburst = 0\n", "api.burst"),
+    ] {
+        std::fs::write(&file, text).expect("write");
+        let err = Config::load(&flags, &env_of(&[]), &platform(dir.path())).expect_err(text);
+        assert_eq!(err.key.as_deref(), Some(key), "{text}");
+        assert_eq!(err.line, Some(2), "{text}");
+    }
+}
+
+#[test]
+fn bad_environment_values_name_the_variable() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let err = Config::load(
+        &Overrides::default(),
+        &env_of(&[("CONVOS_API_BURST", "lots")]),
+        &platform(dir.path()),
+    )
+    .expect_err("bad env");
+    assert!(err.to_string().contains("CONVOS_API_BURST"), "{err}");
+}
+
+#[test]
+fn explicit_missing_file_is_an_error() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let flags = Overrides {
+        config: Some(dir.path().join("missing.toml")),
+        ..Overrides::default()
+    };
+    let err = Config::load(&flags, &env_of(&[]), &platform(dir.path())).expect_err("missing");
+    assert!(err.to_string().contains("missing.toml"));
+}
+
+#[test]
+fn socket_goes_to_the_runtime_dir_when_there_is_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = dir.path().to_str().expect("utf8").to_owned();
+    let loaded = Config::load(
+        &Overrides::default(),
+        &env_of(&[("XDG_RUNTIME_DIR", &rt)]),
+        &platform(dir.path()),
+    )
+    .expect("loads");
+    assert!(loaded.paths.socket.starts_with(dir.path().join("convos")));
+    assert!(loaded.paths.socket.to_string_lossy().ends_with(".sock"));
+}

@@ -1,0 +1,1 @@
+//! Markdown rendering (work in progress).
