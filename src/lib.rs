@@ -7,3 +7,4 @@ pub mod config;
 pub mod logging;
 pub mod model;
 pub mod render;
+pub mod ingest;
