@@ -1,10 +1,29 @@
-//! convos: a lossless, always-current local archive of ChatGPT conversations.
+//! convos keeps a lossless, always-current local archive of one person's ChatGPT
+//! conversations.
+//!
+//! # Layout
+//! - [`cli`]: clap definitions; [`app`]: the command-line application (dispatch)
+//! - [`config`]: typed configuration, precedence, paths; [`logging`]: tracing setup
+//! - [`model`]: ChatGPT data as it arrives (tolerant) and its views: times, the node
+//!   tree and active branch, per-content-type text and attachments
+//! - [`archive`]: persistence on sled; [`archive::Archive::upsert`] is the one door
+//!   every source writes conversations through; attachments stored by content hash
+//! - [`ingest`]: export ZIPs, folders and JSON files → raw conversations (streaming)
+//! - [`render`]: the Export schema v1 view, JSON and Markdown
+//! - [`commands`]: the handlers behind status/list/show/search/export/import, shared
+//!   by the CLI and the daemon's control socket
+//!
+//! # Data flow
+//! `ingest → model::RawConversation → Archive::upsert`; `render` reads the archive.
 
+pub mod app;
 pub mod archive;
 #[cfg(feature = "browser")]
 pub mod browser;
+pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod ingest;
 pub mod logging;
 pub mod model;
 pub mod render;
-pub mod ingest;

@@ -50,7 +50,8 @@ pub enum LimitError {
 impl LimitError {
     /// Finds a limit error inside an I/O error, however deeply it was wrapped.
     pub fn find(e: &io::Error) -> Option<&LimitError> {
-        e.get_ref().and_then(|inner| inner.downcast_ref::<LimitError>())
+        e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<LimitError>())
     }
 }
 
@@ -66,7 +67,13 @@ pub struct Guarded<R> {
 
 impl<R: Read> Guarded<R> {
     /// Wraps a member reader; `total` is shared by all members of one ZIP.
-    pub fn new(inner: R, member: &str, compressed: u64, total: Arc<AtomicU64>, limits: &ImportConfig) -> Self {
+    pub fn new(
+        inner: R,
+        member: &str,
+        compressed: u64,
+        total: Arc<AtomicU64>,
+        limits: &ImportConfig,
+    ) -> Self {
         Self {
             inner,
             member: member.to_owned(),
@@ -118,11 +125,17 @@ mod tests {
         let data = vec![b' '; 5000];
         let mut g = Guarded::new(&data[..], "m", 20, total.clone(), &limits);
         let err = io::copy(&mut g, &mut io::sink()).expect_err("ratio");
-        assert!(matches!(LimitError::find(&err), Some(LimitError::Ratio { .. })));
+        assert!(matches!(
+            LimitError::find(&err),
+            Some(LimitError::Ratio { .. })
+        ));
         let mut g = Guarded::new(&data[..], "m2", 5000, total.clone(), &limits);
         io::copy(&mut g, &mut io::sink()).expect("within limits");
         let mut g = Guarded::new(&data[..], "m3", 5000, total, &limits);
         let err = io::copy(&mut g, &mut io::sink()).expect_err("total");
-        assert!(matches!(LimitError::find(&err), Some(LimitError::Total { .. })));
+        assert!(matches!(
+            LimitError::find(&err),
+            Some(LimitError::Total { .. })
+        ));
     }
 }

@@ -83,7 +83,8 @@ pub fn detect(entries: Vec<Entry>, files: &mut dyn SmallFiles) -> Layout {
             e.name.strip_prefix(&format!("{root}/")).map(str::to_owned)
         }
     };
-    let by_rel: HashMap<String, &Entry> = usable.iter().filter_map(|e| Some((rel(e)?, e))).collect();
+    let by_rel: HashMap<String, &Entry> =
+        usable.iter().filter_map(|e| Some((rel(e)?, e))).collect();
 
     // Conversations: the manifest's list when it names files that exist, else the names.
     let manifest_list = by_rel
@@ -91,7 +92,10 @@ pub fn detect(entries: Vec<Entry>, files: &mut dyn SmallFiles) -> Layout {
         .and_then(|e| files.read_small(e))
         .map(|b| manifest_files(&b))
         .unwrap_or_default();
-    let mut convs: Vec<&Entry> = manifest_list.iter().filter_map(|n| by_rel.get(n.as_str()).copied()).collect();
+    let mut convs: Vec<&Entry> = manifest_list
+        .iter()
+        .filter_map(|n| by_rel.get(n.as_str()).copied())
+        .collect();
     if convs.is_empty() {
         let mut named: Vec<(&str, &Entry)> = by_rel
             .iter()
@@ -170,7 +174,10 @@ fn manifest_files(bytes: &[u8]) -> Vec<String> {
         .pointer("/logical_files/conversations.json/files")
         .and_then(|f| f.as_array())
     {
-        return files.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect();
+        return files
+            .iter()
+            .filter_map(|f| f.as_str().map(str::to_owned))
+            .collect();
     }
     // {"files":[{"name":"conversations.json","shards":[{"name":...}]}]}
     v.get("files")
@@ -213,7 +220,9 @@ fn asset_id(base: &str) -> Option<(String, Option<String>)> {
     if let Some(stem) = base.strip_suffix(".dat") {
         return (!stem.is_empty()).then(|| (stem.to_owned(), None));
     }
-    let rest = base.strip_prefix("file-").or_else(|| base.strip_prefix("file_"))?;
+    let rest = base
+        .strip_prefix("file-")
+        .or_else(|| base.strip_prefix("file_"))?;
     let sep = &base[4..5];
     let id_len = rest
         .find(|c: char| !c.is_ascii_alphanumeric())
@@ -273,13 +282,11 @@ fn is_junk(name: &str) -> bool {
 
 /// Rejects absolute paths, drive letters, backslashes and `..` components.
 pub fn is_safe(name: &str) -> bool {
-    !name.is_empty()
-        && !name.contains('\\')
-        && !name.contains('\0')
-        && !(name.len() >= 2 && name.as_bytes()[1] == b':')
-        && Path::new(name)
-            .components()
-            .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
+    let drive_letter = name.len() >= 2 && name.as_bytes()[1] == b':';
+    let odd = name.is_empty() || name.contains('\\') || name.contains('\0') || drive_letter;
+    !odd && Path::new(name)
+        .components()
+        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
 }
 
 fn basename(name: &str) -> &str {

@@ -1,6 +1,290 @@
 //! Importing exports: ZIPs, unpacked folders and JSON files → raw conversations →
-//! [`crate::archive::Archive::upsert`].
+//! [`Archive::upsert`]. Streaming throughout: one conversation in memory at a time.
+//!
+//! A file whose digest was imported before is skipped with no writes. A file is
+//! recorded as imported only after its conversations are flushed. Problems with one
+//! conversation are reported and the rest of the file still imports.
 
 pub mod guard;
 pub mod layout;
+mod pipeline;
+pub mod progress;
 pub mod stream;
+
+use crate::archive::schema::ImportRecord;
+use crate::archive::{Archive, ArchiveError};
+use crate::config::ImportConfig;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::fs::File;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+pub use progress::ProgressMode;
+
+/// How to import.
+#[derive(Clone, Debug)]
+pub struct ImportOptions {
+    /// ZIP limits.
+    pub limits: ImportConfig,
+    /// Import even when the file's digest was imported before.
+    pub force: bool,
+    /// Progress display.
+    pub progress: ProgressMode,
+    /// Largest single conversation accepted, in bytes.
+    pub max_conversation_bytes: usize,
+}
+
+impl Default for ImportOptions {
+    fn default() -> Self {
+        Self {
+            limits: ImportConfig::default(),
+            force: false,
+            progress: ProgressMode::Off,
+            max_conversation_bytes: 1 << 30,
+        }
+    }
+}
+
+/// One conversation that could not be imported.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Problem {
+    /// Where: the member and the conversation's position.
+    pub location: String,
+    /// The conversation's id or title, when it could be read.
+    pub conversation: Option<String>,
+    /// What went wrong and what to do.
+    pub message: String,
+}
+
+/// What importing one path did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileReport {
+    /// The path given.
+    pub path: PathBuf,
+    /// `zip`, `folder` or `json`.
+    pub kind: String,
+    /// SHA-256 of the file (not for folders).
+    pub digest: Option<String>,
+    /// Set when the same file was imported before and so was skipped.
+    pub already_imported: Option<ImportRecord>,
+    /// New conversations.
+    pub new: u64,
+    /// Updated conversations.
+    pub updated: u64,
+    /// Unchanged conversations.
+    pub unchanged: u64,
+    /// Attachments stored (new bytes or new file ids).
+    pub attachments: u64,
+    /// Conversations that failed.
+    pub problems: Vec<Problem>,
+    /// Things worth knowing that did not fail anything.
+    pub warnings: Vec<String>,
+    /// Why the whole file failed, if it did.
+    pub error: Option<String>,
+    /// Conversation JSON bytes read.
+    pub bytes: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// Stopped early by a shutdown; re-importing completes it.
+    pub interrupted: bool,
+}
+
+impl FileReport {
+    /// Whether anything failed.
+    pub fn failed(&self) -> bool {
+        self.error.is_some() || !self.problems.is_empty()
+    }
+
+    fn fail(mut self, message: String) -> Self {
+        self.error = Some(message);
+        self
+    }
+}
+
+/// What importing several paths did.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct ImportReport {
+    /// One report per path.
+    pub files: Vec<FileReport>,
+}
+
+impl ImportReport {
+    /// Whether anything failed.
+    pub fn failed(&self) -> bool {
+        self.files.iter().any(FileReport::failed)
+    }
+}
+
+/// Imports every path in order; a failing path never stops the others.
+pub fn import_paths(
+    archive: &Archive,
+    paths: &[PathBuf],
+    opts: &ImportOptions,
+    cancel: &AtomicBool,
+) -> ImportReport {
+    let mut report = ImportReport::default();
+    for p in paths {
+        if cancel.load(Ordering::Relaxed) {
+            break;
+        }
+        report.files.push(import_path(archive, p, opts, cancel));
+    }
+    report
+}
+
+/// Imports one ZIP, folder or JSON file.
+pub fn import_path(
+    archive: &Archive,
+    path: &Path,
+    opts: &ImportOptions,
+    cancel: &AtomicBool,
+) -> FileReport {
+    let started = Instant::now();
+    let mut report = FileReport {
+        path: path.to_path_buf(),
+        ..FileReport::default()
+    };
+    let shown = path.display();
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return report.fail(format!("{shown}: cannot read it: {e}")),
+    };
+    let mut report = if meta.is_dir() {
+        report.kind = "folder".into();
+        pipeline::import_folder(archive, path, opts, cancel, report)
+    } else {
+        if meta.len() == 0 {
+            report.kind = "json".into();
+            return report.fail(format!(
+                "{shown}: the file is empty (an interrupted download?): download the export again"
+            ));
+        }
+        let is_zip = match sniff_zip(path) {
+            Ok(z) => z,
+            Err(e) => return report.fail(format!("{shown}: cannot read it: {e}")),
+        };
+        report.kind = if is_zip { "zip" } else { "json" }.into();
+        let digest = match file_digest(path) {
+            Ok(d) => d,
+            Err(e) => return report.fail(format!("{shown}: cannot read it: {e}")),
+        };
+        report.digest = Some(digest.clone());
+        if !opts.force {
+            match archive.import_record(&digest) {
+                Ok(Some(prev)) => {
+                    tracing::info!(
+                        "{shown}: already imported (same contents as {} on {}); skipped",
+                        prev.path,
+                        crate::model::time::secs_to_rfc3339(prev.at).unwrap_or_default()
+                    );
+                    report.already_imported = Some(prev);
+                    report.seconds = started.elapsed().as_secs_f64();
+                    return report;
+                }
+                Ok(None) => {}
+                Err(e) => return report.fail(format!("{shown}: {e}")),
+            }
+        }
+        if is_zip {
+            pipeline::import_zip(archive, path, opts, cancel, report)
+        } else {
+            pipeline::import_json(archive, path, opts, cancel, report)
+        }
+    };
+    if let Err(e) = finish(archive, &mut report) {
+        report.error.get_or_insert_with(|| format!("{shown}: {e}"));
+    }
+    report.seconds = started.elapsed().as_secs_f64();
+    log_report(&report);
+    report
+}
+
+/// Flushes, then records the file as imported (unless it failed as a whole or was
+/// interrupted), then flushes the record.
+fn finish(archive: &Archive, report: &mut FileReport) -> Result<(), ArchiveError> {
+    archive.flush()?;
+    if report.error.is_some() || report.interrupted {
+        return Ok(());
+    }
+    if let Some(d) = &report.digest {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        archive.record_import(
+            d,
+            &ImportRecord {
+                path: report.path.display().to_string(),
+                at: now,
+                new: report.new,
+                updated: report.updated,
+                unchanged: report.unchanged,
+                failed: report.problems.len() as u64,
+            },
+        )?;
+        archive.flush()?;
+    }
+    Ok(())
+}
+
+fn log_report(r: &FileReport) {
+    let mb = r.bytes as f64 / 1e6;
+    let rate = if r.seconds > 0.0 { mb / r.seconds } else { 0.0 };
+    for p in &r.problems {
+        match &p.conversation {
+            Some(c) => tracing::warn!("{}: {} ({c}): {}", r.path.display(), p.location, p.message),
+            None => tracing::warn!("{}: {}: {}", r.path.display(), p.location, p.message),
+        }
+    }
+    for w in &r.warnings {
+        tracing::warn!("{}: {w}", r.path.display());
+    }
+    if let Some(e) = &r.error {
+        tracing::error!("{e}");
+    }
+    if r.already_imported.is_none() {
+        tracing::info!(
+            "{} {}: {} new, {} updated, {} unchanged, {} failed, {} attachments ({mb:.1} MB in {:.1} s, {rate:.0} MB/s)",
+            if r.interrupted {
+                "interrupted import of"
+            } else {
+                "imported"
+            },
+            r.path.display(),
+            r.new,
+            r.updated,
+            r.unchanged,
+            r.problems.len(),
+            r.attachments,
+            r.seconds,
+        );
+    }
+}
+
+/// Whether a file starts like a ZIP (local header or an empty archive's end record).
+fn sniff_zip(path: &Path) -> io::Result<bool> {
+    let mut head = [0u8; 4];
+    let mut f = File::open(path)?;
+    let n = f.read(&mut head)?;
+    Ok(n == 4 && (head == *b"PK\x03\x04" || head == *b"PK\x05\x06" || head == *b"PK\x07\x08"))
+}
+
+/// SHA-256 of a file, hex.
+pub fn file_digest(path: &Path) -> io::Result<String> {
+    let mut f = File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+    }
+    Ok(crate::archive::blobs::hex(&hasher.finalize()))
+}

@@ -247,7 +247,11 @@ impl<R: BufRead> ArrayReader<R> {
             let buf = self.fill()?;
             if buf.is_empty() {
                 // A bare scalar may end at EOF; anything open is truncated.
-                return Ok(if scalar && !in_string { Scan::Complete } else { Scan::Eof });
+                return Ok(if scalar && !in_string {
+                    Scan::Complete
+                } else {
+                    Scan::Eof
+                });
             }
             let mut i = 0;
             let mut end: Option<(usize, Scan)> = None;
@@ -287,10 +291,9 @@ impl<R: BufRead> ArrayReader<R> {
                     continue;
                 }
                 if scalar {
-                    match buf[i..]
-                        .iter()
-                        .position(|&b| b == b',' || b == b']' || b == b'}' || b.is_ascii_whitespace())
-                    {
+                    match buf[i..].iter().position(|&b| {
+                        b == b',' || b == b']' || b == b'}' || b.is_ascii_whitespace()
+                    }) {
                         Some(j) => {
                             end = Some((i + j, Scan::Complete));
                             break;
@@ -378,7 +381,8 @@ impl<R: BufRead> ArrayReader<R> {
                                 Scan::Eof | Scan::Mismatch(_) => Item::Malformed {
                                     index: 1,
                                     offset,
-                                    reason: "the conversation object is incomplete or malformed".into(),
+                                    reason: "the conversation object is incomplete or malformed"
+                                        .into(),
                                     hint: hint_of(&bytes),
                                     resumed_at: None,
                                 },
@@ -398,12 +402,19 @@ impl<R: BufRead> ArrayReader<R> {
                         }
                         Some(b'{') => return Err(StreamError::NotAnArray("an object")),
                         Some(b'"') => return Err(StreamError::NotAnArray("a string")),
-                        Some(_) => return Err(StreamError::NotAnArray("something that is not JSON")),
+                        Some(_) => {
+                            return Err(StreamError::NotAnArray("something that is not JSON"));
+                        }
                     }
                 }
                 Phase::Before => match self.peek_significant()? {
                     None => {
-                        return Ok(Some(self.truncated(self.index + 1, self.offset, None, "the file ends before the array is closed")));
+                        return Ok(Some(self.truncated(
+                            self.index + 1,
+                            self.offset,
+                            None,
+                            "the file ends before the array is closed",
+                        )));
                     }
                     Some(b']') if self.index == 0 => {
                         self.consume(1);
@@ -455,33 +466,35 @@ impl<R: BufRead> ArrayReader<R> {
                         }
                     }
                 },
-                Phase::After => match self.peek_significant()? {
-                    None => {
-                        self.trailing = Some("the file ends before the array is closed (an incomplete download?)".into());
-                        return Ok(None);
+                Phase::After => {
+                    match self.peek_significant()? {
+                        None => {
+                            self.trailing = Some("the file ends before the array is closed (an incomplete download?)".into());
+                            return Ok(None);
+                        }
+                        Some(b',') => {
+                            self.consume(1);
+                            self.phase = Phase::Before;
+                        }
+                        Some(b']') => {
+                            self.consume(1);
+                            self.finish()?;
+                            return Ok(None);
+                        }
+                        // A missing comma between two objects: read on.
+                        Some(b'{') => self.phase = Phase::Before,
+                        Some(b) => {
+                            let failure = Failure {
+                                index: self.index + 1,
+                                offset: self.offset,
+                                reason: format!("unexpected `{}` between conversations", b as char),
+                                hint: None,
+                            };
+                            self.consume(1);
+                            self.phase = Phase::Resync(failure);
+                        }
                     }
-                    Some(b',') => {
-                        self.consume(1);
-                        self.phase = Phase::Before;
-                    }
-                    Some(b']') => {
-                        self.consume(1);
-                        self.finish()?;
-                        return Ok(None);
-                    }
-                    // A missing comma between two objects: read on.
-                    Some(b'{') => self.phase = Phase::Before,
-                    Some(b) => {
-                        let failure = Failure {
-                            index: self.index + 1,
-                            offset: self.offset,
-                            reason: format!("unexpected `{}` between conversations", b as char),
-                            hint: None,
-                        };
-                        self.consume(1);
-                        self.phase = Phase::Resync(failure);
-                    }
-                },
+                }
                 Phase::Resync(failure) => {
                     match self.find_candidate()? {
                         None => {
@@ -607,7 +620,10 @@ impl<R: BufRead> ArrayReader<R> {
     fn finish(&mut self) -> io::Result<()> {
         self.phase = Phase::Done;
         if let Some(b) = self.peek_significant()? {
-            self.trailing = Some(format!("unexpected `{}` after the end of the array (ignored)", b as char));
+            self.trailing = Some(format!(
+                "unexpected `{}` after the end of the array (ignored)",
+                b as char
+            ));
         }
         Ok(())
     }
@@ -636,7 +652,10 @@ pub fn hint_of(bytes: &[u8]) -> Option<String> {
         .collect();
     found.sort();
     found.into_iter().find_map(|(pos, key)| {
-        let rest = head[pos + key.len()..].trim_start().strip_prefix(':')?.trim_start();
+        let rest = head[pos + key.len()..]
+            .trim_start()
+            .strip_prefix(':')?
+            .trim_start();
         let v = rest.strip_prefix('"')?;
         let value: String = v.chars().take_while(|&c| c != '"').take(80).collect();
         (!value.is_empty()).then(|| format!("{} {value:?}", key.trim_matches('"')))

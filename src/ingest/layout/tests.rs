@@ -65,10 +65,14 @@ fn single_file_export_with_legacy_assets() {
 #[test]
 fn sharded_with_manifest_dat_assets_and_a_top_folder() {
     let manifest = br#"{"version":1,"logical_files":{"conversations.json":{"files":["conversations-001.json","conversations-000.json"],"sharded":true}}}"#;
-    let names_json = br#"{"file-one.dat":"dalle-generations/first.webp","file-two.dat":"second.jpg"}"#;
+    let names_json =
+        br#"{"file-one.dat":"dalle-generations/first.webp","file-two.dat":"second.jpg"}"#;
     let mut files = Files(HashMap::from([
         ("export/export_manifest.json".to_owned(), manifest.to_vec()),
-        ("export/conversation_asset_file_names.json".to_owned(), names_json.to_vec()),
+        (
+            "export/conversation_asset_file_names.json".to_owned(),
+            names_json.to_vec(),
+        ),
     ]));
     let l = detect(
         entries(&[
@@ -85,13 +89,22 @@ fn sharded_with_manifest_dat_assets_and_a_top_folder() {
     assert_eq!(l.root, "export");
     assert_eq!(
         names(&l.conversations),
-        ["export/conversations-001.json", "export/conversations-000.json"],
+        [
+            "export/conversations-001.json",
+            "export/conversations-000.json"
+        ],
         "manifest order"
     );
     let got: Vec<(&str, Option<&str>, Option<&str>)> = l
         .assets
         .iter()
-        .map(|a| (a.file_id.as_str(), a.name.as_deref(), a.mime_type.as_deref()))
+        .map(|a| {
+            (
+                a.file_id.as_str(),
+                a.name.as_deref(),
+                a.mime_type.as_deref(),
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -105,12 +118,20 @@ fn sharded_with_manifest_dat_assets_and_a_top_folder() {
 #[test]
 fn shards_without_manifest_sort_numerically() {
     let l = detect(
-        entries(&["conversations-010.json", "conversations-2.json", "conversations-001.json"]),
+        entries(&[
+            "conversations-010.json",
+            "conversations-2.json",
+            "conversations-001.json",
+        ]),
         &mut Files(HashMap::new()),
     );
     assert_eq!(
         names(&l.conversations),
-        ["conversations-001.json", "conversations-2.json", "conversations-010.json"]
+        [
+            "conversations-001.json",
+            "conversations-2.json",
+            "conversations-010.json"
+        ]
     );
 }
 
@@ -134,15 +155,24 @@ fn unsafe_names_are_set_aside() {
 
 #[test]
 fn no_conversations_file() {
-    let l = detect(entries(&["user.json", "chat.html"]), &mut Files(HashMap::new()));
+    let l = detect(
+        entries(&["user.json", "chat.html"]),
+        &mut Files(HashMap::new()),
+    );
     assert!(l.conversations.is_empty());
 }
 
 #[test]
 fn library_files_name_dat_members() {
     let lib = br#"[{"file_id":"file_00aa","id":{"id":"x","partition_key":"p"},"file_name":"Report.pdf","mime_type":"application/pdf"}]"#;
-    let mut files = Files(HashMap::from([("library_files.json".to_owned(), lib.to_vec())]));
-    let l = detect(entries(&["conversations.json", "library_files.json", "file_00aa.dat"]), &mut files);
+    let mut files = Files(HashMap::from([(
+        "library_files.json".to_owned(),
+        lib.to_vec(),
+    )]));
+    let l = detect(
+        entries(&["conversations.json", "library_files.json", "file_00aa.dat"]),
+        &mut files,
+    );
     assert_eq!(l.assets[0].name.as_deref(), Some("Report.pdf"));
     assert_eq!(l.assets[0].mime_type.as_deref(), Some("application/pdf"));
 }

@@ -11,11 +11,23 @@ fn read_all_with(input: &[u8], buf: usize) -> (Vec<Got>, Option<String>) {
     let mut out = Vec::new();
     while let Some(item) = r.next().expect("readable") {
         out.push(match item {
-            Item::Element { index, bytes, offset } => {
-                assert_eq!(&input[offset as usize..offset as usize + bytes.len()], &bytes[..]);
+            Item::Element {
+                index,
+                bytes,
+                offset,
+            } => {
+                assert_eq!(
+                    &input[offset as usize..offset as usize + bytes.len()],
+                    &bytes[..]
+                );
                 Got::El(index, String::from_utf8(bytes).expect("utf8"))
             }
-            Item::Malformed { index, resumed_at, hint, .. } => Got::Bad(index, resumed_at, hint),
+            Item::Malformed {
+                index,
+                resumed_at,
+                hint,
+                ..
+            } => Got::Bad(index, resumed_at, hint),
         });
     }
     (out, r.trailing().map(str::to_owned))
@@ -34,7 +46,8 @@ fn el(i: usize, s: &str) -> Got {
 
 #[test]
 fn elements_verbatim_with_bom_whitespace_and_tricky_strings() {
-    let input = "\u{FEFF} [ {\"id\":\"a\",\"t\":\"}]\\\"{[\"} ,\n{\"id\":\"b\",\"x\":[1,{\"y\":[]}]} ]  ";
+    let input =
+        "\u{FEFF} [ {\"id\":\"a\",\"t\":\"}]\\\"{[\"} ,\n{\"id\":\"b\",\"x\":[1,{\"y\":[]}]} ]  ";
     assert_eq!(
         read_all(input.as_bytes()),
         vec![
@@ -59,7 +72,10 @@ fn not_an_array() {
     let mut r = ArrayReader::new(&b"  "[..], 100);
     assert!(matches!(r.next(), Err(StreamError::Empty)));
     let mut r = ArrayReader::new(&b"{\"id\":1}"[..], 100);
-    assert!(matches!(r.next(), Err(StreamError::NotAnArray("an object"))));
+    assert!(matches!(
+        r.next(),
+        Err(StreamError::NotAnArray("an object"))
+    ));
     let mut r = ArrayReader::new(&b"PK\x03\x04"[..], 100);
     assert!(matches!(r.next(), Err(StreamError::NotAnArray(_))));
 }
@@ -69,11 +85,18 @@ fn truncated_file_reports_the_cut_element() {
     let got = read_all(b"[{\"id\":\"a\"},{\"conversation_id\":\"b\",\"mapping\":{\"x\"");
     assert_eq!(
         got,
-        vec![el(1, "{\"id\":\"a\"}"), Got::Bad(2, None, Some("conversation_id \"b\"".into()))]
+        vec![
+            el(1, "{\"id\":\"a\"}"),
+            Got::Bad(2, None, Some("conversation_id \"b\"".into()))
+        ]
     );
     let (got, trailing) = read_all_with(b"[{\"id\":\"a\"}  ", 64);
     assert_eq!(got, vec![el(1, "{\"id\":\"a\"}")]);
-    assert!(trailing.expect("note").contains("before the array is closed"));
+    assert!(
+        trailing
+            .expect("note")
+            .contains("before the array is closed")
+    );
 }
 
 #[test]
@@ -82,7 +105,10 @@ fn unbalanced_element_resynchronises_on_the_next_conversation() {
     let input = br#"[{"id":"a","mapping":{}},{"id":"b","mapping":{"n":{"parts":[{"x":1},{"y":2}]},{"title":"c","mapping":{}},{"id":"d","mapping":{}}]"#;
     let got = read_all(input);
     assert_eq!(got[0], el(1, r#"{"id":"a","mapping":{}}"#));
-    assert!(matches!(&got[1], Got::Bad(2, Some(_), Some(h)) if h.contains("\"b\"")), "{got:?}");
+    assert!(
+        matches!(&got[1], Got::Bad(2, Some(_), Some(h)) if h.contains("\"b\"")),
+        "{got:?}"
+    );
     assert_eq!(got[2], el(3, r#"{"title":"c","mapping":{}}"#));
     assert_eq!(got[3], el(4, r#"{"id":"d","mapping":{}}"#));
     assert_eq!(got.len(), 4);
@@ -99,10 +125,19 @@ fn garbage_between_elements_is_skipped() {
 
 #[test]
 fn oversized_elements_are_rejected() {
-    let big = format!("[{{\"id\":\"x\",\"p\":\"{}\"}},{{\"id\":\"y\",\"mapping\":{{}}}}]", "a".repeat(300));
+    let big = format!(
+        "[{{\"id\":\"x\",\"p\":\"{}\"}},{{\"id\":\"y\",\"mapping\":{{}}}}]",
+        "a".repeat(300)
+    );
     let mut r = ArrayReader::new(big.as_bytes(), 100);
-    assert!(matches!(r.next().expect("ok"), Some(Item::Malformed { index: 1, .. })));
-    assert!(matches!(r.next().expect("ok"), Some(Item::Element { index: 2, .. })));
+    assert!(matches!(
+        r.next().expect("ok"),
+        Some(Item::Malformed { index: 1, .. })
+    ));
+    assert!(matches!(
+        r.next().expect("ok"),
+        Some(Item::Element { index: 2, .. })
+    ));
 }
 
 #[test]
@@ -110,10 +145,15 @@ fn a_single_object_reads_as_one_element_when_allowed() {
     let input = b"\xEF\xBB\xBF {\"id\":\"one\",\"mapping\":{}}\n";
     let mut r = ArrayReader::new(&input[..], 1 << 20).allow_single_object();
     match r.next().expect("ok") {
-        Some(Item::Element { index: 1, bytes, .. }) => assert_eq!(bytes, b"{\"id\":\"one\",\"mapping\":{}}"),
+        Some(Item::Element {
+            index: 1, bytes, ..
+        }) => assert_eq!(bytes, b"{\"id\":\"one\",\"mapping\":{}}"),
         other => panic!("{other:?}"),
     }
     assert!(r.next().expect("ok").is_none());
     let mut r = ArrayReader::new(&b"{\"id\":\"one\",\"map"[..], 1 << 20).allow_single_object();
-    assert!(matches!(r.next().expect("ok"), Some(Item::Malformed { .. })));
+    assert!(matches!(
+        r.next().expect("ok"),
+        Some(Item::Malformed { .. })
+    ));
 }

@@ -1,0 +1,198 @@
+//! Command-line definitions (clap derive). The command set is a contract shared with
+//! the README and DESIGN.md.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// convos keeps a complete, lossless local archive of your ChatGPT conversations.
+#[derive(Debug, Parser)]
+#[command(
+    name = "convos",
+    version,
+    about,
+    long_about = "convos keeps a complete, lossless, always-current local archive of your ChatGPT \
+conversations: every branch, image and tool call, safe from deleted chats and expiring tokens.\n\n\
+Run `convos run` as a background service (see `convos service install`) to sync from chatgpt.com \
+on a schedule and import any data-export ZIP that lands in your Downloads folder; read the archive \
+with `convos list`, `show`, `search` and `export`.",
+    after_help = "Exit codes: 0 ok, 1 failure, 2 usage error, 78 bad configuration."
+)]
+pub struct Cli {
+    /// Config file (default: the platform config dir's convos/config.toml)
+    #[arg(long, global = true, env = "CONVOS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Where the archive and credentials live (default: the platform data dir)
+    #[arg(long, global = true, env = "CONVOS_DATA_DIR", value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// More log output (-v debug, -vv trace)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Less log output (-q warnings only, -qq errors only)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "verbose")]
+    pub quiet: u8,
+    /// What to do
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl Cli {
+    /// `-v` minus `-q`.
+    pub fn verbosity(&self) -> i8 {
+        self.verbose.min(4) as i8 - self.quiet.min(4) as i8
+    }
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the daemon in the foreground: scheduled sync, Downloads watcher, control socket
+    Run,
+    /// Sync from chatgpt.com once, then exit (through the daemon when it runs)
+    Sync(SyncArgs),
+    /// Import export ZIPs, unpacked export folders or JSON files
+    Import(ImportArgs),
+    /// Store and verify the chatgpt.com session token
+    Auth(AuthArgs),
+    /// Show the daemon's state, last sync and import, counts, token expiry, paths
+    Status(StatusArgs),
+    /// List conversations, newest update first
+    List(ListArgs),
+    /// Show one conversation (by id or unique id prefix)
+    Show(ShowArgs),
+    /// Search conversation titles and message text
+    Search(SearchArgs),
+    /// Export the archive as Markdown, JSON or JSON lines
+    Export(ExportArgs),
+    /// Install, remove or inspect the background service (systemd user unit / launchd agent)
+    Service(ServiceArgs),
+}
+
+/// `convos sync`
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SyncArgs {
+    /// Walk every conversation (not just those changed since the last sync) and mark
+    /// ones deleted on chatgpt.com as deleted_remotely (they are kept)
+    #[arg(long)]
+    pub full: bool,
+}
+
+/// `convos import`
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ImportArgs {
+    /// ZIP files, unpacked export folders, conversations*.json files, or JSON files
+    /// holding one conversation
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Import even files whose contents were imported before
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `convos auth`
+#[derive(Debug, Args, Clone)]
+pub struct AuthArgs {
+    /// Read the token from standard input without prompting (for scripts)
+    #[arg(long, conflicts_with = "from_browser")]
+    pub token_stdin: bool,
+    /// Read the session cookie from a browser's cookie store: auto, firefox, chrome,
+    /// chromium, brave, edge or safari
+    #[arg(long, value_name = "BROWSER", num_args = 0..=1, default_missing_value = "auto")]
+    pub from_browser: Option<String>,
+}
+
+/// `convos status`
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+pub struct StatusArgs {
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `convos list`
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ListArgs {
+    /// Print one JSON array of {id, title, update_time, message_count}
+    #[arg(long)]
+    pub json: bool,
+    /// Show at most this many
+    #[arg(long, short = 'n', value_name = "N")]
+    pub limit: Option<usize>,
+}
+
+/// `convos show`
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ShowArgs {
+    /// Conversation id, or a unique prefix of one
+    pub id: String,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ShowFormat::Md)]
+    pub format: ShowFormat,
+}
+
+/// Formats of `show`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+pub enum ShowFormat {
+    /// Markdown
+    Md,
+    /// Export schema v1 JSON
+    Json,
+}
+
+/// `convos search`
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SearchArgs {
+    /// Words to find (all must appear; case-insensitive)
+    #[arg(required = true)]
+    pub query: Vec<String>,
+    /// Print JSON
+    #[arg(long)]
+    pub json: bool,
+    /// Show at most this many conversations
+    #[arg(long, short = 'n', value_name = "N", default_value_t = 20)]
+    pub limit: usize,
+}
+
+/// `convos export`
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ExportArgs {
+    /// Output format: md (one file per conversation, attachments beside), json (one
+    /// array), jsonl (one conversation per line)
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// Output folder, or - for standard output
+    #[arg(long, value_name = "DIR|-", default_value = "-")]
+    pub out: String,
+}
+
+/// Formats of `export`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+pub enum ExportFormat {
+    /// Markdown files
+    Md,
+    /// One JSON array
+    Json,
+    /// JSON lines
+    Jsonl,
+}
+
+/// `convos service`
+#[derive(Debug, Args, Clone)]
+pub struct ServiceArgs {
+    /// What to do
+    #[arg(value_enum)]
+    pub action: ServiceAction,
+    /// Print the files and commands instead of acting
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// Service actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServiceAction {
+    /// Write the service file, enable and start it
+    Install,
+    /// Stop, disable and remove it
+    Uninstall,
+    /// Show whether it is installed and running
+    Status,
+}

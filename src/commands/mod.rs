@@ -1,0 +1,205 @@
+//! The handlers behind the reading and importing commands. The CLI runs them
+//! in-process when no daemon runs; the daemon runs the very same code for requests
+//! that arrive on its control socket (it holds the archive's lock).
+
+mod export;
+mod list;
+mod search;
+mod show;
+pub mod status;
+
+use crate::archive::{Archive, ArchiveError};
+use crate::cli::{ExportArgs, ImportArgs, ListArgs, SearchArgs, ShowArgs, StatusArgs, SyncArgs};
+use crate::config::{Config, Paths, PlatformDirs};
+use crate::ingest::{self, ImportOptions, ImportReport, ProgressMode};
+use serde::{Deserialize, Serialize};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+/// A command that can run in-process or through the daemon.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// `convos status`
+    Status(StatusArgs),
+    /// `convos list`
+    List(ListArgs),
+    /// `convos show`
+    Show(ShowArgs),
+    /// `convos search`
+    Search(SearchArgs),
+    /// `convos export` (with an absolute output folder)
+    Export(ExportArgs),
+    /// `convos import` (with absolute paths)
+    Import(ImportArgs),
+    /// `convos sync`
+    Sync(SyncArgs),
+}
+
+impl Request {
+    /// Makes relative paths absolute against `cwd`, so the daemon (whose working
+    /// directory differs) reads and writes what the user meant.
+    pub fn absolutize(mut self, cwd: &Path) -> Self {
+        match &mut self {
+            Request::Import(a) => {
+                for p in &mut a.paths {
+                    if p.is_relative() {
+                        *p = cwd.join(&*p);
+                    }
+                }
+            }
+            Request::Export(a) if a.out != "-" && Path::new(&a.out).is_relative() => {
+                a.out = cwd.join(&a.out).display().to_string();
+            }
+            _ => {}
+        }
+        self
+    }
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    /// The archive failed.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// Writing output failed.
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// Something the user asked for does not exist or is ambiguous.
+    #[error("{0}")]
+    NotFound(String),
+    /// The command ran but reported failure (details were printed).
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl CommandError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        1
+    }
+}
+
+/// What handlers need.
+#[derive(Clone)]
+pub struct Context {
+    /// The open archive.
+    pub archive: Archive,
+    /// Effective configuration.
+    pub config: Config,
+    /// Resolved paths.
+    pub paths: Paths,
+    /// Platform directories (for `~` expansion).
+    pub platform: PlatformDirs,
+    /// Progress display for imports.
+    pub progress: ProgressMode,
+    /// Set when the process is shutting down: long work stops at a safe point.
+    pub cancel: std::sync::Arc<AtomicBool>,
+    /// The running daemon's live state, when this runs inside it.
+    pub daemon: Option<std::sync::Arc<dyn status::DaemonInfo>>,
+}
+
+impl Context {
+    /// Import options from the configuration.
+    pub fn import_options(&self, force: bool) -> ImportOptions {
+        ImportOptions {
+            limits: self.config.import.clone(),
+            force,
+            progress: self.progress,
+            ..ImportOptions::default()
+        }
+    }
+}
+
+/// Runs a request other than `sync` (which needs the async client; see
+/// [`crate::sync`]). Output goes to `out`.
+pub fn handle(ctx: &Context, req: &Request, out: &mut dyn Write) -> Result<(), CommandError> {
+    match req {
+        Request::Status(a) => status::run(ctx, a, out),
+        Request::List(a) => list::run(ctx, a, out),
+        Request::Show(a) => show::run(ctx, a, out),
+        Request::Search(a) => search::run(ctx, a, out),
+        Request::Export(a) => export::run(ctx, a, out),
+        Request::Import(a) => {
+            let report = import(ctx, &a.paths, a.force);
+            print_import_report(&report, out)?;
+            if report.failed() {
+                Err(CommandError::Failed(
+                    "some files or conversations could not be imported".into(),
+                ))
+            } else {
+                Ok(())
+            }
+        }
+        Request::Sync(_) => Err(CommandError::Failed(
+            "sync is handled by the sync module, not the reading commands".into(),
+        )),
+    }
+}
+
+/// Imports paths with the context's options and remembers the outcome for `status`.
+pub fn import(ctx: &Context, paths: &[PathBuf], force: bool) -> ImportReport {
+    let report = ingest::import_paths(&ctx.archive, paths, &ctx.import_options(force), &ctx.cancel);
+    status::remember_import(&ctx.archive, &report);
+    report
+}
+
+/// Prints what an import did, file by file.
+pub fn print_import_report(report: &ImportReport, out: &mut dyn Write) -> io::Result<()> {
+    for f in &report.files {
+        let path = f.path.display();
+        if let Some(prev) = &f.already_imported {
+            writeln!(
+                out,
+                "{path}: already imported on {} (same contents); skipped (use --force to import it again)",
+                crate::model::time::secs_to_rfc3339(prev.at).unwrap_or_default()
+            )?;
+            continue;
+        }
+        if let Some(e) = &f.error {
+            writeln!(out, "{path}: FAILED: {e}")?;
+            continue;
+        }
+        writeln!(
+            out,
+            "{path}: {} new, {} updated, {} unchanged, {} failed, {} attachments stored{}",
+            f.new,
+            f.updated,
+            f.unchanged,
+            f.problems.len(),
+            f.attachments,
+            if f.interrupted {
+                " (interrupted: import it again to finish)"
+            } else {
+                ""
+            }
+        )?;
+        for p in &f.problems {
+            match &p.conversation {
+                Some(c) => writeln!(out, "  failed: {} ({c}): {}", p.location, p.message)?,
+                None => writeln!(out, "  failed: {}: {}", p.location, p.message)?,
+            }
+        }
+        for w in &f.warnings {
+            writeln!(out, "  warning: {w}")?;
+        }
+    }
+    Ok(())
+}
+
+/// Resolves an id or unique id prefix to one conversation id.
+pub fn resolve_id(archive: &Archive, prefix: &str) -> Result<String, CommandError> {
+    let ids = archive.ids_with_prefix(prefix, 6)?;
+    match ids.as_slice() {
+        [] => Err(CommandError::NotFound(format!(
+            "no conversation with id {prefix:?} in the archive (see `convos list`)"
+        ))),
+        [one] => Ok(one.clone()),
+        many => Err(CommandError::NotFound(format!(
+            "{prefix:?} matches several conversations ({}{}); give more of the id",
+            many.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
+            if many.len() > 5 { ", …" } else { "" }
+        ))),
+    }
+}

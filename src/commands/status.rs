@@ -1,0 +1,301 @@
+//! `convos status`: what the daemon is doing and what the archive holds.
+
+use super::{CommandError, Context};
+use crate::archive::{Archive, Counts};
+use crate::cli::StatusArgs;
+use crate::ingest::ImportReport;
+use crate::model::time::secs_to_rfc3339;
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+
+/// Live facts only the running daemon knows.
+pub trait DaemonInfo: Send + Sync {
+    /// A snapshot of the daemon's state.
+    fn snapshot(&self) -> DaemonSnapshot;
+}
+
+/// The running daemon's state.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DaemonSnapshot {
+    /// Process id.
+    pub pid: u32,
+    /// Seconds since start.
+    pub uptime_secs: u64,
+    /// Next scheduled sync (RFC 3339).
+    pub next_sync: Option<String>,
+    /// Whether a sync is running now.
+    pub sync_running: bool,
+    /// Folders being watched.
+    pub watching: Vec<String>,
+}
+
+/// The last import, as remembered in the archive.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LastImport {
+    /// When it finished (RFC 3339).
+    pub at: String,
+    /// One line per file.
+    pub files: Vec<LastImportFile>,
+}
+
+/// One file of the last import.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct LastImportFile {
+    /// Path.
+    pub path: String,
+    /// New conversations.
+    pub new: u64,
+    /// Updated conversations.
+    pub updated: u64,
+    /// Unchanged conversations.
+    pub unchanged: u64,
+    /// Failed conversations.
+    pub failed: u64,
+    /// Skipped as already imported.
+    pub skipped: bool,
+    /// File-level error.
+    pub error: Option<String>,
+}
+
+/// Everything `status` shows.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct StatusReport {
+    /// convos version.
+    pub version: String,
+    /// Whether a daemon is running (and answered).
+    pub running: bool,
+    /// The daemon's live state.
+    pub daemon: Option<DaemonSnapshot>,
+    /// Data directory.
+    pub data_dir: String,
+    /// Config file in use.
+    pub config_file: Option<String>,
+    /// Archive totals.
+    pub counts: Counts,
+    /// The last sync's report, as recorded by the sync.
+    pub last_sync: Option<serde_json::Value>,
+    /// The sync schedule (cron with seconds, UTC).
+    pub schedule: String,
+    /// Next run of the schedule from now (RFC 3339), when no daemon tells better.
+    pub next_scheduled: Option<String>,
+    /// Credentials state (never their value).
+    pub credentials: serde_json::Value,
+    /// Folders watched for exports.
+    pub watch_dirs: Vec<String>,
+    /// Whether the watcher is enabled.
+    pub watch_enabled: bool,
+    /// The last import.
+    pub last_import: Option<LastImport>,
+}
+
+/// Records the outcome of an import for `status`.
+pub fn remember_import(archive: &Archive, report: &ImportReport) {
+    if report.files.is_empty() {
+        return;
+    }
+    let last = LastImport {
+        at: secs_to_rfc3339(now_secs()).unwrap_or_default(),
+        files: report
+            .files
+            .iter()
+            .map(|f| LastImportFile {
+                path: f.path.display().to_string(),
+                new: f.new,
+                updated: f.updated,
+                unchanged: f.unchanged,
+                failed: f.problems.len() as u64,
+                skipped: f.already_imported.is_some(),
+                error: f.error.clone(),
+            })
+            .collect(),
+    };
+    if let Err(e) = archive.set_state("last_import", &last) {
+        tracing::warn!("could not record the import for `convos status`: {e}");
+    }
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Gathers the status report.
+pub fn report(ctx: &Context) -> Result<StatusReport, CommandError> {
+    let a = &ctx.archive;
+    let next_scheduled = crate::config::parse_schedule(&ctx.config.sync.schedule)
+        .ok()
+        .and_then(|c| c.find_next_occurrence(&chrono::Utc::now(), false).ok())
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    Ok(StatusReport {
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        running: ctx.daemon.is_some(),
+        daemon: ctx.daemon.as_ref().map(|d| d.snapshot()),
+        data_dir: ctx.paths.data_dir.display().to_string(),
+        config_file: None,
+        counts: a.counts()?,
+        last_sync: a.state("last_sync")?,
+        schedule: ctx.config.sync.schedule.clone(),
+        next_scheduled,
+        credentials: a
+            .state("credentials_status")?
+            .unwrap_or(serde_json::Value::Null),
+        watch_dirs: ctx
+            .paths
+            .watch_dirs
+            .iter()
+            .map(|d| d.display().to_string())
+            .collect(),
+        watch_enabled: ctx.config.watch.enabled,
+        last_import: a.state("last_import")?,
+    })
+}
+
+pub(super) fn run(
+    ctx: &Context,
+    args: &StatusArgs,
+    out: &mut dyn Write,
+) -> Result<(), CommandError> {
+    let r = report(ctx)?;
+    if args.json {
+        serde_json::to_writer_pretty(&mut *out, &r).map_err(std::io::Error::from)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    print_human(&r, out)?;
+    Ok(())
+}
+
+/// The human-readable status.
+pub fn print_human(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()> {
+    match &r.daemon {
+        Some(d) => writeln!(
+            out,
+            "daemon:       running (pid {}, up {}){}",
+            d.pid,
+            human_duration(d.uptime_secs),
+            if d.sync_running { ", syncing now" } else { "" }
+        )?,
+        None => writeln!(
+            out,
+            "daemon:       not running (start it with `convos run` or `convos service install`)"
+        )?,
+    }
+    writeln!(out, "data dir:     {}", r.data_dir)?;
+    writeln!(
+        out,
+        "archive:      {} conversations, {} messages, {} attachments{}",
+        r.counts.conversations,
+        r.counts.messages,
+        r.counts.attachments,
+        if r.counts.deleted_remotely > 0 {
+            format!(
+                ", {} deleted on chatgpt.com (kept)",
+                r.counts.deleted_remotely
+            )
+        } else {
+            String::new()
+        }
+    )?;
+    match &r.last_sync {
+        Some(s) => writeln!(out, "last sync:    {}", describe_sync(s))?,
+        None => writeln!(out, "last sync:    never")?,
+    }
+    let next = r
+        .daemon
+        .as_ref()
+        .and_then(|d| d.next_sync.clone())
+        .or_else(|| r.daemon.as_ref().and(r.next_scheduled.clone()));
+    match next {
+        Some(n) => writeln!(out, "next sync:    {n} (schedule {})", r.schedule)?,
+        None => writeln!(
+            out,
+            "next sync:    when the daemon runs (schedule {})",
+            r.schedule
+        )?,
+    }
+    writeln!(
+        out,
+        "credentials:  {}",
+        describe_credentials(&r.credentials)
+    )?;
+    if r.watch_enabled {
+        writeln!(
+            out,
+            "watching:     {}",
+            if r.watch_dirs.is_empty() {
+                "nothing (no Downloads folder found)".to_owned()
+            } else {
+                r.watch_dirs.join(", ")
+            }
+        )?;
+    } else {
+        writeln!(out, "watching:     off ([watch] enabled = false)")?;
+    }
+    match &r.last_import {
+        Some(li) => {
+            writeln!(out, "last import:  {}", li.at)?;
+            for f in &li.files {
+                if f.skipped {
+                    writeln!(out, "              {}: already imported, skipped", f.path)?;
+                } else if let Some(e) = &f.error {
+                    writeln!(out, "              {}: failed: {e}", f.path)?;
+                } else {
+                    writeln!(
+                        out,
+                        "              {}: {} new, {} updated, {} unchanged, {} failed",
+                        f.path, f.new, f.updated, f.unchanged, f.failed
+                    )?;
+                }
+            }
+        }
+        None => writeln!(out, "last import:  never")?,
+    }
+    Ok(())
+}
+
+fn describe_sync(s: &serde_json::Value) -> String {
+    let get = |k: &str| s.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
+    let at = s.get("finished_at").and_then(|v| v.as_str()).unwrap_or("?");
+    match s.get("error").and_then(|v| v.as_str()) {
+        Some(e) => format!(
+            "{at}: FAILED: {e} ({} new, {} updated before it)",
+            get("new"),
+            get("updated")
+        ),
+        None => format!(
+            "{at}: ok, {} listed, {} new, {} updated, {} unchanged, {} failed, {} requests",
+            get("listed"),
+            get("new"),
+            get("updated"),
+            get("unchanged"),
+            get("failed"),
+            get("requests")
+        ),
+    }
+}
+
+fn describe_credentials(c: &serde_json::Value) -> String {
+    if c.is_null() {
+        return "none (run `convos auth` to sync from chatgpt.com)".into();
+    }
+    let state = c.get("state").and_then(|v| v.as_str()).unwrap_or("unknown");
+    let mut s = state.to_owned();
+    if let Some(exp) = c.get("access_token_expires").and_then(|v| v.as_str()) {
+        s.push_str(&format!(", access token expires {exp}"));
+    }
+    if let Some(src) = c.get("source").and_then(|v| v.as_str()) {
+        s.push_str(&format!(" (from {src})"));
+    }
+    s
+}
+
+fn human_duration(secs: u64) -> String {
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 7200 => format!("{}m", s / 60),
+        s if s < 172_800 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}

@@ -1,0 +1,552 @@
+//! The import pipeline: one thread inflates and splits the conversation files into
+//! elements while the calling thread parses and stores them, so both cores work and
+//! at most a bounded queue of conversations is in memory. Attachments follow.
+
+use super::guard::{Guarded, LimitError};
+use super::layout::{self, Entry, Layout, SmallFiles};
+use super::progress::Progress;
+use super::stream::{self, ArrayReader, Item, StreamError};
+use super::{FileReport, ImportOptions, Problem};
+use crate::archive::{Archive, Outcome};
+use crate::model::{ModelError, RawConversation};
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use zip::ZipArchive;
+
+/// Conversations queued between the reader and the writer.
+const QUEUE: usize = 16;
+/// Largest index file (manifest, asset names) read into memory.
+const SMALL_FILE_LIMIT: u64 = 64 << 20;
+
+/// Opens export members for reading.
+trait Members: Send {
+    fn open(&mut self, entry: &Entry) -> io::Result<Box<dyn Read + '_>>;
+}
+
+struct ZipMembers {
+    zip: ZipArchive<File>,
+    total: Arc<AtomicU64>,
+    opts: ImportOptions,
+}
+
+impl Members for ZipMembers {
+    fn open(&mut self, entry: &Entry) -> io::Result<Box<dyn Read + '_>> {
+        let index = entry
+            .index
+            .ok_or_else(|| io::Error::other("not a ZIP member"))?;
+        let file = self.zip.by_index(index).map_err(zip_io)?;
+        Ok(Box::new(Guarded::new(
+            file,
+            &entry.name,
+            entry.compressed,
+            self.total.clone(),
+            &self.opts.limits,
+        )))
+    }
+}
+
+impl SmallFiles for ZipMembers {
+    fn read_small(&mut self, entry: &Entry) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        self.open(entry)
+            .ok()?
+            .take(SMALL_FILE_LIMIT)
+            .read_to_end(&mut out)
+            .ok()?;
+        Some(out)
+    }
+}
+
+struct DirMembers {
+    root: PathBuf,
+}
+
+impl Members for DirMembers {
+    fn open(&mut self, entry: &Entry) -> io::Result<Box<dyn Read + '_>> {
+        Ok(Box::new(File::open(self.root.join(&entry.name))?))
+    }
+}
+
+impl SmallFiles for DirMembers {
+    fn read_small(&mut self, entry: &Entry) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        File::open(self.root.join(&entry.name))
+            .ok()?
+            .take(SMALL_FILE_LIMIT)
+            .read_to_end(&mut out)
+            .ok()?;
+        Some(out)
+    }
+}
+
+fn zip_io(e: zip::result::ZipError) -> io::Error {
+    match e {
+        zip::result::ZipError::Io(e) => e,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+/// Imports an export ZIP.
+pub(super) fn import_zip(
+    archive: &Archive,
+    path: &Path,
+    opts: &ImportOptions,
+    cancel: &AtomicBool,
+    mut report: FileReport,
+) -> FileReport {
+    let shown = path.display().to_string();
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => return report.fail(format!("{shown}: cannot open it: {e}")),
+    };
+    let zip = match ZipArchive::new(file) {
+        Ok(z) => z,
+        Err(e) => {
+            return report.fail(format!(
+                "{shown}: not a readable ZIP ({e}): the file is damaged or incomplete (still \
+                 downloading?); download the export again"
+            ));
+        }
+    };
+    if zip.len() as u64 > opts.limits.max_entries {
+        let e = LimitError::Entries {
+            entries: zip.len() as u64,
+            max_entries: opts.limits.max_entries,
+        };
+        return report.fail(format!("{shown}: {e}"));
+    }
+    let mut entries = Vec::with_capacity(zip.len());
+    for i in 0..zip.len() {
+        let Ok(data) = zip.by_index_data(i) else {
+            continue;
+        };
+        if data.is_dir() || data.is_symlink() {
+            continue;
+        }
+        let Ok(name) = data.name() else { continue };
+        entries.push(Entry {
+            name: name.into_owned(),
+            index: Some(i),
+            size: data.size(),
+            compressed: data.compressed_size(),
+        });
+    }
+    let mut members = ZipMembers {
+        zip,
+        total: Arc::new(AtomicU64::new(0)),
+        opts: opts.clone(),
+    };
+    let layout = layout::detect(entries, &mut members);
+    run(
+        archive,
+        &shown,
+        layout,
+        &mut members,
+        opts,
+        cancel,
+        &mut report,
+    );
+    report
+}
+
+/// Imports an unpacked export folder.
+pub(super) fn import_folder(
+    archive: &Archive,
+    path: &Path,
+    opts: &ImportOptions,
+    cancel: &AtomicBool,
+    mut report: FileReport,
+) -> FileReport {
+    let shown = path.display().to_string();
+    let mut entries = Vec::new();
+    if let Err(e) = list_dir(path, "", 0, &mut entries) {
+        return report.fail(format!("{shown}: cannot list the folder: {e}"));
+    }
+    let mut members = DirMembers {
+        root: path.to_path_buf(),
+    };
+    let layout = layout::detect(entries, &mut members);
+    run(
+        archive,
+        &shown,
+        layout,
+        &mut members,
+        opts,
+        cancel,
+        &mut report,
+    );
+    report
+}
+
+/// Imports a JSON file: an array of conversations or one conversation object.
+pub(super) fn import_json(
+    archive: &Archive,
+    path: &Path,
+    opts: &ImportOptions,
+    cancel: &AtomicBool,
+    mut report: FileReport,
+) -> FileReport {
+    let shown = path.display().to_string();
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return report.fail(format!("{shown}: not a file"));
+    };
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let entry = Entry {
+        name: name.to_string_lossy().into_owned(),
+        index: None,
+        size,
+        compressed: size,
+    };
+    let layout = Layout {
+        conversations: vec![entry],
+        ..Layout::default()
+    };
+    let mut members = DirMembers {
+        root: dir.to_path_buf(),
+    };
+    run(
+        archive,
+        &shown,
+        layout,
+        &mut members,
+        opts,
+        cancel,
+        &mut report,
+    );
+    report
+}
+
+/// Lists regular files under a folder (a few levels deep, symlinks not followed).
+fn list_dir(root: &Path, rel: &str, depth: usize, out: &mut Vec<Entry>) -> io::Result<()> {
+    if depth > 4 {
+        return Ok(());
+    }
+    let dir = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
+    let mut items: Vec<_> = std::fs::read_dir(&dir)?.filter_map(Result::ok).collect();
+    items.sort_by_key(|d| d.file_name());
+    for item in items {
+        let Ok(ft) = item.file_type() else { continue };
+        let Some(name) = item.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let rel_name = if rel.is_empty() {
+            name
+        } else {
+            format!("{rel}/{name}")
+        };
+        if ft.is_dir() {
+            list_dir(root, &rel_name, depth + 1, out)?;
+        } else if ft.is_file() {
+            let size = item.metadata().map(|m| m.len()).unwrap_or(0);
+            out.push(Entry {
+                name: rel_name,
+                index: None,
+                size,
+                compressed: size,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Messages from the reader thread.
+enum Msg {
+    Item { member: usize, item: Item },
+    MemberError { member: usize, message: String },
+    Warning(String),
+}
+
+fn run<M: Members + SmallFiles>(
+    archive: &Archive,
+    shown: &str,
+    layout: Layout,
+    members: &mut M,
+    opts: &ImportOptions,
+    cancel: &AtomicBool,
+    report: &mut FileReport,
+) {
+    for name in &layout.unsafe_names {
+        report.warnings.push(format!(
+            "entry {name:?} has an unsafe name (absolute or with `..`); ignored"
+        ));
+    }
+    if layout.conversations.is_empty() {
+        report.error = Some(format!(
+            "{shown}: no conversations.json or conversations-NNN.json in it: is this a ChatGPT \
+             data export? (request one in ChatGPT: Settings → Data controls → Export data)"
+        ));
+        return;
+    }
+    let total: u64 = layout.conversations.iter().map(|e| e.size).sum();
+    let progress = Progress::start(opts.progress, shown, total);
+    let read_bytes = AtomicU64::new(0);
+    let member_names: Vec<String> = layout
+        .conversations
+        .iter()
+        .map(|e| e.name.clone())
+        .collect();
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
+        let entries = &layout.conversations;
+        let read_bytes = &read_bytes;
+        let members = &mut *members;
+        let max = opts.max_conversation_bytes;
+        s.spawn(move || produce(members, entries, tx, read_bytes, max));
+        for msg in rx {
+            if cancel.load(Ordering::Relaxed) {
+                report.interrupted = true;
+                break;
+            }
+            match msg {
+                Msg::Item { member, item } => {
+                    if !consume(archive, &member_names[member], item, report) {
+                        break;
+                    }
+                }
+                Msg::MemberError { member, message } => report.problems.push(Problem {
+                    location: member_names[member].clone(),
+                    conversation: None,
+                    message,
+                }),
+                Msg::Warning(w) => report.warnings.push(w),
+            }
+            progress.update(read_bytes.load(Ordering::Relaxed));
+        }
+        // Dropping the receiver here stops the reader at its next send.
+    });
+    progress.finish();
+    if report.error.is_none() && !report.interrupted {
+        store_assets(archive, &layout, members, cancel, report);
+    }
+}
+
+/// Reader thread: streams every conversations file and sends its elements.
+fn produce<M: Members>(
+    members: &mut M,
+    entries: &[Entry],
+    tx: mpsc::SyncSender<Msg>,
+    read_bytes: &AtomicU64,
+    max_element: usize,
+) {
+    let mut done_before = 0u64;
+    for (i, entry) in entries.iter().enumerate() {
+        let reader = match members.open(entry) {
+            Ok(r) => r,
+            Err(e) => {
+                let message = format!("cannot read it: {e}; download the export again");
+                if tx.send(Msg::MemberError { member: i, message }).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        let counted = Counted {
+            inner: reader,
+            base: done_before,
+            n: 0,
+            shared: read_bytes,
+        };
+        let mut ar = ArrayReader::new(BufReader::with_capacity(256 * 1024, counted), max_element)
+            .allow_single_object();
+        loop {
+            match ar.next() {
+                Ok(Some(item)) => {
+                    if tx.send(Msg::Item { member: i, item }).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    if let Some(t) = ar.trailing() {
+                        let w = format!("{}: {t}", entry.name);
+                        if tx.send(Msg::Warning(w)).is_err() {
+                            return;
+                        }
+                    }
+                    break;
+                }
+                Err(e) => {
+                    let message = describe_stream_error(&e);
+                    if tx.send(Msg::MemberError { member: i, message }).is_err() {
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+        done_before += ar.offset();
+    }
+}
+
+fn describe_stream_error(e: &StreamError) -> String {
+    match e {
+        StreamError::Io(io) => match LimitError::find(io) {
+            Some(limit) => limit.to_string(),
+            None => format!(
+                "reading stopped: {io}; the file is damaged or incomplete: download the export again"
+            ),
+        },
+        StreamError::Empty => "the file is empty: download the export again".into(),
+        StreamError::NotAnArray(what) => format!(
+            "expected a JSON array of conversations (or one conversation object), found {what}"
+        ),
+    }
+}
+
+/// Parses and stores one element; false stops the import (the archive failed).
+fn consume(archive: &Archive, member: &str, item: Item, report: &mut FileReport) -> bool {
+    match item {
+        Item::Element {
+            index,
+            offset,
+            bytes,
+        } => {
+            report.bytes += bytes.len() as u64;
+            let hint_head_owned = bytes[..bytes.len().min(4096)].to_vec();
+            let hint = stream::hint_of(&hint_head_owned);
+            match RawConversation::from_bytes(bytes) {
+                Ok(raw) => {
+                    if raw.repaired_utf8() {
+                        report.warnings.push(format!(
+                            "{member}, conversation #{index} (id {:?}): contained bytes that are \
+                             not UTF-8; they were replaced with U+FFFD",
+                            raw.id()
+                        ));
+                    }
+                    match archive.upsert(raw) {
+                        Ok(Outcome::New) => report.new += 1,
+                        Ok(Outcome::Updated) => report.updated += 1,
+                        Ok(Outcome::Unchanged) => report.unchanged += 1,
+                        Err(e) => {
+                            report.error = Some(format!(
+                                "{}: the archive failed: {e}",
+                                report.path.display()
+                            ));
+                            return false;
+                        }
+                    }
+                }
+                Err(ModelError::MissingId) if is_list_page(&hint_head_owned) => {
+                    report.warnings.push(format!(
+                        "{member} is a conversation list page (GET /backend-api/conversations): it \
+                         holds titles but no messages, so there is nothing to import from it"
+                    ));
+                }
+                Err(e) => report.problems.push(Problem {
+                    location: format!("{member}, conversation #{index} (at byte {offset})"),
+                    conversation: hint,
+                    message: advice(&e),
+                }),
+            }
+        }
+        Item::Malformed {
+            index,
+            offset,
+            reason,
+            hint,
+            resumed_at,
+        } => {
+            let next = match resumed_at {
+                Some(at) => format!("reading resumed at byte {at} with the next conversation"),
+                None => "nothing after it could be read".into(),
+            };
+            report.problems.push(Problem {
+                location: format!("{member}, conversation #{index} (at byte {offset})"),
+                conversation: hint,
+                message: format!(
+                    "malformed JSON: {reason}; skipped, {next}. Download the export again to \
+                     recover it"
+                ),
+            });
+        }
+    }
+    true
+}
+
+/// Whether an object starts like a `/backend-api/conversations` page (`{"items":[…`).
+fn is_list_page(head: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(head);
+    let t = text.trim_start().trim_start_matches('{').trim_start();
+    t.starts_with("\"items\"")
+        || (text.contains("\"items\"") && text.contains("\"has_missing_conversations\""))
+}
+
+fn advice(e: &ModelError) -> String {
+    match e {
+        ModelError::Syntax(inner) => {
+            format!("not valid JSON ({inner}); skipped. Download the export again to recover it")
+        }
+        ModelError::MissingMapping { .. } => {
+            format!("{e}; skipped (the export holds no messages for it)")
+        }
+        other => format!("{other}; skipped"),
+    }
+}
+
+/// Stores the export's attachments, skipping ones already stored with the same size.
+fn store_assets<M: Members>(
+    archive: &Archive,
+    layout: &Layout,
+    members: &mut M,
+    cancel: &AtomicBool,
+    report: &mut FileReport,
+) {
+    let mut assets: Vec<&layout::Asset> = layout.assets.iter().collect();
+    assets.sort_by_key(|a| a.entry.index);
+    for asset in assets {
+        if cancel.load(Ordering::Relaxed) {
+            report.interrupted = true;
+            return;
+        }
+        if let Ok(Some(rec)) = archive.file(&asset.file_id)
+            && rec.size == asset.entry.size
+            && archive.blob_path(&rec.sha256).is_file()
+        {
+            continue;
+        }
+        let stored = members.open(&asset.entry).and_then(|r| {
+            archive
+                .store_file(
+                    &asset.file_id,
+                    asset.name.as_deref(),
+                    asset.mime_type.as_deref(),
+                    r,
+                )
+                .map_err(io::Error::other)
+        });
+        match stored {
+            Ok(_) => report.attachments += 1,
+            Err(e) => {
+                let why = LimitError::find(&e).map_or_else(|| e.to_string(), ToString::to_string);
+                report.warnings.push(format!(
+                    "attachment {} ({}): not stored: {why}",
+                    asset.entry.name, asset.file_id
+                ));
+            }
+        }
+    }
+}
+
+/// Counts bytes read for progress.
+struct Counted<'a, R> {
+    inner: R,
+    base: u64,
+    n: u64,
+    shared: &'a AtomicU64,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.n += n as u64;
+        self.shared.store(self.base + self.n, Ordering::Relaxed);
+        Ok(n)
+    }
+}
