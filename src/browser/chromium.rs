@@ -23,6 +23,7 @@ const EPOCH_DELTA_MICROS: i64 = 11_644_473_600_000_000;
 pub(crate) fn read(
     store: &Store,
     os: Os,
+    now: DateTime<Utc>,
     temp_base: &Path,
     keyring: &dyn Fn() -> Option<SecretString>,
 ) -> Result<StoreRead, BrowserError> {
@@ -35,12 +36,13 @@ pub(crate) fn read(
         keys: HashMap::new(),
         keyring_had_password: false,
     };
-    query(&copy.conn, &mut decryptor).map_err(|e| corrupt(store.browser, &store.path, &e))
+    query(&copy.conn, &mut decryptor, now).map_err(|e| corrupt(store.browser, &store.path, &e))
 }
 
 fn query(
     conn: &rusqlite::Connection,
     decryptor: &mut Decryptor<'_>,
+    now: DateTime<Utc>,
 ) -> rusqlite::Result<StoreRead> {
     decryptor.meta_version = meta_version(conn)?;
     // Partitioned (CHIPS) cookies are chatgpt.com embedded in another site, not a login.
@@ -60,6 +62,12 @@ fn query(
         let host = sqlite::text(row, 0)?;
         let name = sqlite::text(row, 1)?;
         if !select::is_wanted_name(&name) || !sqlite::text(row, 7)?.is_empty() {
+            continue;
+        }
+        // 0 means a session cookie: alive while the browser runs, so kept.
+        let expires = chrome_time(sqlite::int(row, 4)?);
+        // Dropped before decrypting, so an expired one is never reported as undecryptable.
+        if expires.is_some_and(|e| e <= now) {
             continue;
         }
         let plain = sqlite::bytes(row, 2)?;
@@ -86,8 +94,7 @@ fn query(
             host,
             name,
             value,
-            // 0 means a session cookie: alive while the browser runs, so kept.
-            expires: chrome_time(sqlite::int(row, 4)?),
+            expires,
             created: chrome_time(sqlite::int(row, 5)?),
             last_access: chrome_time(sqlite::int(row, 6)?),
             jar: String::new(),

@@ -398,7 +398,7 @@ fn read_store(
     let read = match store.browser {
         Browser::Firefox => firefox::read(&store.path, temp_base)?,
         Browser::Safari => safari::read(&store.path, env.os)?,
-        browser => chromium::read(store, env.os, temp_base, &|| keyring.get(browser))?,
+        browser => chromium::read(store, env.os, env.now, temp_base, &|| keyring.get(browser))?,
     };
     let candidate = select::pick(read.cookies, env.now);
     if candidate.is_none()

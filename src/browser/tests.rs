@@ -411,6 +411,25 @@ fn chromium_v11_uses_keyring_password() {
 }
 
 #[test]
+fn expired_undecryptable_session_is_just_absent() {
+    let home = tempfile::tempdir().unwrap();
+    let mut expired = c(".chatgpt.com", SESSION, "old", -40);
+    expired.expires = Some(day(-1));
+    chromium_db(
+        &home.path().join(CHROME).join("Default/Network/Cookies"),
+        24,
+        Enc::Encrypted {
+            tag: "v11",
+            password: "unknown",
+            iterations: 1,
+        },
+        &[expired],
+    );
+    let err = run(BrowserChoice::Chrome, &linux(home.path())).unwrap_err();
+    assert!(matches!(err, BrowserError::NoSession { .. }), "{err}");
+}
+
+#[test]
 fn chromium_v11_falls_back_to_empty_password() {
     let home = tempfile::tempdir().unwrap();
     let v11 = Enc::Encrypted {
