@@ -5,7 +5,8 @@
 //! runs the real `convos` binary on it as a child process and reports MB/s of
 //! conversations JSON and the child's peak RSS for: a first import, a re-import of the
 //! same file (recognised by digest), and a forced re-import (every conversation
-//! compared and found unchanged, no writes).
+//! compared and found unchanged, no writes). `--zip` also measures the same data as an
+//! export ZIP; `--keep` leaves the generated files in the temp dir.
 
 use serde_json::{Value, json};
 use std::fs::File;
@@ -29,10 +30,46 @@ impl Rng {
 }
 
 const WORDS: &[&str] = &[
-    "the", "archive", "conversation", "model", "branch", "function", "returns", "value", "because",
-    "rust", "memory", "stream", "parser", "café", "naïve", "日本語", "données", "résumé", "token",
-    "request", "export", "import", "daemon", "schedule", "when", "which", "should", "could", "data",
-    "error", "handle", "file", "system", "vector", "string", "🙂", "graph", "node", "tree", "path",
+    "the",
+    "archive",
+    "conversation",
+    "model",
+    "branch",
+    "function",
+    "returns",
+    "value",
+    "because",
+    "rust",
+    "memory",
+    "stream",
+    "parser",
+    "café",
+    "naïve",
+    "日本語",
+    "données",
+    "résumé",
+    "token",
+    "request",
+    "export",
+    "import",
+    "daemon",
+    "schedule",
+    "when",
+    "which",
+    "should",
+    "could",
+    "data",
+    "error",
+    "handle",
+    "file",
+    "system",
+    "vector",
+    "string",
+    "🙂",
+    "graph",
+    "node",
+    "tree",
+    "path",
 ];
 
 fn prose(rng: &mut Rng, chars: usize) -> String {
@@ -76,7 +113,12 @@ fn message(rng: &mut Rng, id: &str, role: &str, t: f64, text: String) -> Value {
 }
 
 fn conversation(rng: &mut Rng, n: usize, target_bytes: usize) -> Value {
-    let id = format!("{:08x}-{:04x}-4000-8000-{:012x}", n, rng.below(65536), rng.next() & 0xffff_ffff_ffff);
+    let id = format!(
+        "{:08x}-{:04x}-4000-8000-{:012x}",
+        n,
+        rng.below(65536),
+        rng.next() & 0xffff_ffff_ffff
+    );
     let t0 = 1_700_000_000.0 + n as f64 * 3600.0;
     let mut mapping = serde_json::Map::new();
     mapping.insert(
@@ -91,7 +133,11 @@ fn conversation(rng: &mut Rng, n: usize, target_bytes: usize) -> Value {
     while size < target_bytes {
         i += 1;
         let role = if i % 2 == 1 { "user" } else { "assistant" };
-        let len = if role == "user" { 80 + rng.below(600) as usize } else { 800 + rng.below(6000) as usize };
+        let len = if role == "user" {
+            80 + rng.below(600) as usize
+        } else {
+            800 + rng.below(6000) as usize
+        };
         let text = prose(rng, len);
         size += text.len() + 600;
         t += 1.0 + rng.below(90) as f64 + 0.123456;
@@ -102,7 +148,10 @@ fn conversation(rng: &mut Rng, n: usize, target_bytes: usize) -> Value {
                 {"summary": "Considering", "content": prose(rng, 400)},
                 {"summary": "Checking", "content": prose(rng, 300)}]});
         }
-        mapping.insert(node.clone(), json!({"id": node, "message": msg, "parent": parent, "children": []}));
+        mapping.insert(
+            node.clone(),
+            json!({"id": node, "message": msg, "parent": parent, "children": []}),
+        );
         children.push((parent.clone(), node.clone()));
         // Every so often a regeneration: a sibling answer that the branch leaves behind.
         if role == "assistant" && rng.below(6) == 0 {
@@ -110,13 +159,19 @@ fn conversation(rng: &mut Rng, n: usize, target_bytes: usize) -> Value {
             let text = prose(rng, 1200);
             size += text.len() + 600;
             let m = message(rng, &alt, "assistant", t + 0.5, text);
-            mapping.insert(alt.clone(), json!({"id": alt, "message": m, "parent": parent, "children": []}));
+            mapping.insert(
+                alt.clone(),
+                json!({"id": alt, "message": m, "parent": parent, "children": []}),
+            );
             children.push((parent.clone(), alt));
         }
         parent = node;
     }
     for (p, c) in children {
-        if let Some(arr) = mapping.get_mut(&p).and_then(|n| n["children"].as_array_mut()) {
+        if let Some(arr) = mapping
+            .get_mut(&p)
+            .and_then(|n| n["children"].as_array_mut())
+        {
             arr.push(json!(c));
         }
     }
@@ -163,7 +218,10 @@ fn generate(path: &Path, mb: usize) -> u64 {
     }
     out.write_all(b"]").expect("write");
     out.flush().expect("flush");
-    eprintln!("generated {n} conversations, {:.1} MB", written as f64 / 1e6);
+    eprintln!(
+        "generated {n} conversations, {:.1} MB",
+        written as f64 / 1e6
+    );
     written as u64
 }
 
@@ -196,7 +254,10 @@ fn run(bin: &Path, data_dir: &Path, args: &[&str]) -> (f64, f64) {
     assert_eq!(r, pid, "wait4");
     let secs = start.elapsed().as_secs_f64();
     let _ = child.try_wait();
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "convos failed: {status}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "convos failed: {status}"
+    );
     (secs, usage.ru_maxrss as f64 / 1024.0)
 }
 
@@ -215,21 +276,43 @@ fn main() {
     let bytes = generate(&json_path, mb);
     let mbytes = bytes as f64 / 1e6;
     let report = |label: &str, (secs, rss): (f64, f64)| {
-        println!("{label:<40} {secs:>7.2} s  {:>7.1} MB/s  peak RSS {rss:>6.1} MB", mbytes / secs);
+        println!(
+            "{label:<40} {secs:>7.2} s  {:>7.1} MB/s  peak RSS {rss:>6.1} MB",
+            mbytes / secs
+        );
     };
     println!("conversations JSON: {mbytes:.1} MB");
     let data = dir.join("data-json");
     let p = json_path.to_str().expect("utf8");
-    report("first import (conversations.json)", run(&bin, &data, &["import", p]));
-    report("re-import, same file (digest skip)", run(&bin, &data, &["import", p]));
-    report("re-import --force (all unchanged)", run(&bin, &data, &["import", "--force", p]));
+    report(
+        "first import (conversations.json)",
+        run(&bin, &data, &["import", p]),
+    );
+    report(
+        "re-import, same file (digest skip)",
+        run(&bin, &data, &["import", p]),
+    );
+    report(
+        "re-import --force (all unchanged)",
+        run(&bin, &data, &["import", "--force", p]),
+    );
     if args.iter().any(|a| a == "--zip") {
         let zip_path = dir.join("export.zip");
         zip_it(&json_path, &zip_path);
         let z = zip_path.to_str().expect("utf8");
         let data = dir.join("data-zip");
-        report("first import (export ZIP)", run(&bin, &data, &["import", z]));
-        report("re-import ZIP, same file (digest skip)", run(&bin, &data, &["import", z]));
+        report(
+            "first import (export ZIP)",
+            run(&bin, &data, &["import", z]),
+        );
+        report(
+            "re-import ZIP, same file (digest skip)",
+            run(&bin, &data, &["import", z]),
+        );
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if args.iter().any(|a| a == "--keep") {
+        println!("kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

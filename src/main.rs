@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 fn main() -> ExitCode {
+    limit_heap_retention();
     let cli = Cli::parse();
     let platform = PlatformDirs::system();
     let overrides = Overrides {
@@ -35,5 +36,17 @@ fn main() -> ExitCode {
             eprintln!("convos: {:#}", e.error);
             ExitCode::from(e.code)
         }
+    }
+}
+
+/// glibc raises its mmap threshold each time a large block is freed, after which
+/// multi-megabyte conversation buffers come from the heap and fragment it: importing
+/// 800 MB then peaks at 120 MB of RSS instead of 73 MB. A fixed threshold keeps large
+/// buffers in their own mappings, returned to the system when freed.
+fn limit_heap_retention() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator tuning; called before any other thread exists.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 512 * 1024);
     }
 }

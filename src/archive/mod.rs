@@ -83,6 +83,55 @@ impl From<sled::Error> for ArchiveError {
     }
 }
 
+/// sled segment size; see [`schema::CHUNK`].
+const SEGMENT_SIZE: usize = 1 << 20;
+
+/// Writes a packed document as chunks, removing chunks the old version had beyond them.
+fn tx_put_doc(
+    t: &sled::transaction::TransactionalTree,
+    id: &str,
+    packed: &[u8],
+    old_chunks: u32,
+) -> std::result::Result<u32, sled::transaction::UnabortableTransactionError> {
+    let mut n = 0u32;
+    for (i, c) in packed.chunks(schema::CHUNK).enumerate() {
+        n = i as u32 + 1;
+        t.insert(schema::chunk_key(id, i as u32), c)?;
+    }
+    for i in n..old_chunks {
+        t.remove(schema::chunk_key(id, i))?;
+    }
+    Ok(n)
+}
+
+/// Reads a chunked document inside a transaction.
+fn tx_get_doc(
+    t: &sled::transaction::TransactionalTree,
+    id: &str,
+    chunks: u32,
+) -> std::result::Result<Option<Vec<u8>>, sled::transaction::UnabortableTransactionError> {
+    let mut packed = Vec::new();
+    for i in 0..chunks {
+        match t.get(schema::chunk_key(id, i))? {
+            Some(c) => packed.extend_from_slice(&c),
+            None => return Ok(None),
+        }
+    }
+    Ok(schema::unpack(&packed))
+}
+
+/// Reads a chunked document.
+fn get_doc(t: &sled::Tree, id: &str, chunks: u32) -> Result<Option<Vec<u8>>> {
+    let mut packed = Vec::new();
+    for i in 0..chunks {
+        match t.get(schema::chunk_key(id, i))? {
+            Some(c) => packed.extend_from_slice(&c),
+            None => return Ok(None),
+        }
+    }
+    Ok(schema::unpack(&packed))
+}
+
 /// Result alias for archive operations.
 pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;
 
@@ -96,7 +145,7 @@ pub struct OpenOptions {
 impl Default for OpenOptions {
     fn default() -> Self {
         Self {
-            cache_bytes: 32 * 1024 * 1024,
+            cache_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -209,6 +258,7 @@ impl Archive {
             .path(&db_path)
             .cache_capacity(opts.cache_bytes)
             .flush_every_ms(Some(1000))
+            .segment_size(SEGMENT_SIZE)
             .open()
             .map_err(|e| match &e {
                 sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
@@ -314,16 +364,18 @@ impl Archive {
                 None => None,
             };
             let Some(old) = old_record else {
+                let raw_chunks = tx_put_doc(raw_t, &id, &packed_new, 0)?;
                 let record = ConvRecord {
                     node_count: summary.node_count,
                     summary: summary.clone(),
                     version,
+                    raw_chunks,
+                    extra_chunks: 0,
                     archived_at: now,
                     written_at: now,
                     deleted_remotely: false,
                     remote: RemoteState::default(),
                 };
-                raw_t.insert(id.as_bytes(), packed_new.as_slice())?;
                 meta_t.insert(id.as_bytes(), to_json(&record))?;
                 idx_t.insert(schema::version_key(version, &id), &[][..])?;
                 for f in &summary.file_ids {
@@ -334,15 +386,14 @@ impl Archive {
             if version == old.version {
                 return Ok(Outcome::Unchanged);
             }
-            let stored_raw = raw_t
-                .get(id.as_bytes())?
-                .and_then(|b| schema::unpack(&b))
+            let stored_raw = tx_get_doc(raw_t, &id, old.raw_chunks)?
                 .ok_or_else(|| abort(ArchiveError::Corrupt(id.clone())))?;
-            let stored_extra = match extra_t.get(id.as_bytes())? {
-                Some(b) => Some(
-                    schema::unpack(&b).ok_or_else(|| abort(ArchiveError::Corrupt(id.clone())))?,
+            let stored_extra = match old.extra_chunks {
+                0 => None,
+                n => Some(
+                    tx_get_doc(extra_t, &id, n)?
+                        .ok_or_else(|| abort(ArchiveError::Corrupt(id.clone())))?,
                 ),
-                None => None,
             };
             let corrupt = |_| abort(ArchiveError::Corrupt(id.clone()));
             if version > old.version {
@@ -353,17 +404,17 @@ impl Archive {
                     Some(k) => resummarize(&id, &bytes, Some(k)).map_err(abort)?,
                     None => summary.clone(),
                 };
+                let raw_chunks = tx_put_doc(raw_t, &id, &packed_new, old.raw_chunks)?;
+                let extra_packed = kept.as_deref().map(schema::pack).unwrap_or_default();
+                let extra_chunks = tx_put_doc(extra_t, &id, &extra_packed, old.extra_chunks)?;
                 let record = ConvRecord {
                     node_count: summary.node_count,
                     summary,
                     version,
+                    raw_chunks,
+                    extra_chunks,
                     written_at: now,
                     ..old.clone()
-                };
-                raw_t.insert(id.as_bytes(), packed_new.as_slice())?;
-                match &kept {
-                    Some(k) => extra_t.insert(id.as_bytes(), schema::pack(k))?,
-                    None => extra_t.remove(id.as_bytes())?,
                 };
                 meta_t.insert(id.as_bytes(), to_json(&record))?;
                 idx_t.remove(schema::version_key(old.version, &id))?;
@@ -380,13 +431,14 @@ impl Archive {
                 return Ok(Outcome::Unchanged);
             };
             let summary = resummarize(&id, &stored_raw, Some(&kept)).map_err(abort)?;
+            let extra_chunks = tx_put_doc(extra_t, &id, &schema::pack(&kept), old.extra_chunks)?;
             let record = ConvRecord {
                 node_count: summary.node_count,
                 summary,
+                extra_chunks,
                 written_at: now,
                 ..old.clone()
             };
-            extra_t.insert(id.as_bytes(), schema::pack(&kept))?;
             meta_t.insert(id.as_bytes(), to_json(&record))?;
             for f in &record.summary.file_ids {
                 cf_t.insert(schema::conv_file_key(&id, f), &[][..])?;
@@ -401,16 +453,13 @@ impl Archive {
             return Ok(None);
         };
         let record: ConvRecord = from_json(id, &meta)?;
-        let raw = self
-            .raw
-            .get(id.as_bytes())?
-            .and_then(|b| schema::unpack(&b))
+        let raw = get_doc(&self.raw, id, record.raw_chunks)?
             .ok_or_else(|| ArchiveError::Corrupt(id.to_owned()))?;
-        let extra = match self.extra.get(id.as_bytes())? {
-            Some(b) => {
-                Some(schema::unpack(&b).ok_or_else(|| ArchiveError::Corrupt(id.to_owned()))?)
-            }
-            None => None,
+        let extra = match record.extra_chunks {
+            0 => None,
+            n => Some(
+                get_doc(&self.extra, id, n)?.ok_or_else(|| ArchiveError::Corrupt(id.to_owned()))?,
+            ),
         };
         Ok(Some(StoredConversation { raw, extra, record }))
     }

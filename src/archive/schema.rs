@@ -3,8 +3,13 @@
 //! Trees (schema version 1):
 //! - default tree: `schema_version` → decimal text; `state/<name>` → JSON (sync state,
 //!   pacing cooldown, device id, last import/sync reports)
-//! - `conv_raw`: conversation id → lz4 block (size-prefixed) of the verbatim JSON
-//! - `conv_extra`: id → lz4 of a JSON object of nodes kept from older versions
+//! - `conv_raw`: conversation id ‖ 0x00 ‖ chunk number (u32 BE) → one chunk of the lz4
+//!   block (size-prefixed) of the verbatim JSON
+//! - `conv_extra`: the same, for a JSON object of nodes kept from older versions
+//!
+//! Documents are chunked because sled 0.34 keeps pages larger than a quarter segment
+//! as separate blob files and then under-counts them in its cache, so memory grows
+//! with everything written; small chunks keep every page inline and the cache bounded.
 //! - `conv_meta`: id → JSON [`ConvRecord`]
 //! - `by_updated`: sortable update time (8 bytes) ‖ id → empty
 //! - `files`: file id → JSON [`FileRecord`]
@@ -42,6 +47,11 @@ pub struct ConvRecord {
     pub version: i64,
     /// Nodes in the stored mapping plus retained nodes.
     pub node_count: u32,
+    /// Chunks of the stored JSON in `conv_raw`.
+    pub raw_chunks: u32,
+    /// Chunks of the retained nodes in `conv_extra` (0: none).
+    #[serde(default)]
+    pub extra_chunks: u32,
     /// When convos first archived it (epoch seconds).
     pub archived_at: f64,
     /// When convos last wrote it (epoch seconds).
@@ -127,6 +137,24 @@ pub fn conv_file_key(conv_id: &str, file_id: &str) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(file_id.as_bytes());
     k
+}
+
+/// Bytes per stored chunk: 17 of them (a leaf page before it splits) stay under the
+/// inline limit of a 1 MiB segment.
+pub const CHUNK: usize = 14 * 1024;
+
+/// Key of chunk `i` of a conversation's document.
+pub fn chunk_key(id: &str, i: u32) -> Vec<u8> {
+    let mut k = Vec::with_capacity(id.len() + 5);
+    k.extend_from_slice(id.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&i.to_be_bytes());
+    k
+}
+
+/// Number of chunks a packed document takes.
+pub fn chunk_count(packed: &[u8]) -> u32 {
+    u32::try_from(packed.len().div_ceil(CHUNK)).unwrap_or(u32::MAX)
 }
 
 /// Compresses a stored JSON document.

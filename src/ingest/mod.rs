@@ -167,7 +167,7 @@ pub fn import_path(
             Err(e) => return report.fail(format!("{shown}: cannot read it: {e}")),
         };
         report.kind = if is_zip { "zip" } else { "json" }.into();
-        let digest = match file_digest(path) {
+        let digest = match cached_digest(archive, path, &meta) {
             Ok(d) => d,
             Err(e) => return report.fail(format!("{shown}: cannot read it: {e}")),
         };
@@ -270,6 +270,58 @@ fn sniff_zip(path: &Path) -> io::Result<bool> {
     let mut f = File::open(path)?;
     let n = f.read(&mut head)?;
     Ok(n == 4 && (head == *b"PK\x03\x04" || head == *b"PK\x05\x06" || head == *b"PK\x07\x08"))
+}
+
+/// What identified a file's contents last time: when its path, size, modification
+/// time and inode are unchanged, its digest is too, and hashing it again is skipped.
+#[derive(Serialize, Deserialize, PartialEq)]
+struct DigestCacheEntry {
+    size: u64,
+    mtime_ns: i128,
+    inode: u64,
+    digest: String,
+}
+
+fn stat_key(meta: &std::fs::Metadata) -> (u64, i128, u64) {
+    #[cfg(unix)]
+    let inode = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let inode = 0;
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|m| m.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128);
+    (meta.len(), mtime_ns, inode)
+}
+
+/// The file's SHA-256, from the stat cache when the file is unchanged since last time.
+fn cached_digest(archive: &Archive, path: &Path, meta: &std::fs::Metadata) -> io::Result<String> {
+    let key = format!(
+        "digest/{}",
+        std::fs::canonicalize(path)
+            .unwrap_or_else(|_| path.to_path_buf())
+            .display()
+    );
+    let (size, mtime_ns, inode) = stat_key(meta);
+    if let Ok(Some(c)) = archive.state::<DigestCacheEntry>(&key)
+        && c.size == size
+        && c.mtime_ns == mtime_ns
+        && c.inode == inode
+    {
+        return Ok(c.digest);
+    }
+    let digest = file_digest(path)?;
+    let entry = DigestCacheEntry {
+        size,
+        mtime_ns,
+        inode,
+        digest: digest.clone(),
+    };
+    if let Err(e) = archive.set_state(&key, &entry) {
+        tracing::debug!("digest cache not updated: {e}");
+    }
+    Ok(digest)
 }
 
 /// SHA-256 of a file, hex.

@@ -19,6 +19,46 @@ use zip::ZipArchive;
 
 /// Conversations queued between the reader and the writer.
 const QUEUE: usize = 16;
+/// Bytes of conversation JSON allowed in flight between the reader and the writer, so
+/// memory stays bounded however large single conversations are.
+const IN_FLIGHT_BYTES: usize = 16 << 20;
+
+/// A byte budget shared by the reader (acquires) and the writer (releases).
+struct Budget {
+    used: std::sync::Mutex<usize>,
+    freed: std::sync::Condvar,
+}
+
+impl Budget {
+    fn new() -> Self {
+        Self {
+            used: std::sync::Mutex::new(0),
+            freed: std::sync::Condvar::new(),
+        }
+    }
+
+    /// Waits until `n` bytes fit (a single element larger than the budget still
+    /// passes once nothing else is in flight).
+    fn acquire(&self, n: usize) {
+        let Ok(mut used) = self.used.lock() else {
+            return;
+        };
+        while *used > 0 && *used + n > IN_FLIGHT_BYTES {
+            used = match self.freed.wait(used) {
+                Ok(g) => g,
+                Err(_) => return,
+            };
+        }
+        *used += n;
+    }
+
+    fn release(&self, n: usize) {
+        if let Ok(mut used) = self.used.lock() {
+            *used = used.saturating_sub(n);
+            self.freed.notify_all();
+        }
+    }
+}
 /// Largest index file (manifest, asset names) read into memory.
 const SMALL_FILE_LIMIT: u64 = 64 << 20;
 
@@ -288,6 +328,7 @@ fn run<M: Members + SmallFiles>(
     let total: u64 = layout.conversations.iter().map(|e| e.size).sum();
     let progress = Progress::start(opts.progress, shown, total);
     let read_bytes = AtomicU64::new(0);
+    let budget = Budget::new();
     let member_names: Vec<String> = layout
         .conversations
         .iter()
@@ -297,17 +338,24 @@ fn run<M: Members + SmallFiles>(
         let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
         let entries = &layout.conversations;
         let read_bytes = &read_bytes;
+        let budget = &budget;
         let members = &mut *members;
         let max = opts.max_conversation_bytes;
-        s.spawn(move || produce(members, entries, tx, read_bytes, max));
+        s.spawn(move || produce(members, entries, tx, read_bytes, budget, max));
         for msg in rx {
             if cancel.load(Ordering::Relaxed) {
                 report.interrupted = true;
+                // Unblock a reader waiting for budget so it sees the closed queue.
+                budget.release(usize::MAX);
                 break;
             }
             match msg {
                 Msg::Item { member, item } => {
-                    if !consume(archive, &member_names[member], item, report) {
+                    let size = item_size(&item);
+                    let go_on = consume(archive, &member_names[member], item, report);
+                    budget.release(size);
+                    if !go_on {
+                        budget.release(usize::MAX);
                         break;
                     }
                 }
@@ -334,6 +382,7 @@ fn produce<M: Members>(
     entries: &[Entry],
     tx: mpsc::SyncSender<Msg>,
     read_bytes: &AtomicU64,
+    budget: &Budget,
     max_element: usize,
 ) {
     let mut done_before = 0u64;
@@ -359,6 +408,7 @@ fn produce<M: Members>(
         loop {
             match ar.next() {
                 Ok(Some(item)) => {
+                    budget.acquire(item_size(&item));
                     if tx.send(Msg::Item { member: i, item }).is_err() {
                         return;
                     }
@@ -382,6 +432,13 @@ fn produce<M: Members>(
             }
         }
         done_before += ar.offset();
+    }
+}
+
+fn item_size(item: &Item) -> usize {
+    match item {
+        Item::Element { bytes, .. } => bytes.len(),
+        Item::Malformed { .. } => 0,
     }
 }
 
