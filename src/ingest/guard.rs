@@ -25,6 +25,19 @@ pub enum LimitError {
         /// The limit.
         max_ratio: u64,
     },
+    /// A member inflated past the uncompressed size its header declares (a lying header,
+    /// as zip bombs use; the `zip` crate stops reading there).
+    #[error(
+        "{member} inflates to more than the uncompressed size its ZIP header declares \
+         ({inflated} bytes read so far); refusing it as a possible zip bomb (a genuine export \
+         never does this: if this is your export, download it again)"
+    )]
+    Declared {
+        /// Member name.
+        member: String,
+        /// Bytes inflated before the overflow.
+        inflated: u64,
+    },
     /// All members together passed the total cap.
     #[error(
         "the ZIP inflates to more than {max_total} bytes in all; refusing it as a possible zip \
@@ -87,7 +100,16 @@ impl<R: Read> Guarded<R> {
 
 impl<R: Read> Read for Guarded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = match self.inner.read(buf) {
+            Ok(n) => n,
+            Err(e) if overflows_declared_size(&e) => {
+                return Err(io::Error::other(LimitError::Declared {
+                    member: self.member.clone(),
+                    inflated: self.inflated,
+                }));
+            }
+            Err(e) => return Err(e),
+        };
         self.inflated += n as u64;
         let total = self.total.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         if total > self.limits.max_total_bytes {
@@ -109,9 +131,36 @@ impl<R: Read> Read for Guarded<R> {
     }
 }
 
+/// Whether a read error is the `zip` crate refusing to inflate past a member's declared
+/// size: it reports that as plain `InvalidData`, only its message tells it apart.
+fn overflows_declared_size(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::InvalidData
+        && e.to_string()
+            .contains("larger than its declared uncompressed size")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inflating_past_the_declared_size_is_named_a_possible_bomb() {
+        struct Lying;
+        impl Read for Lying {
+            fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+                Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "File is larger than its declared uncompressed size",
+                ))
+            }
+        }
+        let total = Arc::new(AtomicU64::new(0));
+        let mut g = Guarded::new(Lying, "m", 10, total, &ImportConfig::default());
+        let err = io::copy(&mut g, &mut io::sink()).expect_err("declared size");
+        let limit = LimitError::find(&err).expect("a limit error");
+        assert!(matches!(limit, LimitError::Declared { .. }));
+        assert!(limit.to_string().contains("zip bomb"));
+    }
 
     #[test]
     fn ratio_and_total_limits_trip_on_real_bytes() {

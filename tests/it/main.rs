@@ -2,5 +2,8 @@
 
 mod support;
 
+mod cli;
+mod corpus;
 mod fake_server_selftest;
 mod fixtures_selftest;
+mod import;

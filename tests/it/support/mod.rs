@@ -1,5 +1,6 @@
 //! Shared test support: a fixture generator for exports and a fake chatgpt.com server.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod fake_server;
 pub mod fixtures;
