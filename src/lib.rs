@@ -16,6 +16,7 @@
 //! # Data flow
 //! `ingest → model::RawConversation → Archive::upsert`; `render` reads the archive.
 
+pub mod api;
 pub mod app;
 pub mod archive;
 #[cfg(feature = "browser")]

@@ -1,0 +1,737 @@
+//! The chatgpt.com client: session exchange, conversation listings, conversation
+//! detail and file downloads, every request paced, authenticated and retried the way
+//! the service needs. See `shared/reference/chatgpt-api.md` for what it answers.
+
+pub mod auth;
+pub mod pace;
+
+use crate::config::ApiConfig;
+use crate::model::time::Time;
+use auth::{Credentials, Session};
+use pace::Pacer;
+use reqwest::header::{HeaderMap, HeaderValue};
+use secrecy::ExposeSecret;
+use serde::Deserialize;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// What can go wrong talking to chatgpt.com.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ApiError {
+    /// No credentials are stored.
+    #[error("no ChatGPT session: run `convos auth` (or `convos auth --from-browser`) first")]
+    NoCredentials,
+    /// The access token was refused even after a fresh exchange.
+    #[error(
+        "chatgpt.com refused the access token twice in a row (401); run `convos auth` with a fresh cookie from chatgpt.com"
+    )]
+    Unauthorized,
+    /// The session cookie no longer yields an access token.
+    #[error("session expired: run `convos auth` with a fresh cookie from chatgpt.com")]
+    SessionExpired,
+    /// Too many requests.
+    #[error("chatgpt.com is rate limiting this account (429){}", retry_after.map(|d| format!("; it asked to wait {} s", d.as_secs())).unwrap_or_default())]
+    RateLimited {
+        /// What `Retry-After` asked for.
+        retry_after: Option<Duration>,
+    },
+    /// Cloudflare (or the service) blocked the request with a challenge page.
+    #[error(
+        "chatgpt.com answered {status} with a {kind} instead of data: its bot protection is \
+         blocking this machine. Open chatgpt.com in your browser on this machine, then run \
+         `convos auth` again with a fresh cookie (a `cf_clearance` cookie helps); if it keeps \
+         happening, wait an hour before syncing again"
+    )]
+    Challenge {
+        /// HTTP status.
+        status: u16,
+        /// `Cloudflare challenge page` or `HTML page`.
+        kind: &'static str,
+    },
+    /// The thing asked for does not exist.
+    #[error("not found (404)")]
+    NotFound,
+    /// The service failed.
+    #[error("chatgpt.com failed with HTTP {0}")]
+    Server(u16),
+    /// Another 4xx answer.
+    #[error("chatgpt.com refused the request with HTTP {status}: {detail}")]
+    Client {
+        /// HTTP status.
+        status: u16,
+        /// A short excerpt of the answer.
+        detail: String,
+    },
+    /// The network failed.
+    #[error("network error talking to chatgpt.com: {0}")]
+    Transport(String),
+    /// The answer could not be read.
+    #[error("unreadable answer from chatgpt.com ({0})")]
+    Decode(String),
+    /// Credentials could not be saved or read.
+    #[error("{0}")]
+    Credentials(String),
+}
+
+impl ApiError {
+    /// Whether trying the same request again soon may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            ApiError::Server(_) | ApiError::Transport(_) | ApiError::Decode(_)
+        )
+    }
+
+    /// Whether the whole run should stop (no later request can succeed now).
+    pub fn ends_run(&self) -> bool {
+        matches!(
+            self,
+            ApiError::NoCredentials
+                | ApiError::Unauthorized
+                | ApiError::SessionExpired
+                | ApiError::RateLimited { .. }
+                | ApiError::Challenge { .. }
+                | ApiError::Credentials(_)
+        )
+    }
+}
+
+/// Which conversation listing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listing {
+    /// Normal conversations (project conversations included).
+    Normal,
+    /// Archived conversations.
+    Archived,
+}
+
+/// One item of a conversation listing.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ListItem {
+    /// Conversation id.
+    pub id: String,
+    /// Title.
+    pub title: Option<String>,
+    /// Creation time.
+    pub create_time: Time,
+    /// Update time (ISO in listings).
+    pub update_time: Time,
+    /// Archived flag.
+    pub is_archived: Option<bool>,
+    /// Starred flag.
+    pub is_starred: Option<bool>,
+    /// Project or GPT id.
+    pub gizmo_id: Option<String>,
+}
+
+/// A page of a listing.
+#[derive(Clone, Debug, Default)]
+pub struct ListPage {
+    /// Items, newest first.
+    pub items: Vec<ListItem>,
+    /// Total reported by the service, if any.
+    pub total: Option<u64>,
+}
+
+/// A project from the sidebar.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Project {
+    /// `g-p-…`
+    pub id: String,
+    /// Display name.
+    pub name: String,
+}
+
+/// Where a file can be downloaded.
+#[derive(Clone, Debug)]
+pub struct FileInfo {
+    /// Signed download URL.
+    pub download_url: String,
+    /// File name.
+    pub file_name: Option<String>,
+    /// MIME type.
+    pub mime_type: Option<String>,
+}
+
+/// Facts about the session for status output (never the token).
+#[derive(Clone, Debug, Default)]
+pub struct SessionInfo {
+    /// When the access token expires.
+    pub access_token_expires: Option<chrono::DateTime<chrono::Utc>>,
+    /// Account id.
+    pub account_id: Option<String>,
+}
+
+struct AuthState {
+    creds: Credentials,
+    session: Option<Session>,
+}
+
+/// Re-exchange the session this long before the access token expires.
+const REFRESH_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+/// Largest body read from the service.
+const MAX_BODY: usize = 512 << 20;
+
+/// The client. Cheap to share behind an `Arc`.
+pub struct Client {
+    http: reqwest::Client,
+    base: reqwest::Url,
+    cfg: ApiConfig,
+    auth: tokio::sync::Mutex<AuthState>,
+    info: Mutex<SessionInfo>,
+    pacer: Pacer,
+    device_id: String,
+    requests: AtomicU64,
+    /// Called with rotated credentials to persist them.
+    on_rotate: Box<dyn Fn(&Credentials) + Send + Sync>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base.as_str())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Installs the TLS crypto provider once per process (reqwest is built without one).
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+impl Client {
+    /// A client for `cfg.base_url` with these credentials. `on_rotate` persists
+    /// cookies the service rotates.
+    pub fn new(
+        cfg: &ApiConfig,
+        creds: Credentials,
+        device_id: String,
+        pacer: Pacer,
+        on_rotate: Box<dyn Fn(&Credentials) + Send + Sync>,
+    ) -> Result<Self, ApiError> {
+        install_tls_provider();
+        let base = reqwest::Url::parse(&cfg.base_url).map_err(|e| ApiError::Client {
+            status: 0,
+            detail: format!("bad base URL: {e}"),
+        })?;
+        let http = reqwest::Client::builder()
+            .user_agent(cfg.user_agent.clone())
+            .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
+            .timeout(Duration::from_secs(cfg.request_timeout_secs))
+            .gzip(true)
+            .build()
+            .map_err(|e| ApiError::Transport(e.to_string()))?;
+        Ok(Self {
+            http,
+            base,
+            cfg: cfg.clone(),
+            auth: tokio::sync::Mutex::new(AuthState {
+                creds,
+                session: None,
+            }),
+            info: Mutex::new(SessionInfo::default()),
+            pacer,
+            device_id,
+            requests: AtomicU64::new(0),
+            on_rotate,
+        })
+    }
+
+    /// Requests sent so far (every attempt counts).
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// The pacer (to save its state).
+    pub fn pacer(&self) -> &Pacer {
+        &self.pacer
+    }
+
+    /// What is known about the session.
+    pub fn session_info(&self) -> SessionInfo {
+        self.info.lock().map(|i| i.clone()).unwrap_or_default()
+    }
+
+    /// Whether the access token expires within the refresh margin (or is unknown).
+    pub async fn needs_refresh(&self) -> bool {
+        let auth = self.auth.lock().await;
+        match &auth.session {
+            Some(s) => s
+                .expires_at
+                .is_some_and(|e| e - REFRESH_MARGIN <= chrono::Utc::now()),
+            None => true,
+        }
+    }
+
+    fn origin(&self) -> String {
+        self.base.as_str().trim_end_matches('/').to_owned()
+    }
+
+    fn browser_headers(&self) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        let origin = self.origin();
+        for (name, value) in [
+            ("accept", "application/json".to_owned()),
+            ("accept-language", "en-US,en;q=0.9".to_owned()),
+            ("origin", origin.clone()),
+            ("referer", format!("{origin}/")),
+            ("oai-device-id", self.device_id.clone()),
+            ("oai-language", "en-US".to_owned()),
+            ("sec-fetch-dest", "empty".to_owned()),
+            ("sec-fetch-mode", "cors".to_owned()),
+            ("sec-fetch-site", "same-origin".to_owned()),
+        ] {
+            if let Ok(v) = HeaderValue::from_str(&value) {
+                h.insert(name, v);
+            }
+        }
+        h
+    }
+
+    /// Exchanges the session cookie for an access token (paced like any request).
+    pub async fn refresh_session(&self) -> Result<SessionInfo, ApiError> {
+        let mut auth = self.auth.lock().await;
+        self.exchange(&mut auth).await?;
+        Ok(self.session_info())
+    }
+
+    async fn exchange(&self, auth: &mut AuthState) -> Result<(), ApiError> {
+        let url = self.url("/api/auth/session")?;
+        let mut attempt = 0u32;
+        loop {
+            let _permit = self.pacer.acquire(log_wait).await;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let mut req = self.http.get(url.clone()).headers(self.browser_headers());
+            let cookie = auth.creds.cookie_header();
+            let mut cookie_value = HeaderValue::from_str(cookie.expose_secret())
+                .map_err(|_| ApiError::Credentials("the stored cookie holds characters a header cannot carry; run `convos auth` again".into()))?;
+            cookie_value.set_sensitive(true);
+            req = req.header(reqwest::header::COOKIE, cookie_value);
+            let result = match req.send().await {
+                Ok(resp) => {
+                    let rotated: Vec<String> = resp
+                        .headers()
+                        .get_all(reqwest::header::SET_COOKIE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok().map(str::to_owned))
+                        .collect();
+                    match read_body(resp).await {
+                        Ok(body) => {
+                            if auth
+                                .creds
+                                .apply_set_cookies(rotated.iter().map(String::as_str))
+                            {
+                                tracing::info!(
+                                    "chatgpt.com rotated the session cookie; saved the new one"
+                                );
+                                (self.on_rotate)(&auth.creds);
+                            }
+                            match auth::parse_session(&body) {
+                                Ok(Some(session)) => Ok(session),
+                                Ok(None) => Err(ApiError::SessionExpired),
+                                Err(e) => Err(ApiError::Decode(format!("session answer: {e}"))),
+                            }
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                Err(e) => Err(transport(e)),
+            };
+            match result {
+                Ok(session) => {
+                    self.pacer.on_success();
+                    if let Ok(mut info) = self.info.lock() {
+                        *info = SessionInfo {
+                            access_token_expires: session.expires_at,
+                            account_id: session.account_id.clone(),
+                        };
+                    }
+                    auth.session = Some(session);
+                    return Ok(());
+                }
+                Err(ApiError::RateLimited { retry_after }) if attempt < 2 => {
+                    attempt += 1;
+                    let wait = self.pacer.on_rate_limited(retry_after);
+                    tracing::warn!(
+                        "rate limited on the session exchange; waiting {} s",
+                        wait.as_secs()
+                    );
+                }
+                Err(e) if e.is_retryable() && attempt < self.cfg.retries => {
+                    attempt += 1;
+                    self.retry_pause(attempt, &e).await;
+                }
+                Err(e) => {
+                    if matches!(e, ApiError::SessionExpired) {
+                        auth.session = None;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    fn url(&self, path_and_query: &str) -> Result<reqwest::Url, ApiError> {
+        self.base
+            .join(path_and_query.trim_start_matches('/'))
+            .map_err(|e| ApiError::Client {
+                status: 0,
+                detail: format!("bad URL: {e}"),
+            })
+    }
+
+    async fn retry_pause(&self, attempt: u32, e: &ApiError) {
+        let base = self.cfg.retry_base_secs.max(0.0)
+            * f64::from(1u32 << attempt.saturating_sub(1).min(10));
+        let wait = Duration::from_secs_f64(base * (1.0 + fastrand::f64() * 0.25));
+        tracing::warn!(
+            "{e}; retrying in {:.1} s (attempt {} of {})",
+            wait.as_secs_f64(),
+            attempt,
+            self.cfg.retries
+        );
+        tokio::time::sleep(wait).await;
+    }
+
+    /// GET a backend path with the bearer token: paced, re-exchanging the session once
+    /// after a 401, waiting out 429s (a few in a row end the call), retrying 5xx,
+    /// network errors and broken bodies.
+    async fn get(&self, path_and_query: &str, validate_json: bool) -> Result<Vec<u8>, ApiError> {
+        let url = self.url(path_and_query)?;
+        let mut attempt = 0u32;
+        let mut rate_limited = 0u32;
+        let mut reauthed = false;
+        loop {
+            let (token, account) = {
+                let mut auth = self.auth.lock().await;
+                let stale = match &auth.session {
+                    Some(s) => s
+                        .expires_at
+                        .is_some_and(|e| e - REFRESH_MARGIN <= chrono::Utc::now()),
+                    None => true,
+                };
+                if stale {
+                    self.exchange(&mut auth).await?;
+                }
+                let Some(s) = auth.session.as_ref() else {
+                    return Err(ApiError::SessionExpired);
+                };
+                (s.access_token.clone(), s.account_id.clone())
+            };
+            let _permit = self.pacer.acquire(log_wait).await;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let mut headers = self.browser_headers();
+            let mut bearer = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
+                .map_err(|_| {
+                    ApiError::Decode("the access token holds invalid characters".into())
+                })?;
+            bearer.set_sensitive(true);
+            headers.insert(reqwest::header::AUTHORIZATION, bearer);
+            if let Some(a) = account
+                .as_deref()
+                .and_then(|a| HeaderValue::from_str(a).ok())
+            {
+                headers.insert("chatgpt-account-id", a);
+            }
+            let result = match self.http.get(url.clone()).headers(headers).send().await {
+                Ok(resp) => read_body(resp).await.and_then(|b| {
+                    if validate_json {
+                        check_json(&b)?;
+                    }
+                    Ok(b)
+                }),
+                Err(e) => Err(transport(e)),
+            };
+            match result {
+                Ok(body) => {
+                    self.pacer.on_success();
+                    return Ok(body);
+                }
+                Err(ApiError::Unauthorized) if !reauthed => {
+                    reauthed = true;
+                    tracing::info!(
+                        "access token refused (401); exchanging the session for a new one"
+                    );
+                    let mut auth = self.auth.lock().await;
+                    auth.session = None;
+                }
+                Err(ApiError::RateLimited { retry_after }) => {
+                    rate_limited += 1;
+                    let wait = self.pacer.on_rate_limited(retry_after);
+                    if rate_limited > 3 {
+                        return Err(ApiError::RateLimited {
+                            retry_after: Some(wait),
+                        });
+                    }
+                    tracing::warn!(
+                        "chatgpt.com is rate limiting (429); pausing {} s before going on",
+                        wait.as_secs()
+                    );
+                }
+                Err(e) if e.is_retryable() && attempt < self.cfg.retries => {
+                    attempt += 1;
+                    self.retry_pause(attempt, &e).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// One page of a conversation listing, newest update first.
+    pub async fn list(
+        &self,
+        listing: Listing,
+        offset: u64,
+        limit: u32,
+    ) -> Result<ListPage, ApiError> {
+        let archived = listing == Listing::Archived;
+        let path = format!(
+            "/backend-api/conversations?offset={offset}&limit={limit}&order=updated&is_archived={archived}&hide_snorlax=false"
+        );
+        let body = self.get(&path, true).await?;
+        #[derive(Deserialize)]
+        struct Page {
+            #[serde(default)]
+            items: Vec<serde_json::Value>,
+            total: Option<u64>,
+        }
+        let page: Page = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::Decode(format!("conversation list: {e}")))?;
+        Ok(ListPage {
+            items: page
+                .items
+                .into_iter()
+                .filter_map(|v| serde_json::from_value::<ListItem>(v).ok())
+                .filter(|i| !i.id.is_empty())
+                .collect(),
+            total: page.total,
+        })
+    }
+
+    /// One page of the project sidebar: projects and the next cursor.
+    pub async fn projects(
+        &self,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<Project>, Option<String>), ApiError> {
+        let mut path = "/backend-api/gizmos/snorlax/sidebar?conversations_per_gizmo=0".to_owned();
+        if let Some(c) = cursor {
+            path.push_str(&format!("&cursor={}", urlencode(c)));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&self.get(&path, true).await?)
+            .map_err(|e| ApiError::Decode(format!("project list: {e}")))?;
+        let projects = v
+            .get("items")
+            .and_then(|i| i.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|item| {
+                let g = item.get("gizmo")?.get("gizmo")?;
+                Some(Project {
+                    id: g.get("id")?.as_str()?.to_owned(),
+                    name: g
+                        .pointer("/display/name")
+                        .and_then(|n| n.as_str())
+                        .unwrap_or("")
+                        .to_owned(),
+                })
+            })
+            .collect();
+        Ok((projects, next_cursor(&v)))
+    }
+
+    /// One page of a project's conversations and the next cursor.
+    pub async fn project_conversations(
+        &self,
+        gizmo_id: &str,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<ListItem>, Option<String>), ApiError> {
+        let path = format!(
+            "/backend-api/gizmos/{}/conversations?cursor={}&limit=50",
+            urlencode(gizmo_id),
+            urlencode(cursor.unwrap_or("0"))
+        );
+        let v: serde_json::Value = serde_json::from_slice(&self.get(&path, true).await?)
+            .map_err(|e| ApiError::Decode(format!("project conversations: {e}")))?;
+        let items = v
+            .get("items")
+            .and_then(|i| i.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|i| serde_json::from_value::<ListItem>(i.clone()).ok())
+            .filter(|i| !i.id.is_empty())
+            .collect();
+        Ok((items, next_cursor(&v)))
+    }
+
+    /// A conversation's JSON exactly as sent (`GET /backend-api/conversation/{id}`).
+    pub async fn conversation(&self, id: &str) -> Result<Vec<u8>, ApiError> {
+        self.get(
+            &format!("/backend-api/conversation/{}", urlencode(id)),
+            true,
+        )
+        .await
+    }
+
+    /// Where to download a file; `Ok(None)` when the service says it no longer exists.
+    pub async fn file_info(
+        &self,
+        file_id: &str,
+        conversation_id: &str,
+    ) -> Result<Option<FileInfo>, ApiError> {
+        let path = format!(
+            "/backend-api/files/download/{}?conversation_id={}&inline=false",
+            urlencode(file_id),
+            urlencode(conversation_id)
+        );
+        let v: serde_json::Value = match self.get(&path, true).await {
+            Ok(b) => serde_json::from_slice(&b)
+                .map_err(|e| ApiError::Decode(format!("file info: {e}")))?,
+            Err(ApiError::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if v.get("status").and_then(|s| s.as_str()) != Some("success") {
+            return Ok(None);
+        }
+        let Some(url) = v.get("download_url").and_then(|u| u.as_str()) else {
+            return Ok(None);
+        };
+        let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
+        Ok(Some(FileInfo {
+            download_url: url.to_owned(),
+            file_name: s("file_name"),
+            mime_type: s("mime_type"),
+        }))
+    }
+
+    /// Downloads file bytes from a signed URL (paced; the bearer token only goes to
+    /// chatgpt.com itself).
+    pub async fn download(&self, url: &str) -> Result<Vec<u8>, ApiError> {
+        let target = self
+            .base
+            .join(url)
+            .map_err(|e| ApiError::Decode(format!("download URL: {e}")))?;
+        if target.origin() == self.base.origin() {
+            let path = &target[url::Position::BeforePath..];
+            return self.get(path, false).await;
+        }
+        let mut attempt = 0u32;
+        loop {
+            let _permit = self.pacer.acquire(log_wait).await;
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let result = match self.http.get(target.clone()).send().await {
+                Ok(resp) => read_body(resp).await,
+                Err(e) => Err(transport(e)),
+            };
+            match result {
+                Err(e) if e.is_retryable() && attempt < self.cfg.retries => {
+                    attempt += 1;
+                    self.retry_pause(attempt, &e).await;
+                }
+                other => return other,
+            }
+        }
+    }
+}
+
+fn log_wait(d: Duration) {
+    tracing::info!(
+        "pacing requests to chatgpt.com: next one in {} s",
+        d.as_secs()
+    );
+}
+
+fn transport(e: reqwest::Error) -> ApiError {
+    // reqwest's message names the URL (never a header or token).
+    ApiError::Transport(e.to_string())
+}
+
+fn next_cursor(v: &serde_json::Value) -> Option<String> {
+    match v.get("cursor")? {
+        serde_json::Value::String(s) if !s.is_empty() => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Ensures a body is one complete JSON value (truncated or HTML bodies are retried).
+fn check_json(body: &[u8]) -> Result<(), ApiError> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(body)
+        .map(|_| ())
+        .map_err(|e| {
+            let html = body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
+            ApiError::Decode(if html {
+                "an HTML page instead of JSON".to_owned()
+            } else {
+                format!("broken JSON: {e}")
+            })
+        })
+}
+
+/// Reads a response: the body on 2xx, a typed error otherwise.
+async fn read_body(resp: reqwest::Response) -> Result<Vec<u8>, ApiError> {
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    let mut body = Vec::new();
+    let mut resp = resp;
+    loop {
+        match resp.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return Err(ApiError::Decode(format!(
+                        "answer larger than {} MiB",
+                        MAX_BODY >> 20
+                    )));
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => break,
+            Err(e) => return Err(transport(e)),
+        }
+    }
+    if (200..300).contains(&status) {
+        return Ok(body);
+    }
+    let is_html = headers
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.contains("text/html"))
+        || body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'<');
+    Err(match status {
+        401 => ApiError::Unauthorized,
+        403 if headers.contains_key("cf-mitigated") => ApiError::Challenge {
+            status,
+            kind: "Cloudflare challenge page",
+        },
+        403 if is_html => ApiError::Challenge {
+            status,
+            kind: "HTML page",
+        },
+        404 => ApiError::NotFound,
+        429 => ApiError::RateLimited {
+            retry_after: retry_after(&headers),
+        },
+        s if s >= 500 => ApiError::Server(s),
+        s => ApiError::Client {
+            status: s,
+            detail: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+        },
+    })
+}
+
+/// `Retry-After` as seconds or an HTTP date.
+fn retry_after(h: &HeaderMap) -> Option<Duration> {
+    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = v.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+    (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .ok()
+}
