@@ -46,7 +46,11 @@ pub fn run(cli: Cli, loaded: Loaded, platform: PlatformDirs) -> Result<(), AppEr
         Command::Search(a) => Request::Search(a.clone()),
         Command::Export(a) => Request::Export(a.clone()),
         Command::Import(a) => Request::Import(a.clone()),
-        Command::Sync(_) | Command::Run | Command::Auth(_) | Command::Service(_) => {
+        Command::Sync(a) => {
+            return crate::auth_sync::sync_command(&loaded, platform, a.full, cli.quiet == 0);
+        }
+        Command::Auth(a) => return crate::auth_sync::auth_command(&loaded, platform, a),
+        Command::Run | Command::Service(_) => {
             return Err(AppError::from(anyhow::anyhow!(
                 "`{}` is not available in this build yet",
                 command_name(&cli.command)

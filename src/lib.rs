@@ -19,8 +19,10 @@
 pub mod api;
 pub mod app;
 pub mod archive;
+pub mod auth_sync;
 #[cfg(feature = "browser")]
 pub mod browser;
+pub mod browser_auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -28,3 +30,4 @@ pub mod ingest;
 pub mod logging;
 pub mod model;
 pub mod render;
+pub mod sync;

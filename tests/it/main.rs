@@ -7,3 +7,4 @@ mod corpus;
 mod fake_server_selftest;
 mod fixtures_selftest;
 mod import;
+mod sync_smoke;

@@ -1,0 +1,221 @@
+//! `convos auth` and the one-shot `convos sync` (when no daemon runs).
+
+use crate::api::auth::Credentials;
+use crate::app::{AppError, open_context};
+use crate::cli::AuthArgs;
+use crate::commands::{self, Context};
+use crate::config::{Loaded, PlatformDirs};
+use crate::sync::{self, CredentialsStatus, SetupError, SyncOptions, SyncReport};
+use secrecy::SecretString;
+use std::io::{IsTerminal, Read, Write};
+
+fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?)
+}
+
+fn now_rfc() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// `convos sync [--full]` in-process: imports `CONVOS_IMPORT_PATHS` first, then syncs.
+pub fn sync_command(
+    loaded: &Loaded,
+    platform: PlatformDirs,
+    full: bool,
+    progress: bool,
+) -> Result<(), AppError> {
+    let ctx = open_context(loaded, platform, progress)?;
+    let mut out = std::io::stdout().lock();
+    let report = run_sync(&ctx, full, &mut out)?;
+    if report.failed() {
+        return Err(AppError::from(anyhow::anyhow!(
+            "{}",
+            report.error.clone().unwrap_or_else(|| format!(
+                "{} conversations could not be fetched; they will be retried next run",
+                report.failed
+            ))
+        )));
+    }
+    Ok(())
+}
+
+/// Imports the configured paths, then runs one sync, printing both outcomes.
+pub fn run_sync(ctx: &Context, full: bool, out: &mut dyn Write) -> Result<SyncReport, AppError> {
+    let paths = ctx.config.import_paths(&ctx.platform);
+    if !paths.is_empty() {
+        let report = commands::import(ctx, &paths, false);
+        commands::print_import_report(&report, out)?;
+    }
+    let rt = runtime()?;
+    let client = match sync::prepare_client(&ctx.config, &ctx.paths, &ctx.archive) {
+        Ok(c) => c,
+        Err(e @ (SetupError::NoCredentials | SetupError::DeadSession)) => {
+            return Err(AppError::from(anyhow::anyhow!("{e}")));
+        }
+        Err(e) => return Err(AppError::from(e)),
+    };
+    let opts =
+        SyncOptions::from_config(&ctx.config.sync, ctx.config.api.download_attachments, full);
+    let report = rt.block_on(sync::sync_once(
+        &client,
+        &ctx.archive,
+        &opts,
+        now_secs(),
+        &ctx.cancel,
+    ));
+    note_credentials(ctx, &client, &report);
+    print_sync_report(&report, out)?;
+    Ok(report)
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// Records the credentials' health after a run (for `convos status`).
+pub fn note_credentials(ctx: &Context, client: &crate::api::Client, report: &SyncReport) {
+    let creds = sync::load_credentials(&ctx.paths).ok().flatten();
+    let info = client.session_info();
+    let expired = report
+        .error
+        .as_deref()
+        .is_some_and(|e| e.starts_with("session expired"));
+    let status = CredentialsStatus {
+        state: if expired {
+            "expired"
+        } else if info.access_token_expires.is_some() {
+            "valid"
+        } else {
+            "unverified"
+        }
+        .into(),
+        source: creds.as_ref().map(|c| c.source.clone()),
+        fingerprint: creds.as_ref().map(Credentials::fingerprint),
+        account_id: info.account_id,
+        access_token_expires: info
+            .access_token_expires
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        checked_at: Some(now_rfc()),
+    };
+    sync::record_credentials(&ctx.archive, &status);
+}
+
+/// Prints a sync report.
+pub fn print_sync_report(r: &SyncReport, out: &mut dyn Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "sync{}: {} listed, {} new, {} updated, {} unchanged, {} failed; {} attachments downloaded; {} requests in {:.1} s",
+        if r.full { " --full" } else { "" },
+        r.listed,
+        r.new,
+        r.updated,
+        r.unchanged,
+        r.failed,
+        r.attachments,
+        r.requests,
+        r.seconds
+    )?;
+    if r.deleted_remotely > 0 {
+        writeln!(
+            out,
+            "  {} conversations are no longer on chatgpt.com (kept, marked deleted_remotely)",
+            r.deleted_remotely
+        )?;
+    }
+    for f in &r.failures {
+        writeln!(out, "  failed: {f}")?;
+    }
+    if let Some(e) = &r.error {
+        writeln!(out, "  stopped: {e}")?;
+    }
+    Ok(())
+}
+
+/// `convos auth`: reads the session token (or a browser's cookie store), verifies it by
+/// exchanging it for an access token, and stores it 0600 in the data dir.
+pub fn auth_command(
+    loaded: &Loaded,
+    platform: PlatformDirs,
+    args: &AuthArgs,
+) -> Result<(), AppError> {
+    let creds = match &args.from_browser {
+        Some(name) => crate::browser_auth::read_browser(name)?,
+        None => read_token(args.token_stdin)?,
+    };
+    let ctx = open_context(loaded, platform, false)?;
+    let rt = runtime()?;
+    let client = sync::client_for(&ctx.config, &ctx.paths, &ctx.archive, creds.clone())?;
+    let verified = rt.block_on(client.refresh_session());
+    let info = match verified {
+        Ok(info) => info,
+        Err(e) => {
+            return Err(AppError::from(anyhow::anyhow!(
+                "the session could not be verified, so it was not saved: {e}"
+            )));
+        }
+    };
+    creds.save(&ctx.paths.credentials)?;
+    if let Some(name) = &args.from_browser {
+        crate::browser_auth::remember_choice(&ctx.archive, name);
+    }
+    sync::record_credentials(
+        &ctx.archive,
+        &CredentialsStatus {
+            state: "valid".into(),
+            source: Some(creds.source.clone()),
+            fingerprint: Some(creds.fingerprint()),
+            account_id: info.account_id.clone(),
+            access_token_expires: info
+                .access_token_expires
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            checked_at: Some(now_rfc()),
+        },
+    );
+    let _ = ctx
+        .archive
+        .set_state(crate::api::pace::STATE_KEY, &client.pacer().snapshot());
+    ctx.archive.flush()?;
+    println!(
+        "session verified{}; access token valid until {}; saved to {}",
+        info.account_id
+            .map(|a| format!(" (account {a})"))
+            .unwrap_or_default(),
+        info.access_token_expires
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_else(|| "an unknown time".into()),
+        ctx.paths.credentials.display()
+    );
+    Ok(())
+}
+
+/// Reads the token from standard input: without echo on a terminal, as-is otherwise.
+fn read_token(force_stdin: bool) -> Result<Credentials, AppError> {
+    let stdin = std::io::stdin();
+    let text = if !force_stdin && stdin.is_terminal() {
+        eprintln!(
+            "Paste the value of the __Secure-next-auth.session-token cookie from chatgpt.com\n\
+             (browser developer tools → Application/Storage → Cookies → https://chatgpt.com).\n\
+             If it is split into .0 and .1, paste both as name=value pairs separated by `; `."
+        );
+        SecretString::from(rpassword::prompt_password("session token (hidden): ")?)
+    } else {
+        let mut s = String::new();
+        stdin.lock().read_to_string(&mut s)?;
+        SecretString::from(s)
+    };
+    let source = if force_stdin || !stdin.is_terminal() {
+        "stdin"
+    } else {
+        "terminal"
+    };
+    Ok(Credentials::parse_input(
+        secrecy::ExposeSecret::expose_secret(&text),
+        source,
+    )?)
+}

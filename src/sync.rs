@@ -1,0 +1,735 @@
+//! Incremental sync from chatgpt.com: walk the listings newest first down to the
+//! stored frontier (plus an overlap), fetch only conversations whose listing time
+//! moved, store them through [`Archive::upsert`], then fetch missing attachments.
+//!
+//! The frontier only advances past conversations actually archived, so a failed
+//! detail is retried next run, never skipped. Listing times are compared with the
+//! listing time seen when a conversation was last fetched (list and detail times of
+//! one version differ by seconds); a conversation no listing has shown yet (one that
+//! came from an export) is compared with its export time, with a tolerance.
+
+use crate::api::auth::Credentials;
+use crate::api::pace::{self, Pacer};
+use crate::api::{ApiError, Client, ListItem, Listing};
+use crate::archive::schema::ConvRecord;
+use crate::archive::{Archive, Outcome};
+use crate::config::{Config, Paths, SyncConfig};
+use crate::model::RawConversation;
+use crate::model::time::secs_to_rfc3339;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+/// Items per listing page (the service's maximum).
+pub const PAGE: u32 = 100;
+/// A listing time must be this much newer to count as a change (float noise).
+const EPSILON: f64 = 1e-6;
+
+/// How to sync.
+#[derive(Clone, Debug)]
+pub struct SyncOptions {
+    /// Walk everything and detect deletions.
+    pub full: bool,
+    /// Items re-checked past the frontier.
+    pub overlap: u32,
+    /// Export-vs-listing time tolerance, seconds.
+    pub tolerance_secs: f64,
+    /// Walk archived conversations.
+    pub archived: bool,
+    /// Walk projects (names; per-project listings on full runs).
+    pub projects: bool,
+    /// Download missing attachments.
+    pub attachments: bool,
+}
+
+impl SyncOptions {
+    /// Options from the configuration.
+    pub fn from_config(sync: &SyncConfig, download_attachments: bool, full: bool) -> Self {
+        Self {
+            full,
+            overlap: sync.overlap,
+            tolerance_secs: sync.time_tolerance_secs,
+            archived: sync.archived,
+            projects: sync.projects,
+            attachments: download_attachments,
+        }
+    }
+}
+
+/// What a sync run did (also saved for `convos status`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncReport {
+    /// When it started (RFC 3339).
+    pub started_at: String,
+    /// When it finished (RFC 3339).
+    pub finished_at: String,
+    /// A `--full` run.
+    pub full: bool,
+    /// Distinct conversations seen in listings.
+    pub listed: u64,
+    /// Fetched and new.
+    pub new: u64,
+    /// Fetched and updated.
+    pub updated: u64,
+    /// Not fetched (listing unchanged) or fetched and unchanged.
+    pub unchanged: u64,
+    /// Failed this run (retried next run).
+    pub failed: u64,
+    /// The first few failures.
+    pub failures: Vec<String>,
+    /// Newly marked deleted on chatgpt.com (`--full`).
+    pub deleted_remotely: u64,
+    /// Archive/star/project flags updated without a fetch.
+    pub flags_updated: u64,
+    /// Attachments downloaded.
+    pub attachments: u64,
+    /// Attachments that could not be downloaded (retried later).
+    pub attachments_failed: u64,
+    /// HTTP requests made.
+    pub requests: u64,
+    /// Wall time.
+    pub seconds: f64,
+    /// The normal listing's frontier after the run (RFC 3339).
+    pub frontier: Option<String>,
+    /// Why the run stopped early, if it did.
+    pub error: Option<String>,
+}
+
+impl SyncReport {
+    /// Whether the run failed or left conversations unfetched.
+    pub fn failed(&self) -> bool {
+        self.error.is_some() || self.failed > 0
+    }
+}
+
+/// Sync bookkeeping kept in the archive.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct SyncState {
+    /// Newest listing time of the normal listing below which everything is archived.
+    pub normal_frontier: Option<f64>,
+    /// The same for the archived listing.
+    pub archived_frontier: Option<f64>,
+    /// Project id → name.
+    pub projects: BTreeMap<String, String>,
+    /// Whether per-project listings have been walked once.
+    pub projects_walked: bool,
+    /// File id → failed download attempts (for backoff).
+    pub file_failures: BTreeMap<String, FileFailure>,
+}
+
+/// Download failures of one file.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct FileFailure {
+    /// Attempts that failed.
+    pub count: u32,
+    /// When the last one failed (epoch seconds).
+    pub last: f64,
+}
+
+/// Archive state keys.
+pub const STATE_KEY: &str = "sync";
+/// The last run's report.
+pub const REPORT_KEY: &str = "last_sync";
+/// Credentials health for status.
+pub const CREDENTIALS_KEY: &str = "credentials_status";
+/// The stable device id.
+pub const DEVICE_KEY: &str = "device_id";
+
+/// Credentials health, as `convos status` shows it (never a secret).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CredentialsStatus {
+    /// `valid`, `expired`, `missing` or `unverified`.
+    pub state: String,
+    /// Where they came from.
+    pub source: Option<String>,
+    /// Fingerprint of the session token (not reversible).
+    pub fingerprint: Option<String>,
+    /// Account id.
+    pub account_id: Option<String>,
+    /// Access token expiry (RFC 3339).
+    pub access_token_expires: Option<String>,
+    /// When this was checked (RFC 3339).
+    pub checked_at: Option<String>,
+}
+
+fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn rfc(secs: f64) -> String {
+    secs_to_rfc3339(secs).unwrap_or_default()
+}
+
+/// Runs blocking archive work off the async worker threads.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}
+
+/// Why a sync could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// No credentials anywhere.
+    #[error(
+        "no ChatGPT session stored: run `convos auth` (paste the __Secure-next-auth.session-token cookie from chatgpt.com) or `convos auth --from-browser`"
+    )]
+    NoCredentials,
+    /// The stored session is the one that died.
+    #[error("session expired: run `convos auth` with a fresh cookie from chatgpt.com")]
+    DeadSession,
+    /// Credentials could not be read.
+    #[error(transparent)]
+    Auth(#[from] crate::api::auth::AuthError),
+    /// The client could not be built.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The archive failed.
+    #[error(transparent)]
+    Archive(#[from] crate::archive::ArchiveError),
+}
+
+/// The device id sent as `oai-device-id`, generated once and kept.
+pub fn device_id(archive: &Archive) -> Result<String, crate::archive::ArchiveError> {
+    if let Some(id) = archive.state::<String>(DEVICE_KEY)? {
+        return Ok(id);
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    archive.set_state(DEVICE_KEY, &id)?;
+    Ok(id)
+}
+
+/// Loads credentials (blocking): the environment's, else the stored file.
+pub fn load_credentials(paths: &Paths) -> Result<Option<Credentials>, crate::api::auth::AuthError> {
+    let env = std::env::var("CONVOS_SESSION_TOKEN").ok();
+    Credentials::load(&paths.credentials, env.as_deref())
+}
+
+/// Builds a client for a sync run (blocking: reads credentials and archive state).
+/// Refuses a session already known to be dead, so a dead cookie costs no requests.
+pub fn prepare_client(
+    config: &Config,
+    paths: &Paths,
+    archive: &Archive,
+) -> Result<Client, SetupError> {
+    let creds = load_credentials(paths)?.ok_or(SetupError::NoCredentials)?;
+    if let Some(status) = archive.state::<CredentialsStatus>(CREDENTIALS_KEY)?
+        && status.state == "expired"
+        && status.fingerprint.as_deref() == Some(creds.fingerprint().as_str())
+    {
+        return Err(SetupError::DeadSession);
+    }
+    client_for(config, paths, archive, creds)
+}
+
+/// Builds a client for given credentials (blocking).
+pub fn client_for(
+    config: &Config,
+    paths: &Paths,
+    archive: &Archive,
+    creds: Credentials,
+) -> Result<Client, SetupError> {
+    let device = device_id(archive)?;
+    let pacer = Pacer::load(&config.api, archive);
+    let path = paths.credentials.clone();
+    let from_env = creds.source.starts_with("environment");
+    let on_rotate: Box<dyn Fn(&Credentials) + Send + Sync> = Box::new(move |c: &Credentials| {
+        if from_env {
+            // CONVOS_SESSION_TOKEN wins over the file anyway; keep the file untouched.
+            return;
+        }
+        let c = c.clone();
+        let path = path.clone();
+        let save = move || {
+            if let Err(e) = c.save(&path) {
+                tracing::error!("could not save the rotated session cookie: {e}");
+            }
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => drop(h.spawn_blocking(save)),
+            Err(_) => save(),
+        }
+    });
+    Ok(Client::new(&config.api, creds, device, pacer, on_rotate)?)
+}
+
+/// Records the credentials' health for `convos status` (blocking).
+pub fn record_credentials(archive: &Archive, status: &CredentialsStatus) {
+    if let Err(e) = archive.set_state(CREDENTIALS_KEY, status) {
+        tracing::warn!("could not record the credentials state: {e}");
+    }
+}
+
+enum Step {
+    Fetched,
+    Skipped,
+    Failed,
+}
+
+struct Run<'a> {
+    client: &'a Client,
+    archive: &'a Archive,
+    opts: &'a SyncOptions,
+    cancel: &'a AtomicBool,
+    state: SyncState,
+    report: SyncReport,
+    seen: HashSet<String>,
+}
+
+/// One sync run. `now` is the wall time the run is considered to start at.
+pub async fn sync_once(
+    client: &Client,
+    archive: &Archive,
+    opts: &SyncOptions,
+    now: f64,
+    cancel: &AtomicBool,
+) -> SyncReport {
+    let started = Instant::now();
+    let requests_before = client.requests();
+    let a = archive.clone();
+    let state = blocking(move || a.state::<SyncState>(STATE_KEY))
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let mut run = Run {
+        client,
+        archive,
+        opts,
+        cancel,
+        state,
+        report: SyncReport {
+            started_at: rfc(now),
+            full: opts.full,
+            ..SyncReport::default()
+        },
+        seen: HashSet::new(),
+    };
+    let result = run.conversations().await;
+    if let Err(e) = &result {
+        run.report.error = Some(e.to_string());
+    }
+    if result.is_ok() && opts.attachments && !cancel.load(Ordering::Relaxed) {
+        if let Err(e) = run.attachments(now).await {
+            run.report.error = Some(e.to_string());
+        }
+    }
+    if matches!(result, Err(ApiError::SessionExpired)) {
+        tracing::error!("session expired: run `convos auth` with a fresh cookie from chatgpt.com");
+    }
+    let mut report = run.report;
+    report.requests = client.requests() - requests_before;
+    report.seconds = started.elapsed().as_secs_f64();
+    report.finished_at = rfc(now_secs());
+    report.frontier = run.state.normal_frontier.map(rfc);
+    let (a, state, saved_report, pace) = (
+        archive.clone(),
+        run.state,
+        report.clone(),
+        client.pacer().snapshot(),
+    );
+    let saved = blocking(move || -> Result<(), crate::archive::ArchiveError> {
+        a.set_state(STATE_KEY, &state)?;
+        a.set_state(pace::STATE_KEY, &pace)?;
+        a.set_state(REPORT_KEY, &saved_report)?;
+        a.flush()
+    })
+    .await;
+    if let Err(e) = saved {
+        tracing::error!("could not save the sync state: {e}");
+    }
+    log_report(&report);
+    report
+}
+
+fn log_report(r: &SyncReport) {
+    let msg = format!(
+        "sync {}: {} listed, {} new, {} updated, {} unchanged, {} failed, {} attachments, {} requests in {:.1} s; next frontier {}",
+        if r.error.is_some() {
+            "stopped"
+        } else {
+            "finished"
+        },
+        r.listed,
+        r.new,
+        r.updated,
+        r.unchanged,
+        r.failed,
+        r.attachments,
+        r.requests,
+        r.seconds,
+        r.frontier.as_deref().unwrap_or("none")
+    );
+    match &r.error {
+        Some(e) => tracing::warn!("{msg}; stopped because: {e}"),
+        None => tracing::info!("{msg}"),
+    }
+}
+
+impl Run<'_> {
+    async fn conversations(&mut self) -> Result<(), ApiError> {
+        let first_run = self.state.normal_frontier.is_none();
+        self.walk(Listing::Normal).await?;
+        if self.opts.archived {
+            self.walk(Listing::Archived).await?;
+        }
+        if self.opts.projects && (self.opts.full || first_run || !self.state.projects_walked) {
+            self.walk_projects().await?;
+        }
+        if self.opts.full && !self.cancel.load(Ordering::Relaxed) {
+            self.mark_deletions().await;
+        }
+        Ok(())
+    }
+
+    fn frontier(&self, listing: Listing) -> Option<f64> {
+        match listing {
+            Listing::Normal => self.state.normal_frontier,
+            Listing::Archived => self.state.archived_frontier,
+        }
+    }
+
+    async fn walk(&mut self, listing: Listing) -> Result<(), ApiError> {
+        let frontier = if self.opts.full {
+            None
+        } else {
+            self.frontier(listing)
+        };
+        let mut offset = 0u64;
+        let mut below = 0u32;
+        let mut newest_ok: Option<f64> = None;
+        let mut oldest_failed: Option<f64> = None;
+        loop {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            let page = self.client.list(listing, offset, PAGE).await?;
+            let n = page.items.len();
+            for item in page.items {
+                let t = item.update_time.secs();
+                if let (Some(f), Some(t)) = (frontier, t)
+                    && t <= f
+                {
+                    below += 1;
+                }
+                if !self.seen.insert(item.id.clone()) {
+                    continue;
+                }
+                self.report.listed += 1;
+                if self.cancel.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                match self.item(&item, listing == Listing::Archived).await? {
+                    Step::Failed => {
+                        if let Some(t) = t {
+                            oldest_failed = Some(oldest_failed.map_or(t, |o: f64| o.min(t)));
+                        }
+                    }
+                    _ => {
+                        if let Some(t) = t {
+                            newest_ok = Some(newest_ok.map_or(t, |o: f64| o.max(t)));
+                        }
+                    }
+                }
+            }
+            if n < PAGE as usize || (frontier.is_some() && below >= self.opts.overlap.max(1)) {
+                break;
+            }
+            offset += n as u64;
+        }
+        // Advance only past what was archived: a failure holds the frontier below it.
+        let old = self.frontier(listing);
+        let new = match (oldest_failed, old, newest_ok) {
+            // Just below the oldest failure, so the next run lists it again.
+            (Some(f), _, _) => Some(f - EPSILON),
+            (None, Some(o), Some(n)) => Some(o.max(n)),
+            (None, o, n) => o.or(n),
+        };
+        match listing {
+            Listing::Normal => self.state.normal_frontier = new,
+            Listing::Archived => self.state.archived_frontier = new,
+        }
+        Ok(())
+    }
+
+    async fn walk_projects(&mut self) -> Result<(), ApiError> {
+        let mut cursor: Option<String> = None;
+        let mut projects = Vec::new();
+        loop {
+            let (page, next) = self.client.projects(cursor.as_deref()).await?;
+            projects.extend(page);
+            match next {
+                Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
+                _ => break,
+            }
+        }
+        for p in &projects {
+            self.state.projects.insert(p.id.clone(), p.name.clone());
+        }
+        for p in projects {
+            let mut cursor: Option<String> = None;
+            loop {
+                if self.cancel.load(Ordering::Relaxed) {
+                    return Ok(());
+                }
+                let (items, next) = self
+                    .client
+                    .project_conversations(&p.id, cursor.as_deref())
+                    .await?;
+                for item in items {
+                    if !self.seen.insert(item.id.clone()) {
+                        continue;
+                    }
+                    self.report.listed += 1;
+                    self.item(&item, false).await?;
+                }
+                match next {
+                    Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
+                    _ => break,
+                }
+            }
+        }
+        self.state.projects_walked = true;
+        Ok(())
+    }
+
+    /// The project name for a listing item, refreshing the sidebar once per run when
+    /// an unknown project appears.
+    async fn project_name(&mut self, item: &ListItem) -> Result<Option<String>, ApiError> {
+        let Some(g) = item.gizmo_id.as_deref().filter(|g| g.starts_with("g-p-")) else {
+            return Ok(None);
+        };
+        if !self.state.projects.contains_key(g) && self.opts.projects {
+            let mut cursor: Option<String> = None;
+            loop {
+                let (page, next) = self.client.projects(cursor.as_deref()).await?;
+                for p in page {
+                    self.state.projects.insert(p.id, p.name);
+                }
+                match next {
+                    Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
+                    _ => break,
+                }
+            }
+            // Remember unknown ones as nameless so the sidebar is asked once.
+            self.state.projects.entry(g.to_owned()).or_default();
+        }
+        Ok(self
+            .state
+            .projects
+            .get(g)
+            .filter(|n| !n.is_empty())
+            .cloned())
+    }
+
+    async fn item(&mut self, item: &ListItem, archived_listing: bool) -> Result<Step, ApiError> {
+        let id = item.id.clone();
+        let t_list = item.update_time.secs();
+        let a = self.archive.clone();
+        let rid = id.clone();
+        let record = blocking(move || a.record(&rid)).await.ok().flatten();
+        let project = self.project_name(item).await?;
+        let is_archived = archived_listing || item.is_archived == Some(true);
+        let fetch = match (&record, t_list) {
+            (None, _) => true,
+            (Some(r), Some(t)) => match r.remote.list_update_time {
+                Some(lt) => t > lt + EPSILON,
+                None => {
+                    t > r.summary.update_time.unwrap_or(f64::NEG_INFINITY)
+                        + self.opts.tolerance_secs
+                }
+            },
+            (Some(_), None) => false,
+        };
+        let starred = item.is_starred;
+        let apply = move |r: &mut ConvRecord| {
+            r.remote.is_archived = Some(is_archived);
+            if starred.is_some() {
+                r.remote.is_starred = starred;
+            }
+            if t_list.is_some() {
+                r.remote.list_update_time = t_list;
+            }
+            if project.is_some() {
+                r.remote.project = project.clone();
+            }
+            r.deleted_remotely = false;
+        };
+        if !fetch {
+            self.report.unchanged += 1;
+            if let Some(r) = &record {
+                let mut updated = r.clone();
+                apply(&mut updated);
+                if &updated != r {
+                    let a = self.archive.clone();
+                    let rid = id.clone();
+                    let ok = blocking(move || a.update_remote(&rid, apply)).await;
+                    if let Err(e) = ok {
+                        tracing::warn!("could not update flags of {id}: {e}");
+                    } else if updated.remote.is_archived != r.remote.is_archived
+                        || updated.remote.is_starred != r.remote.is_starred
+                        || updated.remote.project != r.remote.project
+                        || updated.deleted_remotely != r.deleted_remotely
+                    {
+                        self.report.flags_updated += 1;
+                    }
+                }
+            }
+            return Ok(Step::Skipped);
+        }
+        let bytes = match self.client.conversation(&id).await {
+            Ok(b) => b,
+            Err(ApiError::NotFound) => {
+                tracing::warn!(
+                    "conversation {id} is listed but its detail answers 404; skipped for this run"
+                );
+                self.fail(format!("{id}: detail not found (404)"));
+                return Ok(Step::Failed);
+            }
+            Err(e) if e.ends_run() => return Err(e),
+            Err(e) => {
+                tracing::warn!("conversation {id}: {e}; it will be retried next run");
+                self.fail(format!("{id}: {e}"));
+                return Ok(Step::Failed);
+            }
+        };
+        let a = self.archive.clone();
+        let stored = blocking(move || -> Result<Outcome, String> {
+            let raw = RawConversation::from_bytes(bytes).map_err(|e| e.to_string())?;
+            let got = raw.id().to_owned();
+            let outcome = a.upsert(raw).map_err(|e| e.to_string())?;
+            a.update_remote(&got, apply).map_err(|e| e.to_string())?;
+            Ok(outcome)
+        })
+        .await;
+        match stored {
+            Ok(outcome) => {
+                match outcome {
+                    Outcome::New => self.report.new += 1,
+                    Outcome::Updated => self.report.updated += 1,
+                    Outcome::Unchanged => self.report.unchanged += 1,
+                }
+                tracing::debug!("conversation {id}: {outcome:?}");
+                Ok(Step::Fetched)
+            }
+            Err(e) => {
+                tracing::warn!(
+                    "conversation {id} could not be archived: {e}; it will be retried next run"
+                );
+                self.fail(format!("{id}: {e}"));
+                Ok(Step::Failed)
+            }
+        }
+    }
+
+    fn fail(&mut self, what: String) {
+        self.report.failed += 1;
+        if self.report.failures.len() < 20 {
+            self.report.failures.push(what);
+        }
+    }
+
+    async fn mark_deletions(&mut self) {
+        let a = self.archive.clone();
+        let seen = std::mem::take(&mut self.seen);
+        let marked = blocking(move || -> Result<u64, crate::archive::ArchiveError> {
+            let mut marked = 0;
+            let ids: Vec<(String, bool)> = a
+                .iter_newest_first()
+                .filter_map(Result::ok)
+                .map(|r| (r.summary.id.clone(), r.deleted_remotely))
+                .collect();
+            for (id, deleted) in ids {
+                let gone = !seen.contains(&id);
+                if gone != deleted {
+                    a.update_remote(&id, |r| r.deleted_remotely = gone)?;
+                    if gone {
+                        tracing::info!("conversation {id} is no longer on chatgpt.com; kept and marked deleted_remotely");
+                        marked += 1;
+                    }
+                }
+            }
+            Ok(marked)
+        })
+        .await;
+        match marked {
+            Ok(n) => self.report.deleted_remotely = n,
+            Err(e) => tracing::warn!("could not mark deleted conversations: {e}"),
+        }
+    }
+
+    async fn attachments(&mut self, now: f64) -> Result<(), ApiError> {
+        let a = self.archive.clone();
+        let missing = blocking(move || a.missing_files())
+            .await
+            .unwrap_or_default();
+        let mut done_files = HashSet::new();
+        for (conv, file) in missing {
+            if self.cancel.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if !done_files.insert(file.clone()) {
+                continue;
+            }
+            if let Some(f) = self.state.file_failures.get(&file) {
+                // Back off: a day, doubling, at most a month.
+                let wait = 86_400.0 * f64::from(1u32 << f.count.saturating_sub(1).min(5));
+                if now - f.last < wait.min(30.0 * 86_400.0) {
+                    continue;
+                }
+            }
+            match self.download(&conv, &file).await {
+                Ok(true) => {
+                    self.report.attachments += 1;
+                    self.state.file_failures.remove(&file);
+                }
+                Ok(false) => self.file_failed(&file, now),
+                Err(e) if e.ends_run() => return Err(e),
+                Err(e) => {
+                    tracing::warn!("attachment {file} of {conv}: {e}; will retry later");
+                    self.file_failed(&file, now);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn file_failed(&mut self, file: &str, now: f64) {
+        self.report.attachments_failed += 1;
+        let f = self.state.file_failures.entry(file.to_owned()).or_default();
+        f.count += 1;
+        f.last = now;
+    }
+
+    /// Downloads one attachment; `Ok(false)` when the service no longer has it.
+    async fn download(&self, conv: &str, file: &str) -> Result<bool, ApiError> {
+        let Some(info) = self.client.file_info(file, conv).await? else {
+            tracing::debug!("attachment {file} of {conv} is not available on chatgpt.com");
+            return Ok(false);
+        };
+        let bytes = self.client.download(&info.download_url).await?;
+        let a = self.archive.clone();
+        let file = file.to_owned();
+        let stored = blocking(move || {
+            a.store_file(
+                &file,
+                info.file_name.as_deref(),
+                info.mime_type.as_deref(),
+                &bytes[..],
+            )
+        })
+        .await;
+        stored
+            .map(|_| true)
+            .map_err(|e| ApiError::Decode(format!("storing the attachment: {e}")))
+    }
+}
+
+/// A shared stop flag for long runs.
+pub type Cancel = Arc<AtomicBool>;
