@@ -315,10 +315,12 @@ pub async fn sync_once(
     if let Err(e) = &result {
         run.report.error = Some(e.to_string());
     }
-    if result.is_ok() && opts.attachments && !cancel.load(Ordering::Relaxed) {
-        if let Err(e) = run.attachments(now).await {
-            run.report.error = Some(e.to_string());
-        }
+    if result.is_ok()
+        && opts.attachments
+        && !cancel.load(Ordering::Relaxed)
+        && let Err(e) = run.attachments(now).await
+    {
+        run.report.error = Some(e.to_string());
     }
     if matches!(result, Err(ApiError::SessionExpired)) {
         tracing::error!("session expired: run `convos auth` with a fresh cookie from chatgpt.com");
