@@ -7,6 +7,7 @@ use crate::archive::{Archive, OpenOptions};
 use crate::cli::{Cli, Command};
 use crate::commands::{self, CommandError, Context, Request};
 use crate::config::{Loaded, PlatformDirs};
+use crate::daemon::control::{self, ControlRequest};
 use crate::ingest::ProgressMode;
 use std::io::{IsTerminal, Write};
 use std::sync::Arc;
@@ -40,25 +41,33 @@ impl AppError {
 /// Runs the command.
 pub fn run(cli: Cli, loaded: Loaded, platform: PlatformDirs) -> Result<(), AppError> {
     let request = match &cli.command {
+        Command::Run => return run_daemon(loaded, platform),
+        Command::Auth(a) => return crate::auth_sync::auth_command(&loaded, platform, a),
+        Command::Service(_) => {
+            return Err(AppError::from(anyhow::anyhow!(
+                "`service` is not available in this build yet"
+            )));
+        }
         Command::Status(a) => Request::Status(a.clone()),
         Command::List(a) => Request::List(a.clone()),
         Command::Show(a) => Request::Show(a.clone()),
         Command::Search(a) => Request::Search(a.clone()),
         Command::Export(a) => Request::Export(a.clone()),
         Command::Import(a) => Request::Import(a.clone()),
-        Command::Sync(a) => {
-            return crate::auth_sync::sync_command(&loaded, platform, a.full, cli.quiet == 0);
-        }
-        Command::Auth(a) => return crate::auth_sync::auth_command(&loaded, platform, a),
-        Command::Run | Command::Service(_) => {
-            return Err(AppError::from(anyhow::anyhow!(
-                "`{}` is not available in this build yet",
-                command_name(&cli.command)
-            )));
-        }
+        Command::Sync(a) => Request::Sync(a.clone()),
     };
     let cwd = std::env::current_dir()?;
     let request = request.absolutize(&cwd);
+    // A running daemon holds the archive: go through it.
+    if let Some(result) = via_daemon(
+        &loaded.paths.socket,
+        &ControlRequest::Command(request.clone()),
+    )? {
+        return result;
+    }
+    if let Request::Sync(a) = &request {
+        return crate::auth_sync::sync_command(&loaded, platform, a.full, cli.quiet == 0);
+    }
     let ctx = open_context(&loaded, platform, cli.quiet == 0)?;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
@@ -69,6 +78,68 @@ pub fn run(cli: Cli, loaded: Loaded, platform: PlatformDirs) -> Result<(), AppEr
         Err(CommandError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(AppError::with_code(e.exit_code(), e.into())),
     }
+}
+
+/// Sends a request to the running daemon, if one answers on the socket.
+pub fn via_daemon(
+    socket: &std::path::Path,
+    req: &ControlRequest,
+) -> Result<Option<Result<(), AppError>>, AppError> {
+    let mut out = std::io::stdout();
+    let mut err = std::io::stderr();
+    match control::call(socket, req, &mut out, &mut err) {
+        Ok(None) => Ok(None),
+        Ok(Some(exit)) if exit.code == 0 => Ok(Some(Ok(()))),
+        Ok(Some(exit)) => Ok(Some(Err(AppError::with_code(
+            exit.code,
+            anyhow::anyhow!(
+                exit.error
+                    .unwrap_or_else(|| "the daemon reported a failure".into())
+            ),
+        )))),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Some(Ok(()))),
+        Err(e) => Err(AppError::from(anyhow::anyhow!(
+            "the running daemon did not answer on {}: {e}",
+            socket.display()
+        ))),
+    }
+}
+
+/// `convos run`: the daemon in the foreground until SIGTERM or SIGINT.
+fn run_daemon(loaded: Loaded, platform: PlatformDirs) -> Result<(), AppError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let result = rt.block_on(async {
+        let token = tokio_util::sync::CancellationToken::new();
+        let t = token.clone();
+        tokio::spawn(async move {
+            use tokio::signal::unix::{SignalKind, signal};
+            let (Ok(mut term), Ok(mut int), Ok(mut hup)) = (
+                signal(SignalKind::terminate()),
+                signal(SignalKind::interrupt()),
+                signal(SignalKind::hangup()),
+            ) else {
+                tracing::error!("cannot install signal handlers");
+                return;
+            };
+            loop {
+                tokio::select! {
+                    _ = term.recv() => { tracing::info!("SIGTERM received"); t.cancel(); }
+                    _ = int.recv() => { tracing::info!("SIGINT received"); t.cancel(); }
+                    _ = hup.recv() => tracing::info!(
+                        "SIGHUP received: configuration changes take effect after a restart \
+                         (systemctl --user restart convos)"
+                    ),
+                }
+            }
+        });
+        crate::daemon::run(loaded, platform, token).await
+    });
+    // Blocking work still running (an import at a safe point) must not hold the exit.
+    rt.shutdown_timeout(std::time::Duration::from_secs(1));
+    result.map_err(AppError::from)
 }
 
 fn ignore_broken_pipe(r: std::io::Result<()>) -> Result<(), AppError> {
@@ -99,19 +170,4 @@ pub fn open_context(
         cancel: Arc::new(AtomicBool::new(false)),
         daemon: None,
     })
-}
-
-fn command_name(c: &Command) -> &'static str {
-    match c {
-        Command::Run => "run",
-        Command::Sync(_) => "sync",
-        Command::Import(_) => "import",
-        Command::Auth(_) => "auth",
-        Command::Status(_) => "status",
-        Command::List(_) => "list",
-        Command::Show(_) => "show",
-        Command::Search(_) => "search",
-        Command::Export(_) => "export",
-        Command::Service(_) => "service",
-    }
 }

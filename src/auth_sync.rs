@@ -148,6 +148,15 @@ pub fn auth_command(
         Some(name) => crate::browser_auth::read_browser(name)?,
         None => read_token(args.token_stdin)?,
     };
+    let payload = crate::daemon::control::AuthPayload {
+        cookies: creds.expose_cookies(),
+        source: creds.source.clone(),
+        browser: args.from_browser.clone(),
+    };
+    let req = crate::daemon::control::ControlRequest::Auth(payload);
+    if let Some(result) = crate::app::via_daemon(&loaded.paths.socket, &req)? {
+        return result;
+    }
     let ctx = open_context(loaded, platform, false)?;
     let rt = runtime()?;
     let client = sync::client_for(&ctx.config, &ctx.paths, &ctx.archive, creds.clone())?;

@@ -26,6 +26,7 @@ pub mod browser_auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod daemon;
 pub mod ingest;
 pub mod logging;
 pub mod model;

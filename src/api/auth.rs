@@ -173,6 +173,15 @@ impl Credentials {
         crate::archive::blobs::hex(&sha2::Sha256::digest(v.as_bytes())[..8])
     }
 
+    /// The cookies with their values, for handing them to the daemon over its private
+    /// socket. Never log the result.
+    pub fn expose_cookies(&self) -> Vec<(String, String)> {
+        self.cookies
+            .iter()
+            .map(|(n, v)| (n.clone(), v.expose_secret().to_owned()))
+            .collect()
+    }
+
     /// Names of the stored cookies.
     pub fn cookie_names(&self) -> Vec<String> {
         self.cookies.iter().map(|(n, _)| n.clone()).collect()

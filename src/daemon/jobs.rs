@@ -1,0 +1,404 @@
+//! The daemon's jobs: sync on `[sync] schedule` (6-field cron with seconds, UTC) plus
+//! once at start, and a token refresh ahead of the access token's expiry.
+//!
+//! Scheduling sleeps until the next cron time computed by `croner` (the parser
+//! tokio-cron-scheduler uses) instead of tokio-cron-scheduler's own loop, which wakes
+//! every 500 ms: an idle daemon must not poll. Jobs never overlap (a tick that finds a
+//! sync running is skipped and logged), a failed sync backs off, and a job body that
+//! panics is caught by its task and logged without stopping later runs.
+
+use super::{Daemon, notify};
+use crate::api::Client;
+use crate::api::auth::Credentials;
+use crate::config::Config;
+use crate::sync::{self, CredentialsStatus, SyncOptions, SyncReport};
+use secrecy::SecretString;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Longest pause after repeated failed syncs.
+const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
+
+/// The daemon's job state.
+pub(super) struct Jobs {
+    /// Held while a sync runs.
+    running: tokio::sync::Mutex<()>,
+    /// The latest finished report, for callers waiting on a running sync.
+    reports: watch::Sender<Option<Arc<SyncReport>>>,
+    /// The client, kept across runs so access tokens are reused, with the
+    /// fingerprint of the credentials it was built from.
+    client: tokio::sync::Mutex<Option<(String, Arc<Client>)>>,
+    /// Wakes the token refresh task when the client changes.
+    client_changed: tokio::sync::Notify,
+    failures: AtomicU32,
+    backoff_until: Mutex<Option<tokio::time::Instant>>,
+    logged_no_creds: AtomicBool,
+    logged_dead: AtomicBool,
+    schedule: Option<croner::Cron>,
+}
+
+impl Jobs {
+    pub(super) fn new(config: &Config) -> Self {
+        Self {
+            running: tokio::sync::Mutex::new(()),
+            reports: watch::channel(None).0,
+            client: tokio::sync::Mutex::new(None),
+            client_changed: tokio::sync::Notify::new(),
+            failures: AtomicU32::new(0),
+            backoff_until: Mutex::new(None),
+            logged_no_creds: AtomicBool::new(false),
+            logged_dead: AtomicBool::new(false),
+            // Validated when the configuration was loaded.
+            schedule: crate::config::parse_schedule(&config.sync.schedule).ok(),
+        }
+    }
+}
+
+/// Starts the schedule (with one sync now) and the token refresh.
+pub(super) fn start(daemon: &Arc<Daemon>) {
+    if let Some(cron) = daemon.jobs.schedule.clone() {
+        if let Ok(next) = cron.find_next_occurrence(&chrono::Utc::now(), false)
+            && let Ok(mut n) = daemon.live.next_sync.lock()
+        {
+            *n = Some(next);
+        }
+        let d = daemon.clone();
+        daemon.tracker.spawn(async move {
+            tick(&d).await;
+            loop {
+                let now = chrono::Utc::now();
+                let Ok(next) = cron.find_next_occurrence(&now, false) else {
+                    tracing::error!("the sync schedule has no future run; scheduled syncs stop");
+                    break;
+                };
+                if let Ok(mut n) = d.live.next_sync.lock() {
+                    *n = Some(next);
+                }
+                let wait = (next - now).to_std().unwrap_or_default();
+                tokio::select! {
+                    _ = d.shutdown.cancelled() => break,
+                    _ = tokio::time::sleep(wait) => {
+                        let d2 = d.clone();
+                        d.tracker.spawn(async move { tick(&d2).await });
+                    }
+                }
+            }
+        });
+    }
+    let d = daemon.clone();
+    daemon.tracker.spawn(async move { refresh_loop(&d).await });
+}
+
+/// A scheduled run: skipped while another runs or during backoff.
+async fn tick(d: &Arc<Daemon>) {
+    let Ok(guard) = d.jobs.running.try_lock() else {
+        tracing::info!("the previous sync is still running; skipping this scheduled sync");
+        return;
+    };
+    let backoff = d.jobs.backoff_until.lock().ok().and_then(|b| *b);
+    if let Some(until) = backoff
+        && until > tokio::time::Instant::now()
+    {
+        tracing::info!(
+            "skipping this scheduled sync: backing off after {} failed run(s) (next attempt in {} s or later)",
+            d.jobs.failures.load(Ordering::Relaxed),
+            (until - tokio::time::Instant::now()).as_secs()
+        );
+        return;
+    }
+    guarded_run(d, false, guard).await;
+}
+
+/// A sync asked for by `convos sync`: runs now, or waits for the running one.
+pub(super) async fn sync_now(d: &Arc<Daemon>, full: bool) -> SyncReport {
+    match d.jobs.running.try_lock() {
+        Ok(guard) => guarded_run(d, full, guard).await,
+        Err(_) => {
+            let mut rx = d.jobs.reports.subscribe();
+            rx.borrow_and_update();
+            let _ = rx.changed().await;
+            let latest = rx.borrow().clone();
+            latest.map(|r| (*r).clone()).unwrap_or_default()
+        }
+    }
+}
+
+/// Runs one sync in its own task (so a panic is contained), holding the run lock.
+async fn guarded_run(
+    d: &Arc<Daemon>,
+    full: bool,
+    guard: tokio::sync::MutexGuard<'_, ()>,
+) -> SyncReport {
+    d.live.sync_running.store(true, Ordering::Relaxed);
+    let d2 = d.clone();
+    let report = match tokio::spawn(async move { run_sync(&d2, full).await }).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!("the sync job failed unexpectedly: {e}; the daemon keeps running");
+            SyncReport {
+                error: Some(format!("internal error: {e}")),
+                ..SyncReport::default()
+            }
+        }
+    };
+    d.live.sync_running.store(false, Ordering::Relaxed);
+    let failed = report.error.is_some();
+    let n = if failed {
+        d.jobs.failures.fetch_add(1, Ordering::Relaxed) + 1
+    } else {
+        d.jobs.failures.store(0, Ordering::Relaxed);
+        0
+    };
+    if let Ok(mut b) = d.jobs.backoff_until.lock() {
+        *b = (n > 0).then(|| {
+            let wait = Duration::from_secs(60)
+                .saturating_mul(1 << (n - 1).min(10))
+                .min(MAX_BACKOFF);
+            tokio::time::Instant::now() + wait
+        });
+    }
+    let _ = d.jobs.reports.send(Some(Arc::new(report.clone())));
+    drop(guard);
+    report
+}
+
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    tokio::task::spawn_blocking(f).await.ok()
+}
+
+/// The client for the current credentials, built or reused; `Err` says why not.
+async fn client(d: &Arc<Daemon>) -> Result<Arc<Client>, String> {
+    let paths = d.ctx.paths.clone();
+    let creds = match blocking(move || sync::load_credentials(&paths)).await {
+        Some(Ok(Some(c))) => c,
+        Some(Ok(None)) => {
+            if !d.jobs.logged_no_creds.swap(true, Ordering::Relaxed) {
+                tracing::info!(
+                    "no ChatGPT session stored: scheduled syncs do nothing until you run `convos auth` \
+                     (or `convos auth --from-browser`); exports dropped into the watched folders are still imported"
+                );
+            }
+            return Err("no ChatGPT session: run `convos auth` first".into());
+        }
+        Some(Err(e)) => return Err(e.to_string()),
+        None => return Err("internal error reading credentials".into()),
+    };
+    d.jobs.logged_no_creds.store(false, Ordering::Relaxed);
+    let fp = creds.fingerprint();
+    let a = d.ctx.archive.clone();
+    let status = blocking(move || {
+        a.state::<CredentialsStatus>(sync::CREDENTIALS_KEY)
+            .ok()
+            .flatten()
+    })
+    .await
+    .flatten();
+    if let Some(s) = status
+        && s.state == "expired"
+        && s.fingerprint.as_deref() == Some(fp.as_str())
+    {
+        if !d.jobs.logged_dead.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                "session expired: run `convos auth` with a fresh cookie from chatgpt.com (syncing resumes as soon as you do)"
+            );
+        }
+        return Err(
+            "session expired: run `convos auth` with a fresh cookie from chatgpt.com".into(),
+        );
+    }
+    d.jobs.logged_dead.store(false, Ordering::Relaxed);
+    let mut slot = d.jobs.client.lock().await;
+    if let Some((have, c)) = slot.as_ref()
+        && *have == fp
+    {
+        return Ok(c.clone());
+    }
+    let (config, paths, archive) = (
+        d.ctx.config.clone(),
+        d.ctx.paths.clone(),
+        d.ctx.archive.clone(),
+    );
+    let built = blocking(move || sync::client_for(&config, &paths, &archive, creds))
+        .await
+        .ok_or_else(|| "internal error building the client".to_owned())?
+        .map_err(|e| e.to_string())?;
+    let c = Arc::new(built);
+    *slot = Some((fp, c.clone()));
+    d.jobs.client_changed.notify_one();
+    Ok(c)
+}
+
+async fn run_sync(d: &Arc<Daemon>, full: bool) -> SyncReport {
+    let client = match client(d).await {
+        Ok(c) => c,
+        Err(e) => {
+            return SyncReport {
+                error: Some(e),
+                ..SyncReport::default()
+            };
+        }
+    };
+    notify(&[sd_notify::NotifyState::Status("syncing from chatgpt.com")]);
+    let opts = SyncOptions::from_config(
+        &d.ctx.config.sync,
+        d.ctx.config.api.download_attachments,
+        full,
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|t| t.as_secs_f64())
+        .unwrap_or(0.0);
+    let run = sync::sync_once(&client, &d.ctx.archive, &opts, now, &d.ctx.cancel);
+    let report = tokio::select! {
+        r = run => r,
+        _ = async {
+            d.shutdown.cancelled().await;
+            // The run stops at its next safe point; a request in flight gets a moment.
+            tokio::time::sleep(Duration::from_secs(2)).await;
+        } => {
+            tracing::info!("sync interrupted by shutdown; it resumes on the next run");
+            SyncReport { error: Some("interrupted by shutdown".into()), ..SyncReport::default() }
+        }
+    };
+    let ctx = d.ctx.clone();
+    let (c2, r2) = (client.clone(), report.clone());
+    let _ = blocking(move || crate::auth_sync::note_credentials(&ctx, &c2, &r2)).await;
+    if report
+        .error
+        .as_deref()
+        .is_some_and(|e| e.starts_with("session expired"))
+    {
+        d.jobs.logged_dead.store(true, Ordering::Relaxed);
+    }
+    super::trim_heap();
+    let summary = match &report.error {
+        None => format!(
+            "last sync: {} new, {} updated, {} failed",
+            report.new, report.updated, report.failed
+        ),
+        Some(e) => format!("last sync stopped: {e}"),
+    };
+    notify(&[sd_notify::NotifyState::Status(&summary)]);
+    report
+}
+
+/// Re-exchanges the session shortly before the access token expires.
+async fn refresh_loop(d: &Arc<Daemon>) {
+    loop {
+        let current = d.jobs.client.lock().await.as_ref().map(|(_, c)| c.clone());
+        let due = current
+            .as_ref()
+            .and_then(|c| c.session_info().access_token_expires)
+            .map(|exp| {
+                let at = exp - chrono::TimeDelta::minutes(10);
+                (at - chrono::Utc::now()).to_std().unwrap_or_default()
+            });
+        tokio::select! {
+            _ = d.shutdown.cancelled() => break,
+            _ = d.jobs.client_changed.notified() => continue,
+            _ = async {
+                match due {
+                    Some(wait) => tokio::time::sleep(wait).await,
+                    None => std::future::pending::<()>().await,
+                }
+            } => {
+                let Some(c) = current else { continue };
+                if !c.needs_refresh().await {
+                    continue;
+                }
+                match c.refresh_session().await {
+                    Ok(info) => tracing::info!(
+                        "access token refreshed; valid until {}",
+                        info.access_token_expires.map(|t| t.to_rfc3339()).unwrap_or_else(|| "?".into())
+                    ),
+                    Err(e) => {
+                        tracing::warn!("token refresh failed: {e}");
+                        if matches!(e, crate::api::ApiError::SessionExpired) {
+                            let ctx = d.ctx.clone();
+                            let report = SyncReport { error: Some(e.to_string()), ..SyncReport::default() };
+                            let c2 = c.clone();
+                            let _ = blocking(move || crate::auth_sync::note_credentials(&ctx, &c2, &report)).await;
+                        }
+                        // Try again after a while rather than spinning.
+                        tokio::select! {
+                            _ = d.shutdown.cancelled() => break,
+                            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Verifies new cookies (from `convos auth` while the daemon runs) and stores them.
+pub(super) async fn authenticate(
+    d: &Arc<Daemon>,
+    payload: super::control::AuthPayload,
+) -> Result<String, String> {
+    let cookies = payload
+        .cookies
+        .into_iter()
+        .map(|(n, v)| (n, SecretString::from(v)))
+        .collect();
+    let creds = Credentials::from_cookies(cookies, &payload.source).map_err(|e| e.to_string())?;
+    let (config, paths, archive) = (
+        d.ctx.config.clone(),
+        d.ctx.paths.clone(),
+        d.ctx.archive.clone(),
+    );
+    let c2 = creds.clone();
+    let client = blocking(move || sync::client_for(&config, &paths, &archive, c2))
+        .await
+        .ok_or("internal error")?
+        .map_err(|e| e.to_string())?;
+    let info = client
+        .refresh_session()
+        .await
+        .map_err(|e| format!("the session could not be verified, so it was not saved: {e}"))?;
+    let (paths, archive) = (d.ctx.paths.clone(), d.ctx.archive.clone());
+    let c3 = creds.clone();
+    let browser = payload.browser.clone();
+    let expires = info
+        .access_token_expires
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+    let status = CredentialsStatus {
+        state: "valid".into(),
+        source: Some(creds.source.clone()),
+        fingerprint: Some(creds.fingerprint()),
+        account_id: info.account_id.clone(),
+        access_token_expires: expires.clone(),
+        checked_at: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    };
+    blocking(move || -> Result<(), String> {
+        c3.save(&paths.credentials).map_err(|e| e.to_string())?;
+        sync::record_credentials(&archive, &status);
+        if let Some(b) = browser {
+            crate::browser_auth::remember_choice(&archive, &b);
+        }
+        Ok(())
+    })
+    .await
+    .ok_or("internal error")??;
+    *d.jobs.client.lock().await = Some((creds.fingerprint(), Arc::new(client)));
+    d.jobs.client_changed.notify_one();
+    d.jobs.logged_dead.store(false, Ordering::Relaxed);
+    d.jobs.failures.store(0, Ordering::Relaxed);
+    if let Ok(mut b) = d.jobs.backoff_until.lock() {
+        *b = None;
+    }
+    tracing::info!(
+        "new session stored (from {}); syncing can resume",
+        creds.source
+    );
+    Ok(format!(
+        "session verified{}; access token valid until {}; saved to {} (the running daemon uses it now)",
+        info.account_id
+            .map(|a| format!(" (account {a})"))
+            .unwrap_or_default(),
+        expires.unwrap_or_else(|| "an unknown time".into()),
+        d.ctx.paths.credentials.display()
+    ))
+}

@@ -1,0 +1,352 @@
+//! `convos run`: the composition root. Takes the data dir's lock, opens the archive,
+//! imports the configured paths, starts the sync schedule, the token refresh, the
+//! folder watcher and the control socket, reports readiness to systemd, and on
+//! shutdown stops taking work, lets the running unit of work reach a safe point,
+//! flushes the archive and exits.
+
+pub mod control;
+mod jobs;
+pub mod watch;
+
+use crate::archive::{Archive, ArchiveError, OpenOptions};
+use crate::commands::Context;
+use crate::commands::status::{DaemonInfo, DaemonSnapshot};
+use crate::config::{Loaded, PlatformDirs};
+use crate::ingest::{ImportReport, ProgressMode};
+use crate::sync::SyncReport;
+use std::fs::File;
+use std::io::{Read, Seek, Write};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// How long shutdown waits for running work before flushing and exiting.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// Why the daemon could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// Another daemon holds the data dir.
+    #[error(
+        "convos is already running for {dir} (pid {pid}); stop it first (`systemctl --user stop convos`) or use its commands, which reach it through its socket"
+    )]
+    AlreadyRunning {
+        /// The data dir.
+        dir: PathBuf,
+        /// The other process, as its lock file says.
+        pid: String,
+    },
+    /// The lock file could not be used.
+    #[error("cannot lock {path}: {source}")]
+    Lock {
+        /// The lock file.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// The archive could not be opened.
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    /// The control socket could not be created.
+    #[error("cannot create the control socket {path}: {source}")]
+    Socket {
+        /// The socket path.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+}
+
+/// Live facts for `convos status`.
+struct Live {
+    pid: u32,
+    started: Instant,
+    next_sync: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
+    sync_running: AtomicBool,
+    watching: Vec<String>,
+}
+
+impl DaemonInfo for Live {
+    fn snapshot(&self) -> DaemonSnapshot {
+        DaemonSnapshot {
+            pid: self.pid,
+            uptime_secs: self.started.elapsed().as_secs(),
+            next_sync: self
+                .next_sync
+                .lock()
+                .ok()
+                .and_then(|n| *n)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+            sync_running: self.sync_running.load(Ordering::Relaxed),
+            watching: self.watching.clone(),
+        }
+    }
+}
+
+/// The running daemon, shared by its tasks.
+pub struct Daemon {
+    pub(crate) ctx: Context,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tracker: TaskTracker,
+    pub(crate) import_lock: tokio::sync::Mutex<()>,
+    live: Arc<Live>,
+    jobs: jobs::Jobs,
+}
+
+/// Sends a notification to systemd (a no-op outside systemd).
+fn notify(states: &[sd_notify::NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
+        tracing::debug!("sd_notify: {e}");
+    }
+}
+
+/// Returns freed memory to the system after big work (glibc keeps it otherwise).
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+/// Takes the data dir's exclusive lock and writes our pid into it.
+fn lock_data_dir(dir: &std::path::Path, path: &std::path::Path) -> Result<File, DaemonError> {
+    std::fs::create_dir_all(dir).map_err(|source| DaemonError::Lock {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+        .map_err(|source| DaemonError::Lock {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    match f.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut pid = String::new();
+            let _ = f.read_to_string(&mut pid);
+            return Err(DaemonError::AlreadyRunning {
+                dir: dir.to_path_buf(),
+                pid: pid.trim().to_owned(),
+            });
+        }
+        Err(std::fs::TryLockError::Error(source)) => {
+            return Err(DaemonError::Lock {
+                path: path.to_path_buf(),
+                source,
+            });
+        }
+    }
+    let _ = f.set_len(0);
+    let _ = f.rewind();
+    let _ = writeln!(f, "{}", std::process::id());
+    let _ = f.sync_all();
+    Ok(f)
+}
+
+/// Runs the daemon until `shutdown` is cancelled.
+pub async fn run(
+    loaded: Loaded,
+    platform: PlatformDirs,
+    shutdown: CancellationToken,
+) -> Result<(), DaemonError> {
+    let paths = loaded.paths.clone();
+    let (dir, lock_path) = (paths.data_dir.clone(), paths.lock_file.clone());
+    let lock = tokio::task::spawn_blocking(move || lock_data_dir(&dir, &lock_path))
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    let archive_dir = paths.archive_dir.clone();
+    let archive =
+        tokio::task::spawn_blocking(move || Archive::open(&archive_dir, &OpenOptions::default()))
+            .await
+            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    let watch_dirs: Vec<PathBuf> = if loaded.config.watch.enabled {
+        paths.watch_dirs.clone()
+    } else {
+        Vec::new()
+    };
+    let live = Arc::new(Live {
+        pid: std::process::id(),
+        started: Instant::now(),
+        next_sync: Mutex::new(None),
+        sync_running: AtomicBool::new(false),
+        watching: watch_dirs.iter().map(|d| d.display().to_string()).collect(),
+    });
+    let ctx = Context {
+        archive: archive.clone(),
+        config: loaded.config.clone(),
+        paths: paths.clone(),
+        platform,
+        progress: ProgressMode::Log,
+        cancel: Arc::new(AtomicBool::new(false)),
+        daemon: Some(live.clone() as Arc<dyn DaemonInfo>),
+    };
+    let daemon = Arc::new(Daemon {
+        jobs: jobs::Jobs::new(&ctx.config),
+        ctx,
+        shutdown: shutdown.clone(),
+        tracker: TaskTracker::new(),
+        import_lock: tokio::sync::Mutex::new(()),
+        live,
+    });
+
+    let import_paths = daemon.ctx.config.import_paths(&daemon.ctx.platform);
+    if !import_paths.is_empty() {
+        tracing::info!(
+            "importing {} file(s) from CONVOS_IMPORT_PATHS / [sync] import_paths",
+            import_paths.len()
+        );
+        daemon.import(import_paths).await;
+    }
+
+    let listener = control::bind(&paths.socket).map_err(|source| DaemonError::Socket {
+        path: paths.socket.clone(),
+        source,
+    })?;
+    daemon
+        .tracker
+        .spawn(control::serve(daemon.clone(), listener));
+    if !watch_dirs.is_empty() {
+        let d = daemon.clone();
+        daemon.tracker.spawn(watch::run(d, watch_dirs.clone()));
+    }
+    let creds = tokio::task::spawn_blocking({
+        let paths = paths.clone();
+        move || crate::sync::load_credentials(&paths)
+    })
+    .await
+    .ok();
+    let creds_line = match creds {
+        Some(Ok(Some(c))) => format!("credentials present (from {})", c.source),
+        Some(Ok(None)) => {
+            "no credentials (run `convos auth` to sync from chatgpt.com; imports work without)"
+                .to_owned()
+        }
+        Some(Err(e)) => format!("credentials unusable: {e}"),
+        None => "credentials unknown".to_owned(),
+    };
+    let a = archive.clone();
+    let token_line = tokio::task::spawn_blocking(move || {
+        a.state::<crate::sync::CredentialsStatus>(crate::sync::CREDENTIALS_KEY)
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .flatten()
+    .and_then(|s| {
+        s.access_token_expires
+            .map(|e| format!("; access token expires {e}"))
+    })
+    .unwrap_or_default();
+    tracing::info!(
+        "convos {} running (pid {}): data dir {}; {}; sync schedule \"{}\" (UTC), first sync now{}; {}{}; control socket {}",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id(),
+        paths.data_dir.display(),
+        if watch_dirs.is_empty() {
+            "not watching any folder".to_owned()
+        } else {
+            format!("watching {}", daemon.live.watching.join(", "))
+        },
+        daemon.ctx.config.sync.schedule,
+        crate::config::parse_schedule(&daemon.ctx.config.sync.schedule)
+            .ok()
+            .and_then(|c| c.find_next_occurrence(&chrono::Utc::now(), false).ok())
+            .map(|n| format!(
+                ", then next at {}",
+                n.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ))
+            .unwrap_or_default(),
+        creds_line,
+        token_line,
+        paths.socket.display()
+    );
+    jobs::start(&daemon);
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("running; first sync starting"),
+    ]);
+    if let Some(every) = sd_notify::watchdog_enabled() {
+        let token = shutdown.clone();
+        daemon.tracker.spawn(async move {
+            let mut tick = tokio::time::interval(every / 2);
+            loop {
+                tokio::select! {
+                    _ = token.cancelled() => break,
+                    _ = tick.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
+                }
+            }
+        });
+    }
+
+    shutdown.cancelled().await;
+    tracing::info!("shutting down: finishing the current unit of work");
+    notify(&[
+        sd_notify::NotifyState::Stopping,
+        sd_notify::NotifyState::Status("stopping"),
+    ]);
+    daemon.ctx.cancel.store(true, Ordering::Relaxed);
+    daemon.tracker.close();
+    if tokio::time::timeout(DRAIN, daemon.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "work still running after {} s; stopping it at a safe point",
+            DRAIN.as_secs()
+        );
+    }
+    let a = archive.clone();
+    match tokio::task::spawn_blocking(move || a.flush()).await {
+        Ok(Err(e)) => tracing::error!("final flush failed: {e}"),
+        Err(e) => tracing::error!("final flush failed: {e}"),
+        Ok(Ok(())) => {}
+    }
+    let _ = std::fs::remove_file(&paths.socket);
+    drop(lock);
+    tracing::info!("stopped");
+    Ok(())
+}
+
+impl Daemon {
+    /// Imports paths (one import at a time), off the async threads.
+    pub(crate) async fn import(&self, paths: Vec<PathBuf>) -> ImportReport {
+        let _guard = self.import_lock.lock().await;
+        let ctx = self.ctx.clone();
+        let report = tokio::task::spawn_blocking(move || {
+            let r = crate::commands::import(&ctx, &paths, false);
+            trim_heap();
+            r
+        })
+        .await
+        .unwrap_or_default();
+        let imported: u64 = report.files.iter().map(|f| f.new + f.updated).sum();
+        if imported > 0 {
+            notify(&[sd_notify::NotifyState::Status(&format!(
+                "imported {imported} conversations"
+            ))]);
+        }
+        report
+    }
+
+    /// Runs a sync now (or waits for the one running) and returns its report.
+    pub(crate) async fn sync_now(self: &Arc<Self>, full: bool) -> SyncReport {
+        jobs::sync_now(self, full).await
+    }
+
+    /// Verifies and stores new credentials sent by `convos auth`.
+    pub(crate) async fn authenticate(
+        self: &Arc<Self>,
+        payload: control::AuthPayload,
+    ) -> Result<String, String> {
+        jobs::authenticate(self, payload).await
+    }
+}
