@@ -2,6 +2,7 @@
 
 mod support;
 
+mod archive_format;
 mod cli;
 mod corpus;
 mod fake_server_selftest;
