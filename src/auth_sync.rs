@@ -170,9 +170,10 @@ pub fn auth_command(
         }
     };
     creds.save(&ctx.paths.credentials)?;
-    if let Some(name) = &args.from_browser {
-        crate::browser_auth::remember_choice(&ctx.archive, name);
-    }
+    crate::browser_auth::remember_choice(
+        &ctx.archive,
+        args.from_browser.as_deref().unwrap_or("none"),
+    );
     sync::record_credentials(
         &ctx.archive,
         &CredentialsStatus {

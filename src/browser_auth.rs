@@ -8,14 +8,40 @@ use crate::archive::Archive;
 pub const BROWSER_KEY: &str = "auth_browser";
 
 /// Reads the chatgpt.com session from a browser's cookie store.
-#[cfg(feature = "browser")]
 pub fn read_browser(name: &str) -> Result<Credentials, AppError> {
+    read_browser_in(name, None).map_err(|e| match e {
+        BrowserReadError::BadName(m) => AppError::with_code(2, anyhow::anyhow!(m)),
+        BrowserReadError::Failed(m) => AppError::from(anyhow::anyhow!(m)),
+    })
+}
+
+/// Why a browser's cookie could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum BrowserReadError {
+    /// Not a browser convos knows.
+    #[error("{0}")]
+    BadName(String),
+    /// The store could not be read or holds no session.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Reads the session from a browser, with profiles looked up under `home` (the
+/// user's home when `None`).
+#[cfg(feature = "browser")]
+pub fn read_browser_in(
+    name: &str,
+    home: Option<&std::path::Path>,
+) -> Result<Credentials, BrowserReadError> {
     use crate::browser::{self, BrowserChoice, BrowserEnv};
     let choice: BrowserChoice = name
         .parse()
-        .map_err(|e| AppError::with_code(2, anyhow::anyhow!("{e}")))?;
-    let env = BrowserEnv::system()?;
-    let found = browser::find(choice, &env)?;
+        .map_err(|e| BrowserReadError::BadName(format!("{e}")))?;
+    let mut env = BrowserEnv::system().map_err(|e| BrowserReadError::Failed(e.to_string()))?;
+    if let Some(h) = home {
+        env.home = h.to_path_buf();
+    }
+    let found = browser::find(choice, &env).map_err(|e| BrowserReadError::Failed(e.to_string()))?;
     tracing::info!(
         "found the chatgpt.com session in {} (profile {}, {})",
         found.browser,
@@ -28,18 +54,35 @@ pub fn read_browser(name: &str) -> Result<Credentials, AppError> {
     )];
     cookies.extend(found.others.iter().cloned());
     let source = format!("{} ({})", found.browser, found.profile);
-    Ok(Credentials::from_cookies(cookies, &source)?)
+    Credentials::from_cookies(cookies, &source).map_err(|e| BrowserReadError::Failed(e.to_string()))
 }
 
-/// Reads the chatgpt.com session from a browser's cookie store.
+/// Reads the session from a browser (unavailable in this build).
 #[cfg(not(feature = "browser"))]
-pub fn read_browser(_name: &str) -> Result<Credentials, AppError> {
-    Err(AppError::from(anyhow::anyhow!(
-        "this convos was built without the `browser` feature; paste the cookie with `convos auth` instead"
-    )))
+pub fn read_browser_in(
+    _name: &str,
+    _home: Option<&std::path::Path>,
+) -> Result<Credentials, BrowserReadError> {
+    Err(BrowserReadError::Failed(
+        "this convos was built without the `browser` feature; paste the cookie with `convos auth` instead".into(),
+    ))
 }
 
-/// Records which browser to re-read the cookie from when the session dies.
+/// The browser to re-read the session from when it dies: `[auth] browser` when set,
+/// else the one `convos auth --from-browser` last used.
+pub fn reauth_browser(config_choice: &str, archive: &Archive) -> Option<String> {
+    if config_choice != "none" {
+        return Some(config_choice.to_owned());
+    }
+    archive
+        .state::<String>(BROWSER_KEY)
+        .ok()
+        .flatten()
+        .filter(|b| b != "none")
+}
+
+/// Records which browser to re-read the cookie from when the session dies (`none`
+/// forgets it: a pasted token means the user manages the session by hand).
 pub fn remember_choice(archive: &Archive, name: &str) {
     if let Err(e) = archive.set_state(BROWSER_KEY, &name.to_owned()) {
         tracing::warn!("could not record the browser choice: {e}");

@@ -36,6 +36,8 @@ pub(super) struct Jobs {
     backoff_until: Mutex<Option<tokio::time::Instant>>,
     logged_no_creds: AtomicBool,
     logged_dead: AtomicBool,
+    /// Browser re-authentication attempts that failed, and when to try again.
+    reauth: Mutex<(u32, Option<tokio::time::Instant>)>,
     schedule: Option<croner::Cron>,
 }
 
@@ -50,6 +52,7 @@ impl Jobs {
             backoff_until: Mutex::new(None),
             logged_no_creds: AtomicBool::new(false),
             logged_dead: AtomicBool::new(false),
+            reauth: Mutex::new((0, None)),
             // Validated when the configuration was loaded.
             schedule: crate::config::parse_schedule(&config.sync.schedule).ok(),
         }
@@ -168,8 +171,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     tokio::task::spawn_blocking(f).await.ok()
 }
 
-/// The client for the current credentials, built or reused; `Err` says why not.
-async fn client(d: &Arc<Daemon>) -> Result<Arc<Client>, String> {
+/// The client for the current credentials (with their fingerprint), built or
+/// reused; `Err` says why not.
+async fn client(d: &Arc<Daemon>) -> Result<(String, Arc<Client>), String> {
     let paths = d.ctx.paths.clone();
     let creds = match blocking(move || sync::load_credentials(&paths)).await {
         Some(Ok(Some(c))) => c,
@@ -199,6 +203,9 @@ async fn client(d: &Arc<Daemon>) -> Result<Arc<Client>, String> {
         && s.state == "expired"
         && s.fingerprint.as_deref() == Some(fp.as_str())
     {
+        if let Some(fresh) = reauth_from_browser(d, &fp).await {
+            return Ok(fresh);
+        }
         if !d.jobs.logged_dead.swap(true, Ordering::Relaxed) {
             tracing::error!(
                 "session expired: run `convos auth` with a fresh cookie from chatgpt.com (syncing resumes as soon as you do)"
@@ -213,7 +220,7 @@ async fn client(d: &Arc<Daemon>) -> Result<Arc<Client>, String> {
     if let Some((have, c)) = slot.as_ref()
         && *have == fp
     {
-        return Ok(c.clone());
+        return Ok((fp, c.clone()));
     }
     let (config, paths, archive) = (
         d.ctx.config.clone(),
@@ -225,13 +232,138 @@ async fn client(d: &Arc<Daemon>) -> Result<Arc<Client>, String> {
         .ok_or_else(|| "internal error building the client".to_owned())?
         .map_err(|e| e.to_string())?;
     let c = Arc::new(built);
-    *slot = Some((fp, c.clone()));
+    *slot = Some((fp.clone(), c.clone()));
     d.jobs.client_changed.notify_one();
-    Ok(c)
+    Ok((fp, c))
+}
+
+/// Whether a run ended because the session died.
+fn session_died(r: &SyncReport) -> bool {
+    r.error.as_deref().is_some_and(|e| {
+        e.starts_with("session expired") || e.contains("refused the access token twice")
+    })
+}
+
+/// When the session dies, re-reads the session cookie from the configured browser,
+/// verifies it and switches to it. At most one browser read per failed exchange, with
+/// backoff after failures; one log line either way.
+async fn reauth_from_browser(
+    d: &Arc<Daemon>,
+    dead_fingerprint: &str,
+) -> Option<(String, Arc<Client>)> {
+    let (choice, archive) = (d.ctx.config.auth.browser.clone(), d.ctx.archive.clone());
+    let browser = blocking(move || crate::browser_auth::reauth_browser(&choice, &archive))
+        .await
+        .flatten()?;
+    {
+        let r = d.jobs.reauth.lock().ok()?;
+        if let Some(at) = r.1
+            && at > tokio::time::Instant::now()
+        {
+            tracing::debug!(
+                "not re-reading {browser} yet (backing off after {} failure(s))",
+                r.0
+            );
+            return None;
+        }
+    }
+    let fail = |why: String| {
+        let mut r = match d.jobs.reauth.lock() {
+            Ok(r) => r,
+            Err(_) => return,
+        };
+        r.0 += 1;
+        let wait = Duration::from_secs(300)
+            .saturating_mul(1 << (r.0 - 1).min(8))
+            .min(MAX_BACKOFF);
+        r.1 = Some(tokio::time::Instant::now() + wait);
+        tracing::warn!(
+            "session expired and re-authentication from {browser} failed: {why}; next try in {} min (or run `convos auth`)",
+            wait.as_secs() / 60
+        );
+    };
+    let home = d.ctx.platform.home.clone();
+    let b2 = browser.clone();
+    let creds =
+        match blocking(move || crate::browser_auth::read_browser_in(&b2, home.as_deref())).await {
+            Some(Ok(c)) => c,
+            Some(Err(e)) => {
+                fail(e.to_string());
+                return None;
+            }
+            None => {
+                fail("internal error".into());
+                return None;
+            }
+        };
+    let fp = creds.fingerprint();
+    if fp == dead_fingerprint {
+        fail(format!(
+            "{browser} still holds the same expired session: log in to chatgpt.com in {browser}"
+        ));
+        return None;
+    }
+    let (config, paths, archive) = (
+        d.ctx.config.clone(),
+        d.ctx.paths.clone(),
+        d.ctx.archive.clone(),
+    );
+    let c2 = creds.clone();
+    let client = match blocking(move || sync::client_for(&config, &paths, &archive, c2)).await {
+        Some(Ok(c)) => c,
+        Some(Err(e)) => {
+            fail(e.to_string());
+            return None;
+        }
+        None => {
+            fail("internal error".into());
+            return None;
+        }
+    };
+    let info = match client.refresh_session().await {
+        Ok(i) => i,
+        Err(e) => {
+            fail(format!("the browser's session did not verify: {e}"));
+            return None;
+        }
+    };
+    let status = CredentialsStatus {
+        state: "valid".into(),
+        source: Some(creds.source.clone()),
+        fingerprint: Some(fp.clone()),
+        account_id: info.account_id.clone(),
+        access_token_expires: info
+            .access_token_expires
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        checked_at: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+    };
+    let (paths, archive, c3) = (d.ctx.paths.clone(), d.ctx.archive.clone(), creds.clone());
+    let saved = blocking(move || {
+        let r = c3.save(&paths.credentials);
+        sync::record_credentials(&archive, &status);
+        r
+    })
+    .await;
+    if let Some(Err(e)) = saved {
+        fail(format!("the new session could not be saved: {e}"));
+        return None;
+    }
+    if let Ok(mut r) = d.jobs.reauth.lock() {
+        *r = (0, None);
+    }
+    let client = Arc::new(client);
+    *d.jobs.client.lock().await = Some((fp.clone(), client.clone()));
+    d.jobs.client_changed.notify_one();
+    d.jobs.logged_dead.store(false, Ordering::Relaxed);
+    tracing::info!(
+        "session expired; re-authenticated with the session cookie from {}",
+        creds.source
+    );
+    Some((fp, client))
 }
 
 async fn run_sync(d: &Arc<Daemon>, full: bool) -> SyncReport {
-    let client = match client(d).await {
+    let (fp, client) = match client(d).await {
         Ok(c) => c,
         Err(e) => {
             return SyncReport {
@@ -240,6 +372,26 @@ async fn run_sync(d: &Arc<Daemon>, full: bool) -> SyncReport {
             };
         }
     };
+    let mut report = one_run(d, &client, full).await;
+    if session_died(&report)
+        && !d.shutdown.is_cancelled()
+        && let Some((_, fresh)) = reauth_from_browser(d, &fp).await
+    {
+        report = one_run(d, &fresh, full).await;
+    }
+    let summary = match &report.error {
+        None => format!(
+            "last sync: {} new, {} updated, {} failed",
+            report.new, report.updated, report.failed
+        ),
+        Some(e) => format!("last sync stopped: {e}"),
+    };
+    notify(&[sd_notify::NotifyState::Status(&summary)]);
+    report
+}
+
+/// One sync with this client, stopped at a safe point on shutdown.
+async fn one_run(d: &Arc<Daemon>, client: &Arc<Client>, full: bool) -> SyncReport {
     notify(&[sd_notify::NotifyState::Status("syncing from chatgpt.com")]);
     let opts = SyncOptions::from_config(
         &d.ctx.config.sync,
@@ -250,7 +402,7 @@ async fn run_sync(d: &Arc<Daemon>, full: bool) -> SyncReport {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|t| t.as_secs_f64())
         .unwrap_or(0.0);
-    let run = sync::sync_once(&client, &d.ctx.archive, &opts, now, &d.ctx.cancel);
+    let run = sync::sync_once(client, &d.ctx.archive, &opts, now, &d.ctx.cancel);
     let report = tokio::select! {
         r = run => r,
         _ = async {
@@ -320,6 +472,12 @@ async fn refresh_loop(d: &Arc<Daemon>) {
                             let report = SyncReport { error: Some(e.to_string()), ..SyncReport::default() };
                             let c2 = c.clone();
                             let _ = blocking(move || crate::auth_sync::note_credentials(&ctx, &c2, &report)).await;
+                            let fp = d.jobs.client.lock().await.as_ref().map(|(f, _)| f.clone());
+                            if let Some(fp) = fp
+                                && reauth_from_browser(d, &fp).await.is_some()
+                            {
+                                continue;
+                            }
                         }
                         // Try again after a while rather than spinning.
                         tokio::select! {
@@ -375,9 +533,7 @@ pub(super) async fn authenticate(
     blocking(move || -> Result<(), String> {
         c3.save(&paths.credentials).map_err(|e| e.to_string())?;
         sync::record_credentials(&archive, &status);
-        if let Some(b) = browser {
-            crate::browser_auth::remember_choice(&archive, &b);
-        }
+        crate::browser_auth::remember_choice(&archive, browser.as_deref().unwrap_or("none"));
         Ok(())
     })
     .await

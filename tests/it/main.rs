@@ -8,4 +8,5 @@ mod corpus;
 mod fake_server_selftest;
 mod fixtures_selftest;
 mod import;
+mod reauth;
 mod sync_smoke;
