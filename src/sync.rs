@@ -24,6 +24,8 @@ use std::time::Instant;
 
 /// Items per listing page (the service's maximum).
 pub const PAGE: u32 = 100;
+/// Conversations stored between flushes during a run.
+const FLUSH_EVERY: u64 = 20;
 /// A listing time must be this much newer to count as a change (float noise).
 const EPSILON: f64 = 1e-6;
 
@@ -261,7 +263,10 @@ pub fn client_for(
 
 /// Records the credentials' health for `convos status` (blocking).
 pub fn record_credentials(archive: &Archive, status: &CredentialsStatus) {
-    if let Err(e) = archive.set_state(CREDENTIALS_KEY, status) {
+    if let Err(e) = archive
+        .set_state(CREDENTIALS_KEY, status)
+        .and_then(|_| archive.flush())
+    {
         tracing::warn!("could not record the credentials state: {e}");
     }
 }
@@ -616,6 +621,13 @@ impl Run<'_> {
                     Outcome::New => self.report.new += 1,
                     Outcome::Updated => self.report.updated += 1,
                     Outcome::Unchanged => self.report.unchanged += 1,
+                }
+                if (self.report.new + self.report.updated) % FLUSH_EVERY == 0 {
+                    // A long backfill keeps what it fetched even if it is killed.
+                    let a = self.archive.clone();
+                    if let Err(e) = blocking(move || a.flush()).await {
+                        tracing::warn!("flush failed: {e}");
+                    }
                 }
                 tracing::debug!("conversation {id}: {outcome:?}");
                 Ok(Step::Fetched)

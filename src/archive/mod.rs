@@ -140,12 +140,16 @@ pub type Result<T, E = ArchiveError> = std::result::Result<T, E>;
 pub struct OpenOptions {
     /// sled page cache size in bytes (its default of 1 GB is far more than needed).
     pub cache_bytes: u64,
+    /// sled's background flush interval. The daemon turns it off (its thread would
+    /// wake every interval while idle) and flushes after each unit of work instead.
+    pub flush_every_ms: Option<u64>,
 }
 
 impl Default for OpenOptions {
     fn default() -> Self {
         Self {
             cache_bytes: 16 * 1024 * 1024,
+            flush_every_ms: Some(1000),
         }
     }
 }
@@ -257,7 +261,7 @@ impl Archive {
         let db = sled::Config::new()
             .path(&db_path)
             .cache_capacity(opts.cache_bytes)
-            .flush_every_ms(Some(1000))
+            .flush_every_ms(opts.flush_every_ms)
             .segment_size(SEGMENT_SIZE)
             .open()
             .map_err(|e| match &e {

@@ -109,7 +109,10 @@ pub fn remember_import(archive: &Archive, report: &ImportReport) {
             })
             .collect(),
     };
-    if let Err(e) = archive.set_state("last_import", &last) {
+    if let Err(e) = archive
+        .set_state("last_import", &last)
+        .and_then(|_| archive.flush())
+    {
         tracing::warn!("could not record the import for `convos status`: {e}");
     }
 }

@@ -152,6 +152,30 @@ fn lock_data_dir(dir: &std::path::Path, path: &std::path::Path) -> Result<File, 
     Ok(f)
 }
 
+/// Opens the archive, waiting a little while a one-shot command still holds it (a
+/// `convos status` started just before the daemon got its socket up).
+async fn open_archive(dir: &std::path::Path) -> Result<Archive, DaemonError> {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let d = dir.to_path_buf();
+        let opened = tokio::task::spawn_blocking(move || {
+            let opts = OpenOptions {
+                flush_every_ms: None,
+                ..OpenOptions::default()
+            };
+            Archive::open(&d, &opts)
+        })
+        .await
+        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        match opened {
+            Err(ArchiveError::Locked(_)) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            other => return Ok(other?),
+        }
+    }
+}
+
 /// Runs the daemon until `shutdown` is cancelled.
 pub async fn run(
     loaded: Loaded,
@@ -163,11 +187,7 @@ pub async fn run(
     let lock = tokio::task::spawn_blocking(move || lock_data_dir(&dir, &lock_path))
         .await
         .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-    let archive_dir = paths.archive_dir.clone();
-    let archive =
-        tokio::task::spawn_blocking(move || Archive::open(&archive_dir, &OpenOptions::default()))
-            .await
-            .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
+    let archive = open_archive(&paths.archive_dir).await?;
     let watch_dirs: Vec<PathBuf> = if loaded.config.watch.enabled {
         paths.watch_dirs.clone()
     } else {

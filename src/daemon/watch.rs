@@ -14,8 +14,7 @@
 use super::Daemon;
 use crate::config::AfterImport;
 use crate::ingest::layout;
-use notify::RecursiveMode;
-use notify_debouncer_full::{DebounceEventResult, new_debouncer};
+use notify::{RecursiveMode, Watcher as _};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -76,35 +75,30 @@ struct Watcher {
 /// Watches `dirs` until the daemon shuts down.
 pub async fn run(daemon: Arc<Daemon>, dirs: Vec<PathBuf>) {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PathBuf>();
-    let debouncer = new_debouncer(
-        Duration::from_millis(500),
-        None,
-        move |res: DebounceEventResult| match res {
-            Ok(events) => {
-                for e in events {
-                    for p in &e.paths {
-                        let _ = tx.send(p.clone());
-                    }
+    // notify's own watcher, not notify-debouncer-full: the debouncer's thread wakes
+    // every quarter of its timeout forever, and the settle logic below already waits
+    // out bursts of events. A rename's paths include the final name, which is all the
+    // decisions here look at.
+    let watcher =
+        notify::recommended_watcher(move |res: notify::Result<notify::Event>| match res {
+            Ok(event) => {
+                for p in event.paths {
+                    let _ = tx.send(p);
                 }
             }
-            Err(errors) => {
-                for e in errors {
-                    tracing::warn!("folder watcher: {e}");
-                }
-            }
-        },
-    );
-    let mut debouncer = match debouncer {
-        Ok(d) => Some(d),
+            Err(e) => tracing::warn!("folder watcher: {e}"),
+        });
+    let mut watcher = match watcher {
+        Ok(w) => Some(w),
         Err(e) => {
             tracing::error!("cannot start the folder watcher ({e}); relying on periodic rescans");
             None
         }
     };
     for dir in &dirs {
-        match debouncer
+        match watcher
             .as_mut()
-            .map(|d| d.watch(dir, RecursiveMode::NonRecursive))
+            .map(|w| w.watch(dir, RecursiveMode::NonRecursive))
         {
             Some(Ok(())) => tracing::debug!("watching {}", dir.display()),
             Some(Err(e)) => tracing::warn!(
@@ -142,9 +136,7 @@ pub async fn run(daemon: Arc<Daemon>, dirs: Vec<PathBuf>) {
             }
         }
     }
-    if let Some(d) = debouncer {
-        d.stop_nonblocking();
-    }
+    drop(watcher);
 }
 
 impl Watcher {
@@ -223,7 +215,10 @@ impl Watcher {
         }
     }
 
-    /// Decides whether a candidate is complete.
+    /// Decides whether a candidate is complete: its size and modification time are the
+    /// same as at the previous look and it was last written at least the settle period
+    /// ago (by its mtime, so a file finished before its final rename, or moved in
+    /// already complete, does not wait longer than needed).
     fn judge(&mut self, path: &Path) -> Verdict {
         let now = Instant::now();
         let settle = self.settle;
@@ -233,13 +228,22 @@ impl Watcher {
         let Some(s) = stamp(path) else {
             return Verdict::Drop;
         };
+        let quiet_for =
+            s.1.and_then(|m| SystemTime::now().duration_since(m).ok())
+                .unwrap_or_default();
         if p.last != Some(s) {
             p.last = Some(s);
             p.stable_since = now;
-            return Verdict::Later(now + settle.max(Duration::from_millis(100)));
+            let wait = settle
+                .saturating_sub(quiet_for)
+                .max(Duration::from_millis(100));
+            return Verdict::Later(now + wait);
         }
-        if now < p.stable_since + settle {
-            return Verdict::Later(p.stable_since + settle);
+        let observed = now.saturating_duration_since(p.stable_since);
+        if quiet_for < settle && observed < settle {
+            return Verdict::Later(
+                now + (settle - quiet_for.max(observed)).max(Duration::from_millis(50)),
+            );
         }
         if s.0 == 0 {
             // Firefox's empty placeholder: the data arrives by a rename over it.
