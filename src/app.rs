@@ -50,7 +50,20 @@ pub fn run(cli: Cli, loaded: Loaded, platform: PlatformDirs) -> Result<(), AppEr
             return crate::auth_sync::sync_command(&loaded, platform, a.full, cli.quiet == 0);
         }
         Command::Auth(a) => return crate::auth_sync::auth_command(&loaded, platform, a),
-        Command::Run | Command::Service(_) => {
+        Command::Service(a) => {
+            if cli.config.is_some() || cli.data_dir.is_some() {
+                // The service starts `convos run` without flags or CONVOS_* variables.
+                eprintln!(
+                    "convos: note: --config/--data-dir (or CONVOS_CONFIG/CONVOS_DATA_DIR) apply \
+                     to this command only; the service reads the default config file, so set \
+                     data_dir there if you need another location"
+                );
+            }
+            let report = crate::service::run(a.action, a.dry_run)?;
+            print!("{report}");
+            return Ok(());
+        }
+        Command::Run => {
             return Err(AppError::from(anyhow::anyhow!(
                 "`{}` is not available in this build yet",
                 command_name(&cli.command)

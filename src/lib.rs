@@ -30,4 +30,5 @@ pub mod ingest;
 pub mod logging;
 pub mod model;
 pub mod render;
+pub mod service;
 pub mod sync;

@@ -7,4 +7,5 @@ mod corpus;
 mod fake_server_selftest;
 mod fixtures_selftest;
 mod import;
+mod service;
 mod sync_smoke;
