@@ -43,10 +43,18 @@ pub fn run(cli: Cli, loaded: Loaded, platform: PlatformDirs) -> Result<(), AppEr
     let request = match &cli.command {
         Command::Run => return run_daemon(loaded, platform),
         Command::Auth(a) => return crate::auth_sync::auth_command(&loaded, platform, a),
-        Command::Service(_) => {
-            return Err(AppError::from(anyhow::anyhow!(
-                "`service` is not available in this build yet"
-            )));
+        Command::Service(a) => {
+            if cli.config.is_some() || cli.data_dir.is_some() {
+                // The service starts `convos run` without flags or CONVOS_* variables.
+                eprintln!(
+                    "convos: note: --config/--data-dir (or CONVOS_CONFIG/CONVOS_DATA_DIR) apply \
+                     to this command only; the service reads the default config file, so set \
+                     data_dir there if you need another location"
+                );
+            }
+            let report = crate::service::run(a.action, a.dry_run)?;
+            print!("{report}");
+            return Ok(());
         }
         Command::Status(a) => Request::Status(a.clone()),
         Command::List(a) => Request::List(a.clone()),

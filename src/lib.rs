@@ -12,9 +12,18 @@
 //! - [`render`]: the Export schema v1 view, JSON and Markdown
 //! - [`commands`]: the handlers behind status/list/show/search/export/import, shared
 //!   by the CLI and the daemon's control socket
+//! - [`api`]: the chatgpt.com client: credentials, session exchange, pacing, typed errors
+//! - [`sync`]: one incremental sync run (frontier, fetch what changed, attachments)
+//! - [`auth_sync`]: `convos auth` and the one-shot `convos sync`
+//! - [`browser`]: the session cookie from a browser's cookie store; [`browser_auth`]
+//!   glues it to `auth --from-browser` and automatic re-authentication
+//! - [`daemon`]: `convos run`: schedule, token refresh, folder watcher, control socket
+//! - [`service`]: install/uninstall the user service (systemd/launchd)
 //!
 //! # Data flow
-//! `ingest → model::RawConversation → Archive::upsert`; `render` reads the archive.
+//! `daemon::jobs → api → sync → Archive::upsert` and
+//! `daemon::watch → ingest → model::RawConversation → Archive::upsert`; `render`
+//! reads the archive.
 
 pub mod api;
 pub mod app;
@@ -31,4 +40,5 @@ pub mod ingest;
 pub mod logging;
 pub mod model;
 pub mod render;
+pub mod service;
 pub mod sync;

@@ -622,7 +622,7 @@ impl Run<'_> {
                     Outcome::Updated => self.report.updated += 1,
                     Outcome::Unchanged => self.report.unchanged += 1,
                 }
-                if (self.report.new + self.report.updated) % FLUSH_EVERY == 0 {
+                if (self.report.new + self.report.updated).is_multiple_of(FLUSH_EVERY) {
                     // A long backfill keeps what it fetched even if it is killed.
                     let a = self.archive.clone();
                     if let Err(e) = blocking(move || a.flush()).await {

@@ -9,4 +9,5 @@ mod fake_server_selftest;
 mod fixtures_selftest;
 mod import;
 mod reauth;
+mod service;
 mod sync_smoke;
