@@ -643,8 +643,22 @@ fn log_wait(d: Duration) {
 }
 
 fn transport(e: reqwest::Error) -> ApiError {
-    // reqwest's message names the URL (never a header or token).
-    ApiError::Transport(e.to_string())
+    // Without the URL: signed download URLs carry a signature that is a credential.
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "could not connect"
+    } else {
+        "request failed"
+    };
+    let e = e.without_url();
+    let mut msg = format!("{kind}: {e}");
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        msg.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    ApiError::Transport(msg)
 }
 
 fn next_cursor(v: &serde_json::Value) -> Option<String> {
