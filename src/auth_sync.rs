@@ -192,7 +192,8 @@ pub fn auth_command(
         .set_state(crate::api::pace::STATE_KEY, &client.pacer().snapshot());
     ctx.archive.flush()?;
     println!(
-        "session verified{}; access token valid until {}; saved to {}",
+        "session from {} verified{}; access token valid until {}; saved to {}",
+        creds.source,
         info.account_id
             .map(|a| format!(" (account {a})"))
             .unwrap_or_default(),

@@ -550,7 +550,8 @@ pub(super) async fn authenticate(
         creds.source
     );
     Ok(format!(
-        "session verified{}; access token valid until {}; saved to {} (the running daemon uses it now)",
+        "session from {} verified{}; access token valid until {}; saved to {} (the running daemon uses it now)",
+        creds.source,
         info.account_id
             .map(|a| format!(" (account {a})"))
             .unwrap_or_default(),

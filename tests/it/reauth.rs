@@ -151,3 +151,77 @@ async fn without_a_browser_session_the_daemon_reports_once_and_keeps_serving() {
     );
     assert_eq!(fake.count(RouteKind::List), 0);
 }
+
+#[test]
+fn auth_from_browser_finds_verifies_and_stores_the_session() {
+    let fake = FakeChatGpt::start_background();
+    fake.add_session(NEW);
+    let env = crate::support::cli::CliEnv::new();
+    firefox_with_session(&env.root().join("home"), NEW);
+    let out = env
+        .command()
+        .env("CONVOS_API_BASE_URL", fake.base_url())
+        .args(["auth", "--from-browser", "firefox"])
+        .output()
+        .expect("run");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("Firefox (default-release)"),
+        "says which browser and profile: {stdout}"
+    );
+    assert!(
+        !stdout.contains(NEW) && !stderr.contains(NEW),
+        "the token never shows"
+    );
+    let creds_path = env.data_dir.join("credentials.json");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&creds_path)
+            .expect("saved")
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+    let saved = Credentials::load(&creds_path, None)
+        .expect("load")
+        .expect("present");
+    assert_eq!(saved.session_value().expect("session").expose_secret(), NEW);
+    assert_eq!(
+        fake.count(RouteKind::Session),
+        1,
+        "verified by one exchange"
+    );
+
+    // A browser without a session: a clear error, exit 1, nothing replaced.
+    let out = env
+        .command()
+        .env("CONVOS_API_BASE_URL", fake.base_url())
+        .args(["auth", "--from-browser", "chromium"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.to_lowercase().contains("chromium"), "{stderr}");
+    let still = Credentials::load(&creds_path, None)
+        .expect("load")
+        .expect("present");
+    assert_eq!(still.session_value().expect("session").expose_secret(), NEW);
+    // An unknown browser name is a usage error.
+    let out = env
+        .command()
+        .args(["auth", "--from-browser", "netscape"])
+        .output()
+        .expect("run");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
