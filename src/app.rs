@@ -177,5 +177,6 @@ pub fn open_context(
         progress,
         cancel: Arc::new(AtomicBool::new(false)),
         daemon: None,
+        config_file: loaded.file.clone(),
     })
 }

@@ -98,6 +98,8 @@ pub struct Context {
     pub cancel: std::sync::Arc<AtomicBool>,
     /// The running daemon's live state, when this runs inside it.
     pub daemon: Option<std::sync::Arc<dyn status::DaemonInfo>>,
+    /// The config file in use, if any.
+    pub config_file: Option<PathBuf>,
 }
 
 impl Context {

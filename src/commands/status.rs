@@ -136,7 +136,7 @@ pub fn report(ctx: &Context) -> Result<StatusReport, CommandError> {
         running: ctx.daemon.is_some(),
         daemon: ctx.daemon.as_ref().map(|d| d.snapshot()),
         data_dir: ctx.paths.data_dir.display().to_string(),
-        config_file: None,
+        config_file: ctx.config_file.as_ref().map(|p| p.display().to_string()),
         counts: a.counts()?,
         last_sync: a.state("last_sync")?,
         schedule: ctx.config.sync.schedule.clone(),
@@ -186,6 +186,13 @@ pub fn print_human(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()>
         )?,
     }
     writeln!(out, "data dir:     {}", r.data_dir)?;
+    writeln!(
+        out,
+        "config:       {}",
+        r.config_file
+            .as_deref()
+            .unwrap_or("defaults (no config file)")
+    )?;
     writeln!(
         out,
         "archive:      {} conversations, {} messages, {} attachments{}",

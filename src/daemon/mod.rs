@@ -208,6 +208,7 @@ pub async fn run(
         progress: ProgressMode::Log,
         cancel: Arc::new(AtomicBool::new(false)),
         daemon: Some(live.clone() as Arc<dyn DaemonInfo>),
+        config_file: loaded.file.clone(),
     };
     let daemon = Arc::new(Daemon {
         jobs: jobs::Jobs::new(&ctx.config),
