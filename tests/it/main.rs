@@ -2,9 +2,11 @@
 
 mod support;
 
+mod auth;
 mod cli;
 mod corpus;
 mod fake_server_selftest;
 mod fixtures_selftest;
 mod import;
+mod sync;
 mod sync_smoke;
