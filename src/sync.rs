@@ -420,13 +420,13 @@ impl Run<'_> {
             let n = page.items.len();
             for item in page.items {
                 let t = item.update_time.secs();
+                if !self.seen.insert(item.id.clone()) {
+                    continue;
+                }
                 if let (Some(f), Some(t)) = (frontier, t)
                     && t <= f
                 {
                     below += 1;
-                }
-                if !self.seen.insert(item.id.clone()) {
-                    continue;
                 }
                 self.report.listed += 1;
                 if self.cancel.load(Ordering::Relaxed) {
@@ -448,7 +448,11 @@ impl Run<'_> {
             if n < PAGE as usize || (frontier.is_some() && below >= self.opts.overlap.max(1)) {
                 break;
             }
-            offset += n as u64;
+            // Offsets shift while paging: a conversation archived or deleted meanwhile
+            // moves everything after it up, so a page that starts right after this one
+            // would skip whatever crossed the boundary. Overlap the pages; `seen` drops
+            // the repeats.
+            offset += (n as u64).saturating_sub(u64::from(self.opts.overlap.min(PAGE / 2)));
         }
         // Advance only past what was archived: a failure holds the frontier below it.
         let old = self.frontier(listing);

@@ -43,6 +43,8 @@ pub struct Pacer {
     per_sec: f64,
     base_backoff: Duration,
     max_backoff: Duration,
+    /// Where a cooldown is saved the moment a 429 sets it (see [`Pacer::load`]).
+    store: Option<Archive>,
 }
 
 fn wall_now() -> f64 {
@@ -88,12 +90,18 @@ impl Pacer {
             per_sec,
             base_backoff: Duration::from_secs(cfg.rate_limit_base_secs),
             max_backoff: Duration::from_secs(cfg.rate_limit_max_secs.max(cfg.rate_limit_base_secs)),
+            store: None,
         }
     }
 
     /// Loads saved state from the archive (blocking; call from a blocking context).
+    /// The pacer then also saves its state there whenever a 429 sets a cooldown, so a
+    /// process stopped while it waits one out does not forget it.
     pub fn load(cfg: &ApiConfig, archive: &Archive) -> Self {
-        Self::from_state(cfg, archive.state(STATE_KEY).ok().flatten())
+        Self {
+            store: Some(archive.clone()),
+            ..Self::from_state(cfg, archive.state(STATE_KEY).ok().flatten())
+        }
     }
 
     /// The state to save.
@@ -178,6 +186,18 @@ impl Pacer {
     /// Records a 429 and returns the cooldown chosen: `Retry-After` when given, else
     /// `base × 2^(n-1)` capped at the maximum, with up to 25% jitter.
     pub fn on_rate_limited(&self, retry_after: Option<Duration>) -> Duration {
+        let wait = self.start_cooldown(retry_after);
+        if let Some(archive) = &self.store {
+            // A small write (sled flushes it within a second), made at once so that a
+            // restart during the wait still honours it.
+            if let Err(e) = archive.set_state(STATE_KEY, &self.snapshot()) {
+                tracing::warn!("could not save the rate-limit cooldown: {e}");
+            }
+        }
+        wait
+    }
+
+    fn start_cooldown(&self, retry_after: Option<Duration>) -> Duration {
         let Ok(mut b) = self.bucket.lock() else {
             return self.base_backoff;
         };

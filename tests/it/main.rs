@@ -3,6 +3,7 @@
 mod support;
 
 mod archive_format;
+mod auth;
 mod cli;
 mod corpus;
 mod fake_server_selftest;
@@ -10,4 +11,5 @@ mod fixtures_selftest;
 mod import;
 mod reauth;
 mod service;
+mod sync;
 mod sync_smoke;

@@ -4,3 +4,4 @@
 pub mod cli;
 pub mod fake_server;
 pub mod fixtures;
+pub mod sync_env;
