@@ -206,6 +206,7 @@ impl SyncEnv {
             progress: ProgressMode::Off,
             cancel: std::sync::Arc::new(AtomicBool::new(false)),
             daemon: None,
+            config_file: None,
         }
     }
 
