@@ -24,6 +24,8 @@ use std::time::Instant;
 
 /// Items per listing page (the service's maximum).
 pub const PAGE: u32 = 100;
+/// Details failing in a row (after their retries) that end a run as an outage.
+const OUTAGE_AFTER: u32 = 5;
 /// Conversations stored between flushes during a run.
 const FLUSH_EVERY: u64 = 20;
 /// A listing time must be this much newer to count as a change (float noise).
@@ -285,6 +287,7 @@ struct Run<'a> {
     state: SyncState,
     report: SyncReport,
     seen: HashSet<String>,
+    transient_in_a_row: u32,
 }
 
 /// One sync run. `now` is the wall time the run is considered to start at.
@@ -315,6 +318,7 @@ pub async fn sync_once(
             ..SyncReport::default()
         },
         seen: HashSet::new(),
+        transient_in_a_row: 0,
     };
     let result = run.conversations().await;
     if let Err(e) = &result {
@@ -607,9 +611,19 @@ impl Run<'_> {
             Err(e) => {
                 tracing::warn!("conversation {id}: {e}; it will be retried next run");
                 self.fail(format!("{id}: {e}"));
+                self.transient_in_a_row += 1;
+                if self.transient_in_a_row >= OUTAGE_AFTER {
+                    // Each failure already cost several retries: the service is down.
+                    tracing::warn!(
+                        "{OUTAGE_AFTER} conversations in a row failed; chatgpt.com seems to be \
+                         having an outage, so this run stops here"
+                    );
+                    return Err(e);
+                }
                 return Ok(Step::Failed);
             }
         };
+        self.transient_in_a_row = 0;
         let a = self.archive.clone();
         let stored = blocking(move || -> Result<Outcome, String> {
             let raw = RawConversation::from_bytes(bytes).map_err(|e| e.to_string())?;

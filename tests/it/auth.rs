@@ -569,7 +569,10 @@ fn cli_auth_reads_the_token_from_stdin_verifies_it_and_saves_it_0600() {
         &[],
     );
     run.ok();
-    assert!(run.stdout.contains("session from stdin verified"), "{run:?}");
+    assert!(
+        run.stdout.contains("session from stdin verified"),
+        "{run:?}"
+    );
     assert!(!leaks(&run, TOKEN), "{run:?}");
     assert_eq!(mode(&path), 0o600);
     assert_eq!(

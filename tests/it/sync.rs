@@ -1181,3 +1181,28 @@ mod model {
         }
     }
 }
+
+/// When every detail fails even after its retries, the run stops after a few instead
+/// of spending retries on every listed conversation, and keeps its frontier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_outage_ends_the_run_after_a_few_failed_conversations() {
+    let env = SyncEnv::start().await;
+    for i in 0..30 {
+        env.put(&format!("out-{i:02}"), CREATED + i as f64);
+    }
+    let client = env.client().await;
+    env.fake.fail_always(Route::AnyDetail, Fault::Status(502));
+    let r = env.sync(&client).await;
+    assert!(r.error.is_some(), "{r:?}");
+    assert_eq!(r.failed, 5, "{r:?}");
+    let per_detail = 1 + u64::from(env.config.api.retries);
+    assert_eq!(env.fake.count(RouteKind::Detail) as u64, 5 * per_detail);
+    assert_eq!(
+        env.state().normal_frontier,
+        None,
+        "nothing was archived, so no frontier"
+    );
+    env.fake.clear_faults();
+    let r = env.sync(&client).await;
+    assert_eq!((r.new, r.failed, r.error.clone()), (30, 0, None), "{r:?}");
+}
