@@ -169,39 +169,18 @@ pub fn auth_command(
             )));
         }
     };
-    creds.save(&ctx.paths.credentials)?;
-    crate::browser_auth::remember_choice(
+    sync::store_verified(
+        &ctx.paths,
         &ctx.archive,
-        args.from_browser.as_deref().unwrap_or("none"),
-    );
-    sync::record_credentials(
-        &ctx.archive,
-        &CredentialsStatus {
-            state: "valid".into(),
-            source: Some(creds.source.clone()),
-            fingerprint: Some(creds.fingerprint()),
-            account_id: info.account_id.clone(),
-            access_token_expires: info
-                .access_token_expires
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            checked_at: Some(now_rfc()),
-        },
-    );
+        &creds,
+        &info,
+        args.from_browser.as_deref(),
+    )?;
     let _ = ctx
         .archive
         .set_state(crate::api::pace::STATE_KEY, &client.pacer().snapshot());
     ctx.archive.flush()?;
-    println!(
-        "session from {} verified{}; access token valid until {}; saved to {}",
-        creds.source,
-        info.account_id
-            .map(|a| format!(" (account {a})"))
-            .unwrap_or_default(),
-        info.access_token_expires
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-            .unwrap_or_else(|| "an unknown time".into()),
-        ctx.paths.credentials.display()
-    );
+    println!("{}", sync::verified_message(&creds, &info, &ctx.paths));
     Ok(())
 }
 

@@ -263,6 +263,59 @@ pub fn client_for(
     Ok(Client::new(&config.api, creds, device, pacer, on_rotate)?)
 }
 
+fn rfc_secs(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+impl CredentialsStatus {
+    /// The status of credentials an exchange has just verified.
+    pub fn verified(creds: &Credentials, info: &crate::api::SessionInfo) -> Self {
+        Self {
+            state: "valid".into(),
+            source: Some(creds.source.clone()),
+            fingerprint: Some(creds.fingerprint()),
+            account_id: info.account_id.clone(),
+            access_token_expires: info.access_token_expires.map(rfc_secs),
+            checked_at: Some(rfc_secs(chrono::Utc::now())),
+        }
+    }
+}
+
+/// Stores credentials an exchange has just verified (0600) and records them as valid,
+/// with the browser to re-read them from (`none` for a pasted token). Blocking.
+pub fn store_verified(
+    paths: &Paths,
+    archive: &Archive,
+    creds: &Credentials,
+    info: &crate::api::SessionInfo,
+    browser: Option<&str>,
+) -> Result<(), crate::api::auth::AuthError> {
+    creds.save(&paths.credentials)?;
+    record_credentials(archive, &CredentialsStatus::verified(creds, info));
+    crate::browser_auth::remember_choice(archive, browser.unwrap_or("none"));
+    Ok(())
+}
+
+/// The confirmation `convos auth` prints.
+pub fn verified_message(
+    creds: &Credentials,
+    info: &crate::api::SessionInfo,
+    paths: &Paths,
+) -> String {
+    format!(
+        "session from {} verified{}; access token valid until {}; saved to {}",
+        creds.source,
+        info.account_id
+            .as_deref()
+            .map(|a| format!(" (account {a})"))
+            .unwrap_or_default(),
+        info.access_token_expires
+            .map(rfc_secs)
+            .unwrap_or_else(|| "an unknown time".into()),
+        paths.credentials.display()
+    )
+}
+
 /// Records the credentials' health for `convos status` (blocking).
 pub fn record_credentials(archive: &Archive, status: &CredentialsStatus) {
     if let Err(e) = archive

@@ -327,23 +327,14 @@ async fn reauth_from_browser(
             return None;
         }
     };
-    let status = CredentialsStatus {
-        state: "valid".into(),
-        source: Some(creds.source.clone()),
-        fingerprint: Some(fp.clone()),
-        account_id: info.account_id.clone(),
-        access_token_expires: info
-            .access_token_expires
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        checked_at: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-    };
-    let (paths, archive, c3) = (d.ctx.paths.clone(), d.ctx.archive.clone(), creds.clone());
-    let saved = blocking(move || {
-        let r = c3.save(&paths.credentials);
-        sync::record_credentials(&archive, &status);
-        r
-    })
-    .await;
+    let (paths, archive, c3, i2) = (
+        d.ctx.paths.clone(),
+        d.ctx.archive.clone(),
+        creds.clone(),
+        info.clone(),
+    );
+    let b2 = browser.clone();
+    let saved = blocking(move || sync::store_verified(&paths, &archive, &c3, &i2, Some(&b2))).await;
     if let Some(Err(e)) = saved {
         fail(format!("the new session could not be saved: {e}"));
         return None;
@@ -516,28 +507,17 @@ pub(super) async fn authenticate(
         .refresh_session()
         .await
         .map_err(|e| format!("the session could not be verified, so it was not saved: {e}"))?;
-    let (paths, archive) = (d.ctx.paths.clone(), d.ctx.archive.clone());
-    let c3 = creds.clone();
+    let (paths, archive, c3, i2) = (
+        d.ctx.paths.clone(),
+        d.ctx.archive.clone(),
+        creds.clone(),
+        info.clone(),
+    );
     let browser = payload.browser.clone();
-    let expires = info
-        .access_token_expires
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
-    let status = CredentialsStatus {
-        state: "valid".into(),
-        source: Some(creds.source.clone()),
-        fingerprint: Some(creds.fingerprint()),
-        account_id: info.account_id.clone(),
-        access_token_expires: expires.clone(),
-        checked_at: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-    };
-    blocking(move || -> Result<(), String> {
-        c3.save(&paths.credentials).map_err(|e| e.to_string())?;
-        sync::record_credentials(&archive, &status);
-        crate::browser_auth::remember_choice(&archive, browser.as_deref().unwrap_or("none"));
-        Ok(())
-    })
-    .await
-    .ok_or("internal error")??;
+    blocking(move || sync::store_verified(&paths, &archive, &c3, &i2, browser.as_deref()))
+        .await
+        .ok_or("internal error")?
+        .map_err(|e| e.to_string())?;
     *d.jobs.client.lock().await = Some((creds.fingerprint(), Arc::new(client)));
     d.jobs.client_changed.notify_one();
     d.jobs.logged_dead.store(false, Ordering::Relaxed);
@@ -550,12 +530,7 @@ pub(super) async fn authenticate(
         creds.source
     );
     Ok(format!(
-        "session from {} verified{}; access token valid until {}; saved to {} (the running daemon uses it now)",
-        creds.source,
-        info.account_id
-            .map(|a| format!(" (account {a})"))
-            .unwrap_or_default(),
-        expires.unwrap_or_else(|| "an unknown time".into()),
-        d.ctx.paths.credentials.display()
+        "{} (the running daemon uses it now)",
+        sync::verified_message(&creds, &info, &d.ctx.paths)
     ))
 }
