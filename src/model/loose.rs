@@ -76,18 +76,19 @@ impl<'de> Visitor<'de> for KeyVisitor {
 }
 
 /// Drains a sequence so the parser stays in step, for values we do not want.
-fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
+pub(crate) fn drain_seq<'de, A: SeqAccess<'de>>(mut seq: A) -> Result<(), A::Error> {
     while seq.next_element::<IgnoredAny>()?.is_some() {}
     Ok(())
 }
 
 /// Drains a map so the parser stays in step, for values we do not want.
-fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
+pub(crate) fn drain_map<'de, A: MapAccess<'de>>(mut map: A) -> Result<(), A::Error> {
     while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
     Ok(())
 }
 
-/// Implements the scalar and compound `visit_*` methods that mean "not this type".
+/// Implements the scalar and compound `visit_*` methods that mean "not this type",
+/// each answering `$val` (and draining compound values so the parser stays in step).
 macro_rules! reject_others {
     ($val:expr; $($skip:ident),*) => {
         $(reject_others!(@one $skip, $val);)*
@@ -108,18 +109,20 @@ macro_rules! reject_others {
         fn visit_none<E>(self) -> Result<Self::Value, E> { Ok($val) }
     };
     (@one seq, $val:expr) => {
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            drain_seq(seq)?;
+        fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            $crate::model::loose::drain_seq(seq)?;
             Ok($val)
         }
     };
     (@one map, $val:expr) => {
-        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-            drain_map(map)?;
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            $crate::model::loose::drain_map(map)?;
             Ok($val)
         }
     };
 }
+
+pub(crate) use reject_others;
 
 struct StringVisitor;
 
@@ -229,7 +232,7 @@ impl<'de, T: de::Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("an object")
     }
-    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
         T::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
     }
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
