@@ -4,7 +4,9 @@ mod support;
 
 mod cli;
 mod corpus;
+mod daemon;
 mod fake_server_selftest;
 mod fixtures_selftest;
 mod import;
 mod sync_smoke;
+mod watch;

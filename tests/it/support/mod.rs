@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod daemon_env;
 pub mod fake_server;
 pub mod fixtures;
