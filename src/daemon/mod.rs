@@ -225,7 +225,27 @@ pub async fn run(
             "importing {} file(s) from CONVOS_IMPORT_PATHS / [sync] import_paths",
             import_paths.len()
         );
-        daemon.import(import_paths).await;
+        // A shutdown now must stop the import at a safe point (the cancel flag is otherwise
+        // set only once the service is up), and then not start the service at all.
+        let import = daemon.import(import_paths);
+        tokio::pin!(import);
+        tokio::select! {
+            _ = &mut import => {}
+            _ = shutdown.cancelled() => {
+                daemon.ctx.cancel.store(true, Ordering::Relaxed);
+                import.await;
+            }
+        }
+        if shutdown.is_cancelled() {
+            tracing::info!("shut down during the start-up import; it resumes on the next start");
+            let a = archive.clone();
+            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || a.flush()).await {
+                tracing::error!("final flush failed: {e}");
+            }
+            drop(lock);
+            tracing::info!("stopped");
+            return Ok(());
+        }
     }
 
     let listener = control::bind(&paths.socket).map_err(|source| DaemonError::Socket {

@@ -132,6 +132,10 @@ pub enum Fault {
     NonJson,
     /// 404 JSON (`{"detail":"Can't load conversation <id>"}` on detail routes, else `Not Found`).
     NotFound,
+    /// No failure: waits this long, then answers normally (bearer check, token bucket and
+    /// handler as usual). Makes a request slow, e.g. to keep a sync running across ticks; the
+    /// request is recorded on arrival with `status: None` until the answer goes out.
+    Delay(Duration),
 }
 
 /// What kind of endpoint a recorded request hit.
@@ -732,6 +736,10 @@ async fn gate(State(state): State<Shared>, req: Request, next: Next) -> Response
 
     let response = match fault {
         Some(Fault::TruncatedJson) => truncate(admit(&state, &path, req, next).await).await,
+        Some(Fault::Delay(wait)) => {
+            tokio::time::sleep(wait).await;
+            admit(&state, &path, req, next).await
+        }
         Some(fault) => fault_response(&fault, route.as_ref()),
         None => admit(&state, &path, req, next).await,
     };
@@ -867,7 +875,7 @@ fn fault_response(fault: &Fault, route: Option<&Route>) -> Response {
         Fault::NonJson => html_response(StatusCode::OK, APP_PAGE.to_owned()),
         Fault::NotFound => json_response(StatusCode::NOT_FOUND, not_found_body(route)),
         // Handled in `gate`, which needs the normal response first.
-        Fault::TruncatedJson => json_response(StatusCode::OK, json!({})),
+        Fault::TruncatedJson | Fault::Delay(_) => json_response(StatusCode::OK, json!({})),
     }
 }
 

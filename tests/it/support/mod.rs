@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod daemon_env;
 pub mod fake_server;
 pub mod fixtures;
 pub mod sync_env;
