@@ -576,5 +576,21 @@ fn background_server_serves_sync_callers_and_stops_on_drop() {
     });
     assert!(body["accessToken"].is_string());
     drop(fake);
-    assert!(std::net::TcpStream::connect(addr).is_err());
+    // The port is free now. Another test's server may take it at once, so a connection
+    // alone proves nothing: whoever answers must not know our session.
+    if let Ok(mut stream) = std::net::TcpStream::connect(addr) {
+        use std::io::{Read, Write};
+        let _ = stream.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+        let request = format!(
+            "GET /api/auth/session HTTP/1.1\r\nHost: {addr}\r\nCookie: {SESSION_COOKIE}=bg\r\nConnection: close\r\n\r\n"
+        );
+        let mut answer = String::new();
+        if stream.write_all(request.as_bytes()).is_ok() {
+            let _ = stream.read_to_string(&mut answer);
+        }
+        assert!(
+            !answer.contains("accessToken"),
+            "the dropped server still answered: {answer}"
+        );
+    }
 }
