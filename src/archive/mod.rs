@@ -381,7 +381,10 @@ impl Archive {
                     remote: RemoteState::default(),
                 };
                 meta_t.insert(id.as_bytes(), to_json(&record))?;
-                idx_t.insert(schema::version_key(version, &id), &[][..])?;
+                idx_t.insert(
+                    schema::version_key(version, &id),
+                    &schema::index_value(summary.message_count, false)[..],
+                )?;
                 for f in &summary.file_ids {
                     cf_t.insert(schema::conv_file_key(&id, f), &[][..])?;
                 }
@@ -422,7 +425,10 @@ impl Archive {
                 };
                 meta_t.insert(id.as_bytes(), to_json(&record))?;
                 idx_t.remove(schema::version_key(old.version, &id))?;
-                idx_t.insert(schema::version_key(version, &id), &[][..])?;
+                idx_t.insert(
+                    schema::version_key(version, &id),
+                    &schema::index_value(record.summary.message_count, record.deleted_remotely)[..],
+                )?;
                 for f in &record.summary.file_ids {
                     cf_t.insert(schema::conv_file_key(&id, f), &[][..])?;
                 }
@@ -444,6 +450,10 @@ impl Archive {
                 ..old.clone()
             };
             meta_t.insert(id.as_bytes(), to_json(&record))?;
+            idx_t.insert(
+                schema::version_key(record.version, &id),
+                &schema::index_value(record.summary.message_count, record.deleted_remotely)[..],
+            )?;
             for f in &record.summary.file_ids {
                 cf_t.insert(schema::conv_file_key(&id, f), &[][..])?;
             }
@@ -516,12 +526,25 @@ impl Archive {
             attachments: self.files.len() as u64,
             ..Counts::default()
         };
-        for kv in self.meta.iter() {
+        // The index carries what the totals need, so no record is read (a status
+        // call on 10,000 conversations otherwise pulls megabytes into the cache).
+        for kv in self.by_updated.iter() {
             let (k, v) = kv?;
-            let r: ConvRecord = from_json(&String::from_utf8_lossy(&k), &v)?;
+            let (messages, deleted) = match schema::parse_index_value(&v) {
+                Some(x) => x,
+                None => {
+                    let Some(id) = schema::id_from_version_key(&k) else {
+                        continue;
+                    };
+                    match self.record(id)? {
+                        Some(r) => (r.summary.message_count, r.deleted_remotely),
+                        None => continue,
+                    }
+                }
+            };
             c.conversations += 1;
-            c.messages += u64::from(r.summary.message_count);
-            c.deleted_remotely += u64::from(r.deleted_remotely);
+            c.messages += u64::from(messages);
+            c.deleted_remotely += u64::from(deleted);
         }
         Ok(c)
     }
@@ -530,15 +553,27 @@ impl Archive {
     /// change without an `update_time` bump, the list time, the project name).
     /// Returns false when the conversation is not archived.
     pub fn update_remote(&self, id: &str, f: impl Fn(&mut ConvRecord)) -> Result<bool> {
-        let mut found = false;
+        let mut updated: Option<ConvRecord> = None;
         self.meta.update_and_fetch(id.as_bytes(), |old| {
             let old = old?;
             let mut rec: ConvRecord = serde_json::from_slice(old).ok()?;
             f(&mut rec);
-            found = true;
-            Some(to_json(&rec))
+            let bytes = to_json(&rec);
+            updated = Some(rec);
+            Some(bytes)
         })?;
-        Ok(found)
+        let Some(rec) = updated else {
+            return Ok(false);
+        };
+        // Keep the index's copy of the deleted flag in step. Only an existing entry is
+        // touched: if an upsert moved the conversation to a new version meanwhile, the
+        // old key must not come back (the upsert wrote the new one itself).
+        let value = schema::index_value(rec.summary.message_count, rec.deleted_remotely);
+        self.by_updated
+            .update_and_fetch(schema::version_key(rec.version, id), |old| {
+                old.map(|_| value.to_vec())
+            })?;
+        Ok(true)
     }
 
     /// Attachment record for a file id.

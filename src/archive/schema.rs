@@ -11,7 +11,9 @@
 //! as separate blob files and then under-counts them in its cache, so memory grows
 //! with everything written; small chunks keep every page inline and the cache bounded.
 //! - `conv_meta`: id → JSON [`ConvRecord`]
-//! - `by_updated`: sortable update time (8 bytes) ‖ id → empty
+//! - `by_updated`: sortable update time (8 bytes) ‖ id → [`index_value`] (message count
+//!   and the deleted flag, so `status` totals need no record reads; empty in archives
+//!   written before it, which are read from the records instead)
 //! - `files`: file id → JSON [`FileRecord`]
 //! - `conv_files`: conversation id ‖ 0x00 ‖ file id → empty
 //! - `imports`: file digest (hex) → JSON [`ImportRecord`]
@@ -123,6 +125,18 @@ pub fn version_key(version: i64, id: &str) -> Vec<u8> {
     k.extend_from_slice(&((version as u64) ^ (1 << 63)).to_be_bytes());
     k.extend_from_slice(id.as_bytes());
     k
+}
+
+/// The `by_updated` value: visible messages (u32 BE) and the deleted flag.
+pub fn index_value(message_count: u32, deleted_remotely: bool) -> [u8; 5] {
+    let c = message_count.to_be_bytes();
+    [c[0], c[1], c[2], c[3], u8::from(deleted_remotely)]
+}
+
+/// Reads an [`index_value`]; `None` for the empty values of older archives.
+pub fn parse_index_value(v: &[u8]) -> Option<(u32, bool)> {
+    let b: [u8; 5] = v.try_into().ok()?;
+    Some((u32::from_be_bytes([b[0], b[1], b[2], b[3]]), b[4] != 0))
 }
 
 /// The id part of a `by_updated` key.

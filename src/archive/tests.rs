@@ -141,3 +141,30 @@ fn file_links_and_missing_files() {
         .expect("store");
     assert!(a.missing_files().expect("missing").is_empty());
 }
+
+#[test]
+fn counts_come_from_the_index_and_follow_the_deleted_flag() {
+    let a = Archive::temporary().expect("archive");
+    a.upsert(conv("x", 1.0, &["r", "u1", "u2"])).expect("ok");
+    a.upsert(conv("y", 2.0, &["r", "u1"])).expect("ok");
+    let c = a.counts().expect("counts");
+    assert_eq!((c.conversations, c.messages, c.deleted_remotely), (2, 5, 0));
+    assert!(
+        a.update_remote("x", |r| r.deleted_remotely = true)
+            .expect("update")
+    );
+    assert_eq!(a.counts().expect("counts").deleted_remotely, 1);
+    a.upsert(conv("x", 3.0, &["r", "u1", "u2", "u3"]))
+        .expect("ok");
+    let c = a.counts().expect("counts");
+    assert_eq!(
+        (c.conversations, c.messages, c.deleted_remotely),
+        (2, 6, 1),
+        "a new version keeps the flag"
+    );
+    assert_eq!(a.iter_newest_first().count(), 2, "no stale index entry");
+    assert!(
+        !a.update_remote("nope", |r| r.deleted_remotely = true)
+            .expect("update")
+    );
+}

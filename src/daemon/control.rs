@@ -160,7 +160,11 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
         }
     }
     let exit = match worker.await {
-        Ok(e) => e,
+        // Give back what a big listing or export allocated: the daemon idles next.
+        Ok(e) => {
+            super::trim_heap();
+            e
+        }
         Err(e) => ExitFrame {
             code: 1,
             error: Some(format!("the daemon's handler failed: {e}")),
