@@ -286,3 +286,35 @@ async fn watch_files_present_before_start_are_imported_at_start() {
     d.stop().await;
     assert!(zip.exists() && json.exists(), "the files are left in place");
 }
+
+/// `[watch] after_import = "move"` moves an imported export into the processed folder
+/// (default: `convos-imported` inside the watched one); a file that is not an export
+/// stays where it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_after_import_move_moves_only_imported_exports() {
+    let w = DaemonWorld::new();
+    let (mut loaded, platform) = w.load(&[]);
+    loaded.config.watch.after_import = convos::config::AfterImport::Move;
+    let d = InProcess::start(loaded, platform).await;
+    fs::write(w.watch.join("not-an-export.zip"), zip_not_an_export()).expect("write");
+    write_chrome_style(&w.watch, "moved.zip", &export_zip(&["mv-1", "mv-2"]), 3).await;
+    d.wait_status("the export to be archived", |s| conversations(s) == 2)
+        .await;
+    let moved = w.watch.join("convos-imported").join("moved.zip");
+    eventually(
+        "the export to be moved",
+        async || moved.is_file().then_some(()),
+        || format!("{:?}", fs::read_dir(&w.watch).map(|d| d.count())),
+    )
+    .await;
+    assert!(!w.watch.join("moved.zip").exists());
+    assert!(
+        w.watch.join("not-an-export.zip").is_file(),
+        "a file that was not imported is never moved"
+    );
+    // The moved file is not imported again from its new place (it is not watched) nor
+    // from a rescan.
+    tokio::time::sleep(NOT_YET).await;
+    assert_eq!(conversations(&d.status().await), 2);
+    d.stop().await;
+}
