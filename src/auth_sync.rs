@@ -5,6 +5,7 @@ use crate::app::{AppError, open_context};
 use crate::cli::AuthArgs;
 use crate::commands::{self, Context};
 use crate::config::{Loaded, PlatformDirs};
+use crate::model::time::now_secs;
 use crate::sync::{self, CredentialsStatus, SetupError, SyncOptions, SyncReport};
 use secrecy::SecretString;
 use std::io::{IsTerminal, Read, Write};
@@ -69,13 +70,6 @@ pub fn run_sync(ctx: &Context, full: bool, out: &mut dyn Write) -> Result<SyncRe
     note_credentials(ctx, &client, &report);
     print_sync_report(&report, out)?;
     Ok(report)
-}
-
-fn now_secs() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// Records the credentials' health after a run (for `convos status`).

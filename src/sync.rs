@@ -15,7 +15,7 @@ use crate::archive::schema::ConvRecord;
 use crate::archive::{Archive, Outcome};
 use crate::config::{Config, Paths, SyncConfig};
 use crate::model::RawConversation;
-use crate::model::time::secs_to_rfc3339;
+use crate::model::time::{now_secs, secs_to_rfc3339};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -156,13 +156,6 @@ pub struct CredentialsStatus {
     pub access_token_expires: Option<String>,
     /// When this was checked (RFC 3339).
     pub checked_at: Option<String>,
-}
-
-fn now_secs() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 fn rfc(secs: f64) -> String {

@@ -6,6 +6,7 @@
 
 use crate::archive::Archive;
 use crate::config::ApiConfig;
+use crate::model::time::now_secs;
 use serde::{Deserialize, Serialize};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -47,13 +48,6 @@ pub struct Pacer {
     store: Option<Archive>,
 }
 
-fn wall_now() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
-}
-
 impl Pacer {
     /// A pacer with a full bucket and no cooldown.
     pub fn new(cfg: &ApiConfig) -> Self {
@@ -64,7 +58,7 @@ impl Pacer {
     pub fn from_state(cfg: &ApiConfig, saved: Option<PaceState>) -> Self {
         let burst = f64::from(cfg.burst.max(1));
         let per_sec = cfg.refill_per_minute / 60.0;
-        let now_wall = wall_now();
+        let now_wall = now_secs();
         let now = Instant::now();
         let (tokens, cooldown_until, consecutive_429) = match saved {
             Some(s) => {
@@ -110,7 +104,7 @@ impl Pacer {
             return PaceState::default();
         };
         self.refill(&mut b, Instant::now());
-        let now_wall = wall_now();
+        let now_wall = now_secs();
         PaceState {
             tokens: b.tokens,
             at: now_wall,
@@ -304,14 +298,14 @@ mod tests {
             let saved = p.snapshot();
             assert!(saved.tokens < 0.01, "{}", saved.tokens);
             let until = saved.cooldown_until.expect("cooldown");
-            assert!(until > wall_now() + 590.0);
+            assert!(until > now_secs() + 590.0);
             let resumed = Pacer::from_state(&c, Some(saved));
             assert!(resumed.wait_hint() > Duration::from_secs(590));
             // An old cooldown has expired and the bucket has refilled meanwhile.
             let old = PaceState {
                 tokens: 0.0,
-                at: wall_now() - 3600.0,
-                cooldown_until: Some(wall_now() - 10.0),
+                at: now_secs() - 3600.0,
+                cooldown_until: Some(now_secs() - 10.0),
                 consecutive_429: 1,
             };
             let resumed = Pacer::from_state(&c, Some(old));

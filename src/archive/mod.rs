@@ -8,6 +8,7 @@ pub mod blobs;
 mod merge;
 pub mod schema;
 
+use crate::model::time::now_secs;
 use crate::model::{Conversation, ModelError, RawConversation, Summary};
 use blobs::BlobStore;
 use schema::{ConvRecord, FileRecord, ImportRecord, RemoteState};
@@ -16,7 +17,6 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 /// What an upsert did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -219,13 +219,6 @@ impl Drop for TempDirGuard {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
     }
-}
-
-fn now_secs() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 fn abort(e: ArchiveError) -> ConflictableTransactionError<ArchiveError> {

@@ -4,7 +4,7 @@ use super::{CommandError, Context};
 use crate::archive::{Archive, Counts};
 use crate::cli::StatusArgs;
 use crate::ingest::ImportReport;
-use crate::model::time::secs_to_rfc3339;
+use crate::model::time::{now_secs, secs_to_rfc3339};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 
@@ -115,13 +115,6 @@ pub fn remember_import(archive: &Archive, report: &ImportReport) {
     {
         tracing::warn!("could not record the import for `convos status`: {e}");
     }
-}
-
-fn now_secs() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
 }
 
 /// Gathers the status report.

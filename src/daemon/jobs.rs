@@ -370,14 +370,6 @@ async fn run_sync(d: &Arc<Daemon>, full: bool) -> SyncReport {
     {
         report = one_run(d, &fresh, full).await;
     }
-    let summary = match &report.error {
-        None => format!(
-            "last sync: {} new, {} updated, {} failed",
-            report.new, report.updated, report.failed
-        ),
-        Some(e) => format!("last sync stopped: {e}"),
-    };
-    notify(&[sd_notify::NotifyState::Status(&summary)]);
     report
 }
 
@@ -389,10 +381,7 @@ async fn one_run(d: &Arc<Daemon>, client: &Arc<Client>, full: bool) -> SyncRepor
         d.ctx.config.api.download_attachments,
         full,
     );
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|t| t.as_secs_f64())
-        .unwrap_or(0.0);
+    let now = crate::model::time::now_secs();
     let run = sync::sync_once(client, &d.ctx.archive, &opts, now, &d.ctx.cancel);
     let report = tokio::select! {
         r = run => r,

@@ -210,10 +210,7 @@ fn finish(archive: &Archive, report: &mut FileReport) -> Result<(), ArchiveError
         return Ok(());
     }
     if let Some(d) = &report.digest {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs_f64())
-            .unwrap_or(0.0);
+        let now = crate::model::time::now_secs();
         archive.record_import(
             d,
             &ImportRecord {

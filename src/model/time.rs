@@ -55,6 +55,14 @@ pub fn secs_to_rfc3339(secs: f64) -> Option<String> {
     Some(dt.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
+/// The wall clock as epoch seconds (0 before 1970, which never happens in practice).
+pub fn now_secs() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
 /// Epoch microseconds, the integer form used for ordering and comparisons.
 pub fn secs_to_micros(secs: f64) -> i64 {
     if secs.is_finite() {
