@@ -147,3 +147,25 @@ fn jwt_and_session_response() {
     assert!(parse_session(b"{}").expect("json").is_none());
     assert!(parse_session(b"<html>").is_err());
 }
+
+#[test]
+fn a_damaged_credentials_file_is_a_clear_error_without_contents() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("credentials.json");
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let mut f = opts.open(&path).expect("create");
+    f.write_all(b"{\"version\":1,\"cookies\":[[\"__Secure-next-auth.session-token\",\"secret-half")
+        .expect("write");
+    drop(f);
+    let err = Credentials::load(&path, None).expect_err("damaged");
+    let msg = err.to_string();
+    assert!(matches!(err, AuthError::Corrupt(_)), "{msg}");
+    assert!(
+        msg.contains("convos auth") && msg.contains("credentials.json"),
+        "{msg}"
+    );
+    assert!(!msg.contains("secret-half"), "{msg}");
+}
