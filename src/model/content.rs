@@ -118,8 +118,24 @@ pub struct AttachmentRef {
     pub kind: String,
 }
 
+/// The content types Export schema v1 gives a visible text for; every other type's
+/// text is `""` (its raw content stays in the archive).
+pub const TEXT_TYPES: &[&str] = &[
+    "text",
+    "multimodal_text",
+    "code",
+    "execution_output",
+    "tether_browsing_display",
+    "tether_quote",
+    "sonic_webpage",
+    "system_error",
+    "thoughts",
+    "reasoning_recap",
+];
+
 impl Content<'_> {
-    /// The visible text, exactly as Export schema v1 defines it per content type.
+    /// The visible text, exactly as Export schema v1 defines it per content type
+    /// (one of [`TEXT_TYPES`]).
     pub fn text(&self) -> String {
         match self.content_type.as_deref().unwrap_or("") {
             "text" | "multimodal_text" => {
@@ -298,4 +314,41 @@ impl<'de> Visitor<'de> for PartVisitor {
             .map(|p| Part::Object(Box::new(p)))
     }
     reject_others!(Part::Other; bool, num, unit, seq);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_types_lists_exactly_the_types_with_a_text_rule() {
+        // Every field any rule reads is filled, so a listed type must yield text and
+        // an unlisted one must not.
+        let with = |kind: &str| {
+            format!(
+                r#"{{"content_type":"{kind}","parts":["p"],"text":"t","result":"r","content":"c","thoughts":[{{"content":"th"}}]}}"#
+            )
+        };
+        for kind in TEXT_TYPES {
+            let json = with(kind);
+            let c: Content<'_> = serde_json::from_str(&json).expect("json");
+            assert!(
+                !c.text().is_empty(),
+                "{kind} is listed but has no text rule"
+            );
+        }
+        for kind in [
+            "user_editable_context",
+            "model_editable_context",
+            "computer_output",
+            "new",
+        ] {
+            let json = with(kind);
+            let c: Content<'_> = serde_json::from_str(&json).expect("json");
+            assert!(
+                c.text().is_empty(),
+                "{kind} has a text rule but is not listed"
+            );
+        }
+    }
 }

@@ -20,6 +20,7 @@
 //!   markers are left as they are.
 
 use super::view::{AttachmentView, ConversationView, MessageView};
+use crate::model::content::TEXT_TYPES;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -50,20 +51,6 @@ const TITLE_MAX_BYTES: usize = 120;
 const ATTACHMENT_NAME_MAX_BYTES: usize = 100;
 /// Longest file-id part of an attachment file name, in bytes.
 const FILE_ID_MAX_BYTES: usize = 80;
-
-/// Content types whose visible text the view computes; anything else is shown raw.
-const KNOWN_TYPES: &[&str] = &[
-    "text",
-    "multimodal_text",
-    "code",
-    "execution_output",
-    "tether_browsing_display",
-    "tether_quote",
-    "sonic_webpage",
-    "system_error",
-    "thoughts",
-    "reasoning_recap",
-];
 
 /// Renders one conversation as a Markdown document.
 pub fn render(view: &ConversationView, links: &dyn AttachmentLinks) -> String {
@@ -347,7 +334,7 @@ fn is_thinking(m: &MessageView) -> bool {
 /// A message that renders nothing: a known type with no text and no attachments.
 fn is_silent(m: &MessageView) -> bool {
     !is_thinking(m)
-        && KNOWN_TYPES.contains(&m.content_type.as_str())
+        && TEXT_TYPES.contains(&m.content_type.as_str())
         && m.text.trim().is_empty()
         && m.attachments.is_empty()
 }
@@ -370,7 +357,7 @@ fn thinking_run_end(msgs: &[MessageView], start: usize) -> usize {
 fn message_blocks(m: &MessageView, links: &dyn AttachmentLinks) -> Vec<String> {
     let text = clean_text(&m.text);
     let has_text = !text.trim().is_empty();
-    let main = if !KNOWN_TYPES.contains(&m.content_type.as_str()) {
+    let main = if !TEXT_TYPES.contains(&m.content_type.as_str()) {
         unknown_block(m, &text)
     } else if !has_text {
         None
