@@ -5,7 +5,7 @@
 
 use crate::support::fake_server::{ConvOpts, FakeChatGpt, RouteKind, conversation_detail};
 use convos::api::auth::Credentials;
-use convos::config::{Config, Overrides, PlatformDirs};
+use convos::config::{Config, Loaded, Overrides, PlatformDirs};
 use secrecy::ExposeSecret;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -41,6 +41,27 @@ fn firefox_with_session(home: &Path, token: &str) {
     .expect("insert");
 }
 
+/// A daemon configuration against `fake` with the profiles under `home`, the watcher
+/// off, `[auth] browser = "firefox"`, and the dead session `OLD` stored.
+fn daemon_config(fake: &FakeChatGpt, dir: &Path, home: &Path) -> (Loaded, PlatformDirs) {
+    let platform = PlatformDirs {
+        config_file: None,
+        data_dir: Some(dir.join("data")),
+        downloads: None,
+        home: Some(home.to_path_buf()),
+    };
+    let base = fake.base_url();
+    let env = move |k: &str| (k == "CONVOS_API_BASE_URL").then(|| base.clone());
+    let mut loaded = Config::load(&Overrides::default(), &env, &platform).expect("config");
+    loaded.config.watch.enabled = false;
+    loaded.config.auth.browser = "firefox".into();
+    Credentials::parse_input(OLD, "test")
+        .expect("creds")
+        .save(&loaded.paths.credentials)
+        .expect("save");
+    (loaded, platform)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_session_is_replaced_by_the_browsers_cookie_and_the_sync_succeeds() {
     let fake = FakeChatGpt::start().await;
@@ -55,21 +76,7 @@ async fn a_revoked_session_is_replaced_by_the_browsers_cookie_and_the_sync_succe
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
     firefox_with_session(&home, NEW);
-    let platform = PlatformDirs {
-        config_file: None,
-        data_dir: Some(dir.path().join("data")),
-        downloads: None,
-        home: Some(home.clone()),
-    };
-    let base = fake.base_url();
-    let env = move |k: &str| (k == "CONVOS_API_BASE_URL").then(|| base.clone());
-    let mut loaded = Config::load(&Overrides::default(), &env, &platform).expect("config");
-    loaded.config.watch.enabled = false;
-    loaded.config.auth.browser = "firefox".into();
-    Credentials::parse_input(OLD, "test")
-        .expect("creds")
-        .save(&loaded.paths.credentials)
-        .expect("save");
+    let (loaded, platform) = daemon_config(&fake, dir.path(), &home);
 
     let token = tokio_util::sync::CancellationToken::new();
     let daemon = tokio::spawn(convos::daemon::run(loaded.clone(), platform, token.clone()));
@@ -117,22 +124,8 @@ async fn without_a_browser_session_the_daemon_reports_once_and_keeps_serving() {
     let dir = tempfile::tempdir().expect("tempdir");
     let home = dir.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
-    let platform = PlatformDirs {
-        config_file: None,
-        data_dir: Some(dir.path().join("data")),
-        downloads: None,
-        home: Some(home),
-    };
-    let base = fake.base_url();
-    let env = move |k: &str| (k == "CONVOS_API_BASE_URL").then(|| base.clone());
-    let mut loaded = Config::load(&Overrides::default(), &env, &platform).expect("config");
-    loaded.config.watch.enabled = false;
-    loaded.config.auth.browser = "firefox".into();
+    let (mut loaded, platform) = daemon_config(&fake, dir.path(), &home);
     loaded.config.sync.schedule = "* * * * * *".into();
-    Credentials::parse_input(OLD, "test")
-        .expect("creds")
-        .save(&loaded.paths.credentials)
-        .expect("save");
     let token = tokio_util::sync::CancellationToken::new();
     let daemon = tokio::spawn(convos::daemon::run(loaded.clone(), platform, token.clone()));
     // Several schedule ticks pass; the dead session is exchanged once, then left alone.
