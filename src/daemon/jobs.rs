@@ -284,73 +284,79 @@ async fn reauth_from_browser(
     };
     let home = d.ctx.platform.home.clone();
     let b2 = browser.clone();
-    let creds =
-        match blocking(move || crate::browser_auth::read_browser_in(&b2, home.as_deref())).await {
-            Some(Ok(c)) => c,
-            Some(Err(e)) => {
-                fail(e.to_string());
-                return None;
-            }
-            None => {
-                fail("internal error".into());
-                return None;
-            }
-        };
-    let fp = creds.fingerprint();
-    if fp == dead_fingerprint {
+    let creds = match blocking(move || crate::browser_auth::read_browser_in(&b2, home.as_deref()))
+        .await
+        .ok_or_else(|| "internal error".to_owned())
+        .and_then(|r| r.map_err(|e| e.to_string()))
+    {
+        Ok(c) => c,
+        Err(why) => {
+            fail(why);
+            return None;
+        }
+    };
+    if creds.fingerprint() == dead_fingerprint {
         fail(format!(
             "{browser} still holds the same expired session: log in to chatgpt.com in {browser}"
         ));
         return None;
     }
+    match adopt(d, &creds, Some(&browser)).await {
+        Ok((fp, client, _)) => {
+            if let Ok(mut r) = d.jobs.reauth.lock() {
+                *r = (0, None);
+            }
+            tracing::info!(
+                "session expired; re-authenticated with the session cookie from {}",
+                creds.source
+            );
+            Some((fp, client))
+        }
+        Err(why) => {
+            fail(why);
+            None
+        }
+    }
+}
+
+/// Verifies credentials by an exchange, stores them (0600, recorded as valid, with
+/// the browser to re-read them from) and makes them the daemon's client.
+async fn adopt(
+    d: &Arc<Daemon>,
+    creds: &Credentials,
+    browser: Option<&str>,
+) -> Result<(String, Arc<Client>, crate::api::SessionInfo), String> {
     let (config, paths, archive) = (
         d.ctx.config.clone(),
         d.ctx.paths.clone(),
         d.ctx.archive.clone(),
     );
     let c2 = creds.clone();
-    let client = match blocking(move || sync::client_for(&config, &paths, &archive, c2)).await {
-        Some(Ok(c)) => c,
-        Some(Err(e)) => {
-            fail(e.to_string());
-            return None;
-        }
-        None => {
-            fail("internal error".into());
-            return None;
-        }
-    };
-    let info = match client.refresh_session().await {
-        Ok(i) => i,
-        Err(e) => {
-            fail(format!("the browser's session did not verify: {e}"));
-            return None;
-        }
-    };
+    let client = blocking(move || sync::client_for(&config, &paths, &archive, c2))
+        .await
+        .ok_or("internal error")?
+        .map_err(|e| e.to_string())?;
+    let info = client
+        .refresh_session()
+        .await
+        .map_err(|e| format!("the session could not be verified, so it was not saved: {e}"))?;
     let (paths, archive, c3, i2) = (
         d.ctx.paths.clone(),
         d.ctx.archive.clone(),
         creds.clone(),
         info.clone(),
     );
-    let b2 = browser.clone();
-    let saved = blocking(move || sync::store_verified(&paths, &archive, &c3, &i2, Some(&b2))).await;
-    if let Some(Err(e)) = saved {
-        fail(format!("the new session could not be saved: {e}"));
-        return None;
-    }
-    if let Ok(mut r) = d.jobs.reauth.lock() {
-        *r = (0, None);
-    }
+    let browser = browser.map(str::to_owned);
+    blocking(move || sync::store_verified(&paths, &archive, &c3, &i2, browser.as_deref()))
+        .await
+        .ok_or("internal error")?
+        .map_err(|e| e.to_string())?;
+    let fp = creds.fingerprint();
     let client = Arc::new(client);
     *d.jobs.client.lock().await = Some((fp.clone(), client.clone()));
     d.jobs.client_changed.notify_one();
     d.jobs.logged_dead.store(false, Ordering::Relaxed);
-    tracing::info!(
-        "session expired; re-authenticated with the session cookie from {}",
-        creds.source
-    );
-    Some((fp, client))
+    Ok((fp, client, info))
 }
 
 async fn run_sync(d: &Arc<Daemon>, full: bool) -> SyncReport {
@@ -482,34 +488,7 @@ pub(super) async fn authenticate(
         .map(|(n, v)| (n, SecretString::from(v)))
         .collect();
     let creds = Credentials::from_cookies(cookies, &payload.source).map_err(|e| e.to_string())?;
-    let (config, paths, archive) = (
-        d.ctx.config.clone(),
-        d.ctx.paths.clone(),
-        d.ctx.archive.clone(),
-    );
-    let c2 = creds.clone();
-    let client = blocking(move || sync::client_for(&config, &paths, &archive, c2))
-        .await
-        .ok_or("internal error")?
-        .map_err(|e| e.to_string())?;
-    let info = client
-        .refresh_session()
-        .await
-        .map_err(|e| format!("the session could not be verified, so it was not saved: {e}"))?;
-    let (paths, archive, c3, i2) = (
-        d.ctx.paths.clone(),
-        d.ctx.archive.clone(),
-        creds.clone(),
-        info.clone(),
-    );
-    let browser = payload.browser.clone();
-    blocking(move || sync::store_verified(&paths, &archive, &c3, &i2, browser.as_deref()))
-        .await
-        .ok_or("internal error")?
-        .map_err(|e| e.to_string())?;
-    *d.jobs.client.lock().await = Some((creds.fingerprint(), Arc::new(client)));
-    d.jobs.client_changed.notify_one();
-    d.jobs.logged_dead.store(false, Ordering::Relaxed);
+    let (_, _, info) = adopt(d, &creds, payload.browser.as_deref()).await?;
     d.jobs.failures.store(0, Ordering::Relaxed);
     if let Ok(mut b) = d.jobs.backoff_until.lock() {
         *b = None;
