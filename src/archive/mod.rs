@@ -104,15 +104,16 @@ fn tx_put_doc(
     Ok(n)
 }
 
-/// Reads a chunked document inside a transaction.
-fn tx_get_doc(
-    t: &sled::transaction::TransactionalTree,
+/// Joins and unpacks a document's chunks, read through `get`; `None` when a chunk
+/// is missing or the bytes do not unpack.
+fn read_doc<E>(
     id: &str,
     chunks: u32,
-) -> std::result::Result<Option<Vec<u8>>, sled::transaction::UnabortableTransactionError> {
+    mut get: impl FnMut(Vec<u8>) -> std::result::Result<Option<sled::IVec>, E>,
+) -> std::result::Result<Option<Vec<u8>>, E> {
     let mut packed = Vec::new();
     for i in 0..chunks {
-        match t.get(schema::chunk_key(id, i))? {
+        match get(schema::chunk_key(id, i))? {
             Some(c) => packed.extend_from_slice(&c),
             None => return Ok(None),
         }
@@ -120,16 +121,18 @@ fn tx_get_doc(
     Ok(schema::unpack(&packed))
 }
 
+/// Reads a chunked document inside a transaction.
+fn tx_get_doc(
+    t: &sled::transaction::TransactionalTree,
+    id: &str,
+    chunks: u32,
+) -> std::result::Result<Option<Vec<u8>>, sled::transaction::UnabortableTransactionError> {
+    read_doc(id, chunks, |k| t.get(k))
+}
+
 /// Reads a chunked document.
 fn get_doc(t: &sled::Tree, id: &str, chunks: u32) -> Result<Option<Vec<u8>>> {
-    let mut packed = Vec::new();
-    for i in 0..chunks {
-        match t.get(schema::chunk_key(id, i))? {
-            Some(c) => packed.extend_from_slice(&c),
-            None => return Ok(None),
-        }
-    }
-    Ok(schema::unpack(&packed))
+    read_doc(id, chunks, |k| t.get(k)).map_err(ArchiveError::from)
 }
 
 /// Result alias for archive operations.
