@@ -274,7 +274,9 @@ pub fn call(
         stream.read_exact(&mut payload)?;
         match head[0] {
             b'o' => out.write_all(&payload)?,
-            b'e' => err.write_all(&payload)?,
+            b'e' => err.write_all(
+                crate::render::terminal::clean(&String::from_utf8_lossy(&payload)).as_bytes(),
+            )?,
             b'x' => {
                 out.flush()?;
                 let exit: ExitFrame = serde_json::from_slice(&payload)?;
