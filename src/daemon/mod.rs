@@ -292,14 +292,14 @@ pub async fn run(
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
         paths.data_dir.display(),
-        format!(
-            "watching {}",
-            crate::commands::status::describe_watch(
-                loaded.config.watch.enabled,
-                &paths.watch_dirs,
-                |d| d.is_dir()
+        if loaded.config.watch.enabled {
+            format!(
+                "watching {}",
+                crate::commands::status::describe_watch(true, &paths.watch_dirs, |d| d.is_dir())
             )
-        ),
+        } else {
+            "not watching folders ([watch] enabled = false)".to_owned()
+        },
         daemon.ctx.config.sync.schedule,
         crate::config::parse_schedule(&daemon.ctx.config.sync.schedule)
             .ok()
