@@ -4,12 +4,13 @@
 //! archive's lock).
 
 use crate::archive::{Archive, OpenOptions};
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, ExportFormat, ShowFormat};
 use crate::commands::{self, CommandError, Context, Request};
 use crate::config::{Loaded, PlatformDirs};
 use crate::daemon::control::{self, ControlRequest};
 use crate::ingest::ProgressMode;
-use std::io::{IsTerminal, Write};
+use crate::render::terminal::CleanWriter;
+use std::io::IsTerminal;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
@@ -78,13 +79,31 @@ pub fn run(cli: Cli, loaded: Loaded, platform: PlatformDirs) -> Result<(), AppEr
     }
     let ctx = open_context(&loaded, platform, cli.quiet == 0)?;
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
+    let mut out = std::io::BufWriter::new(CleanWriter::new(stdout.lock(), !prints_json(&request)));
     let result = commands::handle(&ctx, &request, &mut out);
-    let flushed = out.flush();
+    let flushed = out
+        .into_inner()
+        .map_err(std::io::IntoInnerError::into_error)
+        .and_then(CleanWriter::finish)
+        .map(drop);
     match result {
         Ok(()) => ignore_broken_pipe(flushed),
         Err(CommandError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
         Err(e) => Err(AppError::with_code(e.exit_code(), e.into())),
+    }
+}
+
+/// Whether a request prints JSON, which stays exact, rather than text for people, whose
+/// control characters (from titles, messages, file names) are made visible on the way to
+/// standard output: one filter for every human output, whoever wrote it.
+fn prints_json(req: &Request) -> bool {
+    match req {
+        Request::Status(a) => a.json,
+        Request::List(a) => a.json,
+        Request::Search(a) => a.json,
+        Request::Show(a) => matches!(a.format, ShowFormat::Json),
+        Request::Export(a) => a.out == "-" && !matches!(a.format, ExportFormat::Md),
+        Request::Import(_) | Request::Sync(_) => false,
     }
 }
 
@@ -93,9 +112,13 @@ pub fn via_daemon(
     socket: &std::path::Path,
     req: &ControlRequest,
 ) -> Result<Option<Result<(), AppError>>, AppError> {
-    let mut out = std::io::stdout();
+    let exact = matches!(req, ControlRequest::Command(r) if prints_json(r));
+    let mut out = CleanWriter::new(std::io::stdout(), !exact);
     let mut err = std::io::stderr();
-    match control::call(socket, req, &mut out, &mut err) {
+    let called = control::call(socket, req, &mut out, &mut err)
+        // A byte held back at the very end (a lone `\r`) is written now.
+        .and_then(|exit| out.finish().map(|_| exit));
+    match called {
         Ok(None) => Ok(None),
         Ok(Some(exit)) if exit.code == 0 => Ok(Some(Ok(()))),
         Ok(Some(exit)) => Ok(Some(Err(AppError::with_code(

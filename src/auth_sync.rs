@@ -29,8 +29,10 @@ pub fn sync_command(
     progress: bool,
 ) -> Result<(), AppError> {
     let ctx = open_context(loaded, platform, progress)?;
-    let mut out = std::io::stdout().lock();
+    // The report quotes file names, ids and server errors: no raw control characters.
+    let mut out = crate::render::terminal::CleanWriter::new(std::io::stdout().lock(), true);
     let report = run_sync(&ctx, full, &mut out)?;
+    out.finish().map(drop)?;
     if report.failed() {
         return Err(AppError::from(anyhow::anyhow!(
             "{}",

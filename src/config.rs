@@ -270,7 +270,7 @@ pub struct PlatformDirs {
     pub config_file: Option<PathBuf>,
     /// Default data dir.
     pub data_dir: Option<PathBuf>,
-    /// The user's Downloads folder.
+    /// The user's Downloads folder: the platform's, else `~/Downloads`.
     pub downloads: Option<PathBuf>,
     /// The home folder (for `~` expansion).
     pub home: Option<PathBuf>,
@@ -282,15 +282,27 @@ impl PlatformDirs {
         let proj = directories::ProjectDirs::from("", "", "convos");
         let user = directories::UserDirs::new();
         let base = directories::BaseDirs::new();
+        let home = base.as_ref().map(|b| b.home_dir().to_path_buf());
         Self {
             config_file: proj.as_ref().map(|p| p.config_dir().join("config.toml")),
             data_dir: proj.as_ref().map(|p| p.data_dir().to_path_buf()),
-            downloads: user
-                .as_ref()
-                .and_then(|u| u.download_dir().map(Path::to_path_buf)),
-            home: base.as_ref().map(|b| b.home_dir().to_path_buf()),
+            downloads: downloads_dir(
+                user.as_ref()
+                    .and_then(|u| u.download_dir().map(Path::to_path_buf)),
+                home.as_deref(),
+            ),
+            home,
         }
     }
+}
+
+/// The Downloads folder to watch by default: the one the platform names, else
+/// `~/Downloads`. On Linux `directories` names one only when `~/.config/user-dirs.dirs`
+/// does (servers, containers, minimal desktops and fresh accounts have none), although
+/// browsers still download into `~/Downloads` there. The fallback is used even when it
+/// does not exist yet: the watcher picks it up once it is created.
+pub fn downloads_dir(platform: Option<PathBuf>, home: Option<&Path>) -> Option<PathBuf> {
+    platform.or_else(|| home.map(|h| h.join("Downloads")))
 }
 
 /// A loaded configuration and where it came from.

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 fn main() -> ExitCode {
+    private_files();
     limit_heap_retention();
     let cli = Cli::parse();
     let platform = PlatformDirs::system();
@@ -20,7 +21,10 @@ fn main() -> ExitCode {
     let loaded = match Config::load(&overrides, &|k| std::env::var(k).ok(), &platform) {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("convos: {e}");
+            eprintln!(
+                "convos: {}",
+                convos::render::terminal::clean(&e.to_string())
+            );
             return ExitCode::from(EXIT_CONFIG);
         }
     };
@@ -33,9 +37,25 @@ fn main() -> ExitCode {
     match app::run(cli, loaded, platform) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("convos: {:#}", e.error);
+            // Errors may quote a server's answer, a file name or a conversation id.
+            let message = format!("{:#}", e.error);
+            eprintln!("convos: {}", convos::render::terminal::clean(&message));
             ExitCode::from(e.code)
         }
+    }
+}
+
+/// Everything convos writes holds conversations or credentials: the archive (sled's
+/// database files, including the snapshots it writes while running, which no sled API
+/// lets us give a mode), attachments, exports, the lock file. A umask of 077, set before
+/// anything is created, makes all of it private from its first byte whatever umask the
+/// shell or service manager passed (022 under systemd, launchd and Homebrew services),
+/// the way backup tools such as Borg do. Chmod after the fact would leave windows where
+/// new files are readable and miss files created later.
+fn private_files() {
+    // SAFETY: umask only sets this process's file creation mask; no other thread exists yet.
+    unsafe {
+        libc::umask(0o077);
     }
 }
 

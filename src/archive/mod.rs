@@ -6,6 +6,7 @@
 
 pub mod blobs;
 mod merge;
+pub mod private;
 pub mod schema;
 
 use crate::model::time::now_secs;
@@ -244,16 +245,42 @@ fn from_json<T: DeserializeOwned>(what: &str, bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|_| ArchiveError::Corrupt(what.to_owned()))
 }
 
+/// Takes group and other access away from the archive in `dir` when it has any. A new
+/// archive needs this only when the process umask let sled create loose files (never in
+/// the `convos` binary, whose umask is 077), so only an existing one is warned about. A
+/// failure is logged, not fatal: the archive still reads.
+fn secure(dir: &Path, existed: bool) {
+    if !private::looks_loose(dir) {
+        return;
+    }
+    match private::make_private(dir) {
+        Ok(n) if existed && n > 0 => tracing::warn!(
+            "the archive at {} was readable by other users; made it private to you \
+             ({n} files and folders: chmod go-rwx)",
+            dir.display()
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::warn!(
+            "the archive at {} is readable by other users and could not be made private \
+             ({e}); fix it with `chmod -R go-rwx {}`",
+            dir.display(),
+            dir.display()
+        ),
+    }
+}
+
 impl Archive {
     /// Opens (creating) the archive in `dir`: the database in `dir/db`, attachments in
-    /// `dir/blobs`.
+    /// `dir/blobs`. The archive is private to its owner: created 0700, and an existing
+    /// one that others can read is made private with one warning.
     pub fn open(dir: &Path, opts: &OpenOptions) -> Result<Self> {
-        std::fs::create_dir_all(dir).map_err(|source| ArchiveError::Io {
+        private::create_private_dir(dir).map_err(|source| ArchiveError::Io {
             what: "cannot create the archive directory",
             path: dir.to_path_buf(),
             source,
         })?;
         let db_path = dir.join("db");
+        let existed = db_path.exists();
         let db = sled::Config::new()
             .path(&db_path)
             .cache_capacity(opts.cache_bytes)
@@ -285,6 +312,7 @@ impl Archive {
             _temp: None,
         };
         archive.check_schema(&db_path)?;
+        secure(dir, existed);
         Ok(archive)
     }
 

@@ -3,6 +3,7 @@
 use super::{CommandError, Context};
 use crate::cli::ListArgs;
 use crate::model::time::secs_to_rfc3339;
+use crate::render::terminal;
 use serde::Serialize;
 use std::io::Write;
 
@@ -54,12 +55,13 @@ pub(super) fn run(ctx: &Context, args: &ListArgs, out: &mut dyn Write) -> Result
         if rec.is_archived() {
             flags.push_str(" [archived]");
         }
+        // Ids and titles come from the conversation: one line each, no raw controls.
         writeln!(
             out,
             "{when}  {:>5} msgs  {}  {}{flags}",
             s.message_count,
-            s.id,
-            s.title.as_deref().unwrap_or("(untitled)")
+            terminal::line(&s.id),
+            terminal::line(s.title.as_deref().unwrap_or("(untitled)"))
         )?;
     }
     if !any {

@@ -3,7 +3,7 @@
 
 use super::{CommandError, Context};
 use crate::cli::SearchArgs;
-use crate::render::view;
+use crate::render::{terminal, view};
 use serde::Serialize;
 use std::io::Write;
 
@@ -107,14 +107,16 @@ pub(super) fn run(
             .update_time
             .as_deref()
             .map_or("", |t| t.get(..10).unwrap_or(t));
+        // Ids, titles and snippets come from the conversation: no raw controls.
         writeln!(
             out,
-            "{date}  {}  {}",
-            h.id,
-            h.title.as_deref().unwrap_or("(untitled)")
+            "{}  {}  {}",
+            terminal::line(date),
+            terminal::line(&h.id),
+            terminal::line(h.title.as_deref().unwrap_or("(untitled)"))
         )?;
         for s in &h.snippets {
-            writeln!(out, "    {s}")?;
+            writeln!(out, "    {}", terminal::line(s))?;
         }
     }
     Ok(())

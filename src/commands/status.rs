@@ -5,8 +5,10 @@ use crate::archive::{Archive, Counts};
 use crate::cli::StatusArgs;
 use crate::ingest::ImportReport;
 use crate::model::time::{now_secs, secs_to_rfc3339};
+use crate::render::terminal;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
+use std::path::PathBuf;
 
 /// Live facts only the running daemon knows.
 pub trait DaemonInfo: Send + Sync {
@@ -82,6 +84,9 @@ pub struct StatusReport {
     pub credentials: serde_json::Value,
     /// Folders watched for exports.
     pub watch_dirs: Vec<String>,
+    /// Those of `watch_dirs` that do not exist (yet): each is watched once it is created.
+    #[serde(default)]
+    pub watch_dirs_missing: Vec<String>,
     /// Whether the watcher is enabled.
     pub watch_enabled: bool,
     /// The last import.
@@ -143,6 +148,13 @@ pub fn report(ctx: &Context) -> Result<StatusReport, CommandError> {
             .iter()
             .map(|d| d.display().to_string())
             .collect(),
+        watch_dirs_missing: ctx
+            .paths
+            .watch_dirs
+            .iter()
+            .filter(|d| !d.is_dir())
+            .map(|d| d.display().to_string())
+            .collect(),
         watch_enabled: ctx.config.watch.enabled,
         last_import: a.state("last_import")?,
     })
@@ -163,8 +175,15 @@ pub(super) fn run(
     Ok(())
 }
 
-/// The human-readable status.
+/// The human-readable status. Paths, errors and server messages in it may hold
+/// anything, so the whole text has its control characters made visible.
 pub fn print_human(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut text = Vec::new();
+    write_human(r, &mut text)?;
+    out.write_all(terminal::clean(&String::from_utf8_lossy(&text)).as_bytes())
+}
+
+fn write_human(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()> {
     match &r.daemon {
         Some(d) => writeln!(
             out,
@@ -223,19 +242,13 @@ pub fn print_human(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()>
         "credentials:  {}",
         describe_credentials(&r.credentials)
     )?;
-    if r.watch_enabled {
-        writeln!(
-            out,
-            "watching:     {}",
-            if r.watch_dirs.is_empty() {
-                "nothing (no Downloads folder found)".to_owned()
-            } else {
-                r.watch_dirs.join(", ")
-            }
-        )?;
-    } else {
-        writeln!(out, "watching:     off ([watch] enabled = false)")?;
-    }
+    let missing: Vec<PathBuf> = r.watch_dirs_missing.iter().map(PathBuf::from).collect();
+    let dirs: Vec<PathBuf> = r.watch_dirs.iter().map(PathBuf::from).collect();
+    writeln!(
+        out,
+        "watching:     {}",
+        describe_watch(r.watch_enabled, &dirs, |d| !missing.contains(d))
+    )?;
     match &r.last_import {
         Some(li) => {
             writeln!(out, "last import:  {}", li.at)?;
@@ -256,6 +269,37 @@ pub fn print_human(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()>
         None => writeln!(out, "last import:  never")?,
     }
     Ok(())
+}
+
+/// What the watcher watches, for `status` and the daemon's start line: the folders,
+/// which of them do not exist yet, and how to choose others when none does.
+pub fn describe_watch(
+    enabled: bool,
+    dirs: &[PathBuf],
+    exists: impl Fn(&PathBuf) -> bool,
+) -> String {
+    const HOW: &str = "set `dirs` under [watch] in the config file, or CONVOS_WATCH_DIRS";
+    if !enabled {
+        return "off ([watch] enabled = false)".to_owned();
+    }
+    if dirs.is_empty() {
+        return format!("nothing (no Downloads folder found: {HOW})");
+    }
+    let shown: Vec<String> = dirs
+        .iter()
+        .map(|d| {
+            if exists(d) {
+                d.display().to_string()
+            } else {
+                format!("{} (does not exist yet; watched once created)", d.display())
+            }
+        })
+        .collect();
+    let mut s = shown.join(", ");
+    if !dirs.iter().any(exists) {
+        s.push_str(&format!("; to watch another folder, {HOW}"));
+    }
+    s
 }
 
 fn describe_sync(s: &serde_json::Value) -> String {

@@ -205,3 +205,19 @@ fn socket_goes_to_the_runtime_dir_when_there_is_one() {
     assert!(loaded.paths.socket.starts_with(dir.path().join("convos")));
     assert!(loaded.paths.socket.to_string_lossy().ends_with(".sock"));
 }
+
+#[test]
+fn downloads_fall_back_to_home_downloads_when_the_platform_names_none() {
+    let home = Path::new("/home/someone");
+    // Linux without ~/.config/user-dirs.dirs: `directories` names no Downloads folder.
+    assert_eq!(
+        downloads_dir(None, Some(home)),
+        Some(home.join("Downloads"))
+    );
+    // A folder the platform names wins.
+    assert_eq!(
+        downloads_dir(Some(PathBuf::from("/data/dl")), Some(home)),
+        Some(PathBuf::from("/data/dl"))
+    );
+    assert_eq!(downloads_dir(None, None), None);
+}

@@ -2,9 +2,15 @@
 //! `convos status|sync|import|list|show|search|export|auth` reach it here and it runs
 //! the same handlers the CLI runs in-process otherwise.
 //!
-//! Protocol: the client sends one JSON line (a [`ControlRequest`]); the daemon answers
-//! with frames `[tag: u8][len: u32 BE][payload]`: `o` standard output bytes, `e`
-//! standard error text, `x` the end (JSON [`ExitFrame`]).
+//! Protocol: the client sends one JSON line (a [`ControlRequest`]) and keeps its end open;
+//! the daemon answers with frames `[tag: u8][len: u32 BE][payload]`: `o` standard output
+//! bytes, `e` standard error text, `x` the end (JSON [`ExitFrame`]). A client that closes
+//! its end has left: its command is stopped (a reader at its next write, an import at
+//! a safe point).
+//!
+//! The socket is 0600 in a 0700 folder; as defence in depth only peers running as the
+//! daemon's own user are served, a request must arrive within [`REQUEST_TIMEOUT`] and fit
+//! in [`MAX_REQUEST`] bytes.
 
 use super::Daemon;
 use crate::commands::{self, Request};
@@ -12,11 +18,18 @@ use serde::{Deserialize, Serialize};
 use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::mpsc;
 
-/// Largest request line accepted.
-const MAX_REQUEST: usize = 1 << 20;
+/// Largest request line accepted, in bytes.
+pub const MAX_REQUEST: usize = 1 << 20;
+/// How long a client has to send its request once connected.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// Output frames (of up to 64 KiB) queued for a client before the handler waits for it.
+const QUEUED_FRAMES: usize = 16;
 
 /// What a client asks the daemon.
 #[derive(Clone, Serialize, Deserialize)]
@@ -59,7 +72,7 @@ pub struct ExitFrame {
 
 /// Sends frames from a blocking handler to the socket writer task.
 struct FrameWriter {
-    tx: tokio::sync::mpsc::Sender<(u8, Vec<u8>)>,
+    tx: mpsc::Sender<(u8, Vec<u8>)>,
 }
 
 impl Write for FrameWriter {
@@ -111,11 +124,20 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
 
 /// Serves clients until the daemon shuts down.
 pub async fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let uid = unsafe { libc::geteuid() };
     loop {
         tokio::select! {
             _ = daemon.shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, _)) => {
+                    if let Err(who) = check_peer(&stream, uid) {
+                        tracing::warn!(
+                            "refused a control connection from {who}: the socket serves only \
+                             its owner (uid {uid})"
+                        );
+                        continue;
+                    }
                     let d = daemon.clone();
                     daemon.tracker.spawn(async move {
                         if let Err(e) = handle(d, stream).await {
@@ -125,8 +147,109 @@ pub async fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
                 }
                 Err(e) => {
                     tracing::warn!("control socket: {e}");
-                    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
+            }
+        }
+    }
+}
+
+/// Accepts a peer only when it runs as `uid` (`SO_PEERCRED` on Linux, `getpeereid` on
+/// macOS); otherwise says who it is.
+fn check_peer(stream: &UnixStream, uid: u32) -> Result<(), String> {
+    match stream.peer_cred() {
+        Ok(cred) if cred.uid() == uid => Ok(()),
+        Ok(cred) => Err(match cred.pid() {
+            Some(pid) => format!("uid {} (pid {pid})", cred.uid()),
+            None => format!("uid {}", cred.uid()),
+        }),
+        Err(e) => Err(format!("a peer whose user cannot be read ({e})")),
+    }
+}
+
+/// Why a request could not be read.
+#[derive(Debug, thiserror::Error)]
+enum BadRequest {
+    #[error("no request within {} s of connecting", REQUEST_TIMEOUT.as_secs())]
+    Timeout,
+    #[error("request too large (more than {MAX_REQUEST} bytes)")]
+    TooLarge,
+    #[error("the client hung up before its request was complete")]
+    Incomplete,
+    #[error("bad request: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("cannot read the request: {0}")]
+    Io(#[from] io::Error),
+}
+
+/// Reads the request line: at most [`MAX_REQUEST`] bytes, within [`REQUEST_TIMEOUT`].
+async fn read_request(r: &mut (impl AsyncBufRead + Unpin)) -> Result<ControlRequest, BadRequest> {
+    let mut line = Vec::new();
+    let mut limited = (&mut *r).take(MAX_REQUEST as u64 + 1);
+    tokio::time::timeout(REQUEST_TIMEOUT, limited.read_until(b'\n', &mut line))
+        .await
+        .map_err(|_| BadRequest::Timeout)??;
+    if line.last() != Some(&b'\n') {
+        return Err(if line.len() > MAX_REQUEST {
+            BadRequest::TooLarge
+        } else {
+            BadRequest::Incomplete
+        });
+    }
+    Ok(serde_json::from_slice(&line)?)
+}
+
+/// Resolves when the client has closed its end (it sends nothing after its request;
+/// anything it does send is ignored).
+async fn client_left(r: &mut (impl AsyncRead + Unpin)) {
+    let mut scratch = [0u8; 512];
+    while let Ok(n) = r.read(&mut scratch).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+/// How forwarding a command's output ended.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    /// The command finished and all its output was sent.
+    Done,
+    /// The client closed its end or stopped accepting data.
+    ClientGone,
+    /// The daemon is stopping; `between_frames` when no frame was cut short.
+    ShuttingDown { between_frames: bool },
+}
+
+/// Copies the command's frames to the client until the command ends, the client leaves
+/// or the daemon shuts down: a client that does not read (a paused pager) holds the
+/// handler only until then.
+async fn forward(
+    daemon: &Daemon,
+    reader: &mut (impl AsyncRead + Unpin),
+    write: &mut (impl AsyncWriteExt + Unpin),
+    rx: &mut mpsc::Receiver<(u8, Vec<u8>)>,
+) -> Ended {
+    loop {
+        let frame = tokio::select! {
+            frame = rx.recv() => frame,
+            () = client_left(reader) => return Ended::ClientGone,
+            () = daemon.shutdown.cancelled() => {
+                return Ended::ShuttingDown { between_frames: true };
+            }
+        };
+        let Some((tag, payload)) = frame else {
+            return Ended::Done;
+        };
+        tokio::select! {
+            written = write_frame(write, tag, &payload) => {
+                if written.is_err() {
+                    return Ended::ClientGone;
+                }
+            }
+            () = client_left(reader) => return Ended::ClientGone,
+            () = daemon.shutdown.cancelled() => {
+                return Ended::ShuttingDown { between_frames: false };
             }
         }
     }
@@ -134,50 +257,82 @@ pub async fn serve(daemon: Arc<Daemon>, listener: UnixListener) {
 
 async fn handle(daemon: Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut reader = BufReader::new(tokio::io::AsyncReadExt::take(read, MAX_REQUEST as u64));
-    let mut line = String::new();
-    reader.read_line(&mut line).await?;
-    let req: ControlRequest = match serde_json::from_str(&line) {
+    let mut reader = BufReader::new(read);
+    let req = tokio::select! {
+        () = daemon.shutdown.cancelled() => return Ok(()),
+        req = read_request(&mut reader) => req,
+    };
+    let req = match req {
         Ok(r) => r,
+        Err(BadRequest::Incomplete) => return Ok(()),
         Err(e) => {
+            tracing::debug!("control client: {e}");
             let exit = ExitFrame {
                 code: 2,
-                error: Some(format!("bad request: {e}")),
+                error: Some(e.to_string()),
             };
             return write_frame(&mut write, b'x', &serde_json::to_vec(&exit)?).await;
         }
     };
     tracing::debug!("control request: {req:?}");
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(64);
+    let cancel = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = mpsc::channel::<(u8, Vec<u8>)>(QUEUED_FRAMES);
     let worker = {
-        let daemon = daemon.clone();
-        tokio::spawn(async move { run_request(daemon, req, tx).await })
+        let (daemon, cancel) = (daemon.clone(), cancel.clone());
+        tokio::spawn(async move { run_request(daemon, req, tx, cancel).await })
     };
-    while let Some((tag, payload)) = rx.recv().await {
-        if write_frame(&mut write, tag, &payload).await.is_err() {
-            // The client left: the handler sees a broken pipe and stops.
-            break;
-        }
+    let ended = forward(&daemon, &mut reader, &mut write, &mut rx).await;
+    if ended != Ended::Done {
+        // Nobody will read the rest: an import stops at its next safe point, and a
+        // handler still writing gets a broken pipe as soon as the queue is gone (it
+        // would otherwise wait for room in it for ever).
+        cancel.store(true, Ordering::Relaxed);
+        drop(rx);
     }
     let exit = match worker.await {
-        // Give back what a big listing or export allocated: the daemon idles next.
-        Ok(e) => {
-            super::trim_heap();
-            e
-        }
+        Ok(e) => e,
         Err(e) => ExitFrame {
             code: 1,
             error: Some(format!("the daemon's handler failed: {e}")),
         },
     };
-    write_frame(&mut write, b'x', &serde_json::to_vec(&exit)?).await?;
-    write.shutdown().await
+    // Give back what a big listing or export allocated: the daemon idles next.
+    super::trim_heap();
+    match ended {
+        Ended::Done => {
+            write_frame(&mut write, b'x', &serde_json::to_vec(&exit)?).await?;
+            write.shutdown().await
+        }
+        Ended::ClientGone => {
+            tracing::debug!("control client left before its command finished; stopped it");
+            Ok(())
+        }
+        Ended::ShuttingDown { between_frames } => {
+            if between_frames {
+                let exit = ExitFrame {
+                    code: 1,
+                    error: Some(
+                        "the daemon stopped before the command finished; run it again".into(),
+                    ),
+                };
+                let bytes = serde_json::to_vec(&exit)?;
+                // A client that does not read must not hold up the shutdown.
+                let _ = tokio::time::timeout(
+                    Duration::from_millis(500),
+                    write_frame(&mut write, b'x', &bytes),
+                )
+                .await;
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn run_request(
     daemon: Arc<Daemon>,
     req: ControlRequest,
-    tx: tokio::sync::mpsc::Sender<(u8, Vec<u8>)>,
+    tx: mpsc::Sender<(u8, Vec<u8>)>,
+    cancel: Arc<AtomicBool>,
 ) -> ExitFrame {
     let done = |r: Result<(), String>| match r {
         Ok(()) => ExitFrame {
@@ -216,7 +371,9 @@ async fn run_request(
             } else {
                 None
             };
-            let ctx = daemon.ctx.clone();
+            // This request's own stop flag: set when its client leaves or the daemon stops.
+            let mut ctx = daemon.ctx.clone();
+            ctx.cancel = cancel;
             let result = tokio::task::spawn_blocking(move || {
                 // Handlers write in small pieces; one frame per piece would cost a
                 // syscall each (a 10,000-line listing took 2 s instead of 0.1 s).
@@ -274,7 +431,9 @@ pub fn call(
         stream.read_exact(&mut payload)?;
         match head[0] {
             b'o' => out.write_all(&payload)?,
-            b'e' => err.write_all(&payload)?,
+            b'e' => err.write_all(
+                crate::render::terminal::clean(&String::from_utf8_lossy(&payload)).as_bytes(),
+            )?,
             b'x' => {
                 out.flush()?;
                 let exit: ExitFrame = serde_json::from_slice(&payload)?;
@@ -286,5 +445,88 @@ pub fn call(
                 )));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uid() -> u32 {
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        unsafe { libc::geteuid() }
+    }
+
+    #[tokio::test]
+    async fn only_peers_of_our_own_user_are_served() {
+        let (ours, _theirs) = UnixStream::pair().expect("socket pair");
+        assert_eq!(check_peer(&ours, uid()), Ok(()));
+        let refused = check_peer(&ours, uid().wrapping_add(1)).expect_err("another uid");
+        assert!(
+            refused.starts_with(&format!("uid {} (pid {}", uid(), std::process::id())),
+            "{refused}"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_sends_nothing_times_out() {
+        let (_client, server) = tokio::io::duplex(64);
+        let err = read_request(&mut BufReader::new(server))
+            .await
+            .expect_err("no request");
+        assert!(matches!(err, BadRequest::Timeout), "{err}");
+        // A request sent slowly, byte by byte, is held to the same limit.
+        let (mut client, server) = tokio::io::duplex(64);
+        tokio::spawn(async move {
+            loop {
+                if client.write_all(b" ").await.is_err() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        let err = read_request(&mut BufReader::new(server))
+            .await
+            .expect_err("too slow");
+        assert!(matches!(err, BadRequest::Timeout), "{err}");
+    }
+
+    #[tokio::test]
+    async fn requests_are_limited_in_size_and_must_be_complete() {
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let writer = tokio::spawn(async move {
+            let big = vec![b' '; MAX_REQUEST + 100];
+            let _ = client.write_all(&big).await;
+            let _ = client.write_all(b"\n").await;
+            client
+        });
+        let err = read_request(&mut BufReader::new(server))
+            .await
+            .expect_err("too large");
+        assert!(matches!(err, BadRequest::TooLarge), "{err}");
+        drop(writer);
+
+        let (mut client, server) = tokio::io::duplex(1024);
+        client.write_all(b"{\"Command\":").await.expect("write");
+        drop(client);
+        let err = read_request(&mut BufReader::new(server))
+            .await
+            .expect_err("hung up");
+        assert!(matches!(err, BadRequest::Incomplete), "{err}");
+
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut line = serde_json::to_vec(&ControlRequest::Command(Request::Status(
+            crate::cli::StatusArgs { json: true },
+        )))
+        .expect("json");
+        line.push(b'\n');
+        client.write_all(&line).await.expect("write");
+        let req = read_request(&mut BufReader::new(server))
+            .await
+            .expect("request");
+        assert!(
+            matches!(req, ControlRequest::Command(Request::Status(ref a)) if a.json),
+            "{req:?}"
+        );
     }
 }

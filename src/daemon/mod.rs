@@ -114,7 +114,7 @@ fn trim_heap() {
 
 /// Takes the data dir's exclusive lock and writes our pid into it.
 fn lock_data_dir(dir: &std::path::Path, path: &std::path::Path) -> Result<File, DaemonError> {
-    std::fs::create_dir_all(dir).map_err(|source| DaemonError::Lock {
+    crate::archive::private::create_private_dir(dir).map_err(|source| DaemonError::Lock {
         path: path.to_path_buf(),
         source,
     })?;
@@ -292,10 +292,13 @@ pub async fn run(
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
         paths.data_dir.display(),
-        if watch_dirs.is_empty() {
-            "not watching any folder".to_owned()
+        if loaded.config.watch.enabled {
+            format!(
+                "watching {}",
+                crate::commands::status::describe_watch(true, &paths.watch_dirs, |d| d.is_dir())
+            )
         } else {
-            format!("watching {}", daemon.live.watching.join(", "))
+            "not watching folders ([watch] enabled = false)".to_owned()
         },
         daemon.ctx.config.sync.schedule,
         crate::config::parse_schedule(&daemon.ctx.config.sync.schedule)

@@ -95,16 +95,29 @@ pub async fn run(daemon: Arc<Daemon>, dirs: Vec<PathBuf>) {
             None
         }
     };
+    // Folders without an OS watch (missing at start, or refused): the rescan tries again.
+    let mut unwatched = Vec::new();
     for dir in &dirs {
+        if !dir.is_dir() {
+            tracing::info!(
+                "{} does not exist yet; it is watched once it is created",
+                dir.display()
+            );
+            unwatched.push(dir.clone());
+            continue;
+        }
         match watcher
             .as_mut()
             .map(|w| w.watch(dir, RecursiveMode::NonRecursive))
         {
             Some(Ok(())) => tracing::debug!("watching {}", dir.display()),
-            Some(Err(e)) => tracing::warn!(
-                "cannot watch {} ({e}); it is rescanned every few minutes instead",
-                dir.display()
-            ),
+            Some(Err(e)) => {
+                tracing::warn!(
+                    "cannot watch {} ({e}); it is rescanned every few minutes instead",
+                    dir.display()
+                );
+                unwatched.push(dir.clone());
+            }
             None => {}
         }
     }
@@ -116,7 +129,7 @@ pub async fn run(daemon: Arc<Daemon>, dirs: Vec<PathBuf>) {
         pending: HashMap::new(),
         done: HashMap::new(),
     };
-    let rescan_every = Duration::from_secs(cfg.rescan_secs.max(10));
+    let rescan_every = Duration::from_secs(cfg.rescan_secs.max(1));
     let mut next_rescan = Instant::now() + rescan_every;
     w.scan();
     loop {
@@ -132,11 +145,34 @@ pub async fn run(daemon: Arc<Daemon>, dirs: Vec<PathBuf>) {
             } => w.check_due().await,
             _ = tokio::time::sleep_until(next_rescan) => {
                 next_rescan = Instant::now() + rescan_every;
+                if let Some(os) = watcher.as_mut() {
+                    watch_created(os, &mut unwatched);
+                }
                 w.scan();
             }
         }
     }
     drop(watcher);
+}
+
+/// Starts OS watches on the folders of `unwatched` that exist now (a Downloads folder
+/// created after the daemon started), keeping the others for the next rescan.
+fn watch_created(os: &mut notify::RecommendedWatcher, unwatched: &mut Vec<PathBuf>) {
+    unwatched.retain(|dir| {
+        if !dir.is_dir() {
+            return true;
+        }
+        match os.watch(dir, RecursiveMode::NonRecursive) {
+            Ok(()) => {
+                tracing::info!("now watching {}", dir.display());
+                false
+            }
+            Err(e) => {
+                tracing::debug!("still cannot watch {}: {e}", dir.display());
+                true
+            }
+        }
+    });
 }
 
 impl Watcher {

@@ -42,7 +42,8 @@ impl Progress {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> "),
             );
-            bar.set_message(label.to_owned());
+            // A file name may hold terminal controls; the bar draws on the terminal.
+            bar.set_message(crate::render::terminal::line(label).into_owned());
             bar
         });
         Self {

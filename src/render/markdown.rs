@@ -79,7 +79,12 @@ pub fn render(view: &ConversationView, links: &dyn AttachmentLinks) -> String {
             i += 1;
         }
     }
-    doc.out
+    // A document for people, printed by `show` and opened in editors: control
+    // characters (an ESC from a title or a message) are made visible, never sent raw.
+    match super::terminal::clean(&doc.out) {
+        std::borrow::Cow::Borrowed(_) => doc.out,
+        std::borrow::Cow::Owned(cleaned) => cleaned,
+    }
 }
 
 /// A safe, unique file name `YYYY-MM-DD <title>.md` for a conversation.

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde_json::Value;
 
 use crate::import::{assert_export_schema, expected_visible_ids};
-use crate::support::cli::{CliEnv, Run};
+use crate::support::cli::{CliEnv, Run, mode, shared_entries};
 use crate::support::fixtures::*;
 
 /// Id of a conversation whose first characters no other fixture id shares.
@@ -567,4 +567,212 @@ fn cli_help_lists_the_commands() {
             run.stdout
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 8: terminal output, private files, the Downloads folder
+// ---------------------------------------------------------------------------------------------
+
+/// A title that would write the clipboard (OSC 52, ended by BEL), clear the screen and move
+/// the cursor (CSI), and break its line.
+const EVIL_TITLE: &str = "Evil\u{1b}]52;c;ZXZpbA==\u{7}\u{1b}[2J\u{1b}[1;1H title\nsecond line";
+/// How [`EVIL_TITLE`] shows on one line.
+const EVIL_TITLE_SHOWN: &str = "Evil␛]52;c;ZXZpbA==␇␛[2J␛[1;1H title second line";
+/// A message with colour codes and an 8-bit CSI (C1), around a word to search for.
+const EVIL_TEXT: &str = "look \u{1b}[31mred\u{1b}[0m xylophone \u{9b}6n\r\nend";
+const EVIL_ID: &str = "e0e0e0e0-0000-4000-8000-00000000e71l";
+
+/// Raw terminal controls in `text`: ESC, BEL, CR, C1 CSI/OSC.
+fn raw_controls(text: &str) -> Vec<char> {
+    text.chars()
+        .filter(|c| c.is_control() && *c != '\n' && *c != '\t')
+        .collect()
+}
+
+#[test]
+fn cli_human_output_shows_control_characters_instead_of_sending_them() {
+    let env = CliEnv::new();
+    let mut c = ConvBuilder::new(EVIL_ID, EVIL_TITLE);
+    c.user(EVIL_TEXT);
+    c.assistant("fine");
+    // The file name reaches the import report, the log and `status`.
+    let file = write_json(&env, "evil\u{1b}[2J.json", &[c.build()]);
+    let import = env.run(["import".as_ref(), file.as_os_str()]);
+    import.ok();
+    let mut runs = vec![("import", import)];
+    for args in [
+        &["list"][..],
+        &["search", "xylophone"],
+        &["show", EVIL_ID],
+        &["status"],
+    ] {
+        runs.push((args[0], env.run(args)));
+    }
+    for (what, run) in &runs {
+        run.ok();
+        assert_eq!(
+            raw_controls(&run.stdout),
+            Vec::<char>::new(),
+            "{what} stdout: {:?}",
+            run.stdout
+        );
+        assert_eq!(
+            raw_controls(&run.stderr),
+            Vec::<char>::new(),
+            "{what} stderr: {:?}",
+            run.stderr
+        );
+    }
+    let out = |what: &str| {
+        &runs
+            .iter()
+            .find(|(w, _)| *w == what)
+            .expect("a run")
+            .1
+            .stdout
+    };
+    assert!(
+        out("import").contains("evil␛[2J.json: 1 new"),
+        "{}",
+        out("import")
+    );
+    assert!(
+        out("list")
+            .lines()
+            .any(|l| l.contains(EVIL_ID) && l.ends_with(EVIL_TITLE_SHOWN)),
+        "one line per conversation: {}",
+        out("list")
+    );
+    let search = out("search");
+    assert!(search.contains(EVIL_TITLE_SHOWN), "{search}");
+    assert!(
+        search.contains("look ␛[31mred␛[0m xylophone \u{fffd}6n end"),
+        "{search}"
+    );
+    // Markdown keeps its lines; only the controls are replaced.
+    let md = out("show");
+    assert!(
+        md.contains("look ␛[31mred␛[0m xylophone \u{fffd}6n\nend"),
+        "{md}"
+    );
+    assert!(md.contains("\n# Evil␛\\]52;c;ZXZpbA\\==␇␛\\[2J"), "{md}");
+    assert!(out("status").contains("evil␛[2J.json"), "{}", out("status"));
+
+    // JSON output is exact.
+    let listed = env.run(["list", "--json"]).ok().json();
+    assert_eq!(listed[0]["title"], EVIL_TITLE);
+    let shown = env.run(["show", EVIL_ID, "--format", "json"]).ok().json();
+    assert_eq!(shown["title"], EVIL_TITLE);
+    assert_eq!(shown["messages"][0]["text"], EVIL_TEXT);
+    let found = env.run(["search", "--json", "xylophone"]).ok().json();
+    assert_eq!(found[0]["title"], EVIL_TITLE);
+    let line = env.run(["export", "--format", "jsonl"]);
+    let exported: Value = serde_json::from_str(line.ok().stdout.trim()).expect("one line");
+    assert_eq!(exported["messages"][0]["text"], EVIL_TEXT);
+    let status = env.run(["status", "--json"]).ok().json();
+    assert_eq!(
+        status["last_import"]["files"][0]["path"],
+        file.display().to_string()
+    );
+}
+
+#[test]
+fn cli_archive_is_private_whatever_the_umask() {
+    use std::os::unix::fs::PermissionsExt;
+    let set_mode = |p: &std::path::Path, m: u32| {
+        fs::set_permissions(p, fs::Permissions::from_mode(m)).expect("chmod")
+    };
+    // `--data-dir` names an existing folder others may read: it stays as the user made it,
+    // and everything convos writes in it is private.
+    let env = CliEnv::new();
+    fs::create_dir(&env.data_dir).expect("mkdir");
+    set_mode(&env.data_dir, 0o755);
+    let zip = sample_export(&env.inputs());
+    env.run_umask_022(["import".as_ref(), zip.as_os_str()]).ok();
+    let archive = env.data_dir.join("archive");
+    assert!(
+        fs::read_dir(archive.join("blobs"))
+            .expect("attachments stored")
+            .count()
+            > 1
+    );
+    assert_eq!(mode(&env.data_dir), 0o755);
+    assert_eq!(mode(&archive), 0o700);
+    assert_eq!(shared_entries(&env.data_dir), Vec::new());
+
+    // A data dir convos creates is private itself.
+    let fresh = CliEnv::new();
+    fresh.run_umask_022(["list"]).ok();
+    assert_eq!(mode(&fresh.data_dir), 0o700);
+    assert_eq!(shared_entries(&fresh.data_dir), Vec::new());
+
+    // An archive an older convos left readable is fixed when opened, with one warning.
+    let mut stack = vec![archive.clone()];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            set_mode(&p, 0o755);
+            stack.extend(
+                fs::read_dir(&p)
+                    .expect("read_dir")
+                    .map(|e| e.expect("e").path()),
+            );
+        } else {
+            set_mode(&p, 0o644);
+        }
+    }
+    assert!(!shared_entries(&env.data_dir).is_empty());
+    let run = env.run_umask_022(["list"]);
+    run.ok();
+    assert_eq!(
+        run.stderr.matches("was readable by other users").count(),
+        1,
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(&archive.display().to_string()),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(shared_entries(&env.data_dir), Vec::new());
+    let again = env.run_umask_022(["list"]);
+    assert!(
+        !again.ok().stderr.contains("readable by other users"),
+        "{}",
+        again.stderr
+    );
+}
+
+#[test]
+fn cli_watches_home_downloads_when_the_platform_names_no_downloads_folder() {
+    // No ~/.config/user-dirs.dirs, as on servers and in containers: `directories` names no
+    // Downloads folder, but ~/Downloads exists.
+    let env = CliEnv::new();
+    let downloads = env.root().join("home/Downloads");
+    assert!(!env.root().join("home/.config/user-dirs.dirs").exists());
+    let s = env.run(["status", "--json"]).ok().json();
+    assert_eq!(
+        s["watch_dirs"],
+        serde_json::json!([downloads.display().to_string()])
+    );
+    assert_eq!(s["watch_dirs_missing"], serde_json::json!([]));
+    let text = env.run(["status"]).ok().stdout.clone();
+    assert!(
+        text.contains(&format!("watching:     {}\n", downloads.display())),
+        "{text}"
+    );
+
+    // Without it, `status` says so and how to choose another folder.
+    fs::remove_dir(&downloads).expect("rmdir");
+    let s = env.run(["status", "--json"]).ok().json();
+    assert_eq!(s["watch_dirs_missing"], s["watch_dirs"]);
+    let text = env.run(["status"]).ok().stdout.clone();
+    assert!(
+        text.contains(&format!(
+            "watching:     {} (does not exist yet; watched once created); to watch another \
+             folder, set `dirs` under [watch] in the config file, or CONVOS_WATCH_DIRS",
+            downloads.display()
+        )),
+        "{text}"
+    );
 }

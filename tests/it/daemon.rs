@@ -627,3 +627,172 @@ fn run_stops_cleanly_on_sigint_removes_its_socket_and_releases_the_lock() {
     assert_eq!(s["daemon"]["pid"], d.pid(), "{s:#}");
     stop_binary(&mut d, libc::SIGTERM);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 8: the control socket, a Downloads folder created later, private files
+// ---------------------------------------------------------------------------------------------
+
+/// A raw connection to the daemon's socket that has sent `request` (a JSON line).
+fn connect_and_send(sock: &Path, request: &[u8]) -> std::os::unix::net::UnixStream {
+    use std::io::Write;
+    let mut s = std::os::unix::net::UnixStream::connect(sock).expect("connecting");
+    s.write_all(request).expect("sending the request");
+    s
+}
+
+/// The request line of `convos export --format jsonl`.
+fn export_request() -> Vec<u8> {
+    let req = convos::daemon::control::ControlRequest::Command(convos::commands::Request::Export(
+        convos::cli::ExportArgs {
+            format: convos::cli::ExportFormat::Jsonl,
+            out: "-".into(),
+        },
+    ));
+    let mut line = serde_json::to_vec(&req).expect("json");
+    line.push(b'\n');
+    line
+}
+
+/// Reads frames until the exit frame; returns it.
+fn read_exit(s: &mut std::os::unix::net::UnixStream) -> Value {
+    use std::io::Read;
+    loop {
+        let mut head = [0u8; 5];
+        s.read_exact(&mut head).expect("a frame header");
+        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
+        let mut payload = vec![0u8; len];
+        s.read_exact(&mut payload).expect("a frame");
+        if head[0] == b'x' {
+            return serde_json::from_slice(&payload).expect("the exit frame is JSON");
+        }
+    }
+}
+
+/// Clients that hang up mid-export (`convos export | head`, Ctrl-C), one that stops reading
+/// (a paused pager) and one that never sends its request hold nothing up: the daemon goes on
+/// serving, and SIGTERM stops it at once (no unit of work left to wait for). An oversized
+/// request is refused with a usage error.
+#[test]
+fn run_stops_at_once_after_clients_hang_up_stall_or_say_nothing() {
+    let w = DaemonWorld::new();
+    // ≈ 7 MB of JSON lines: far more than the socket and the daemon's queue hold.
+    w.cli
+        .run([
+            OsStr::new("import"),
+            big_export().as_os_str(),
+            other_big_export().as_os_str(),
+        ])
+        .ok();
+    let mut d = start_binary(&w, &[]);
+    let sock = socket(&w);
+    for _ in 0..3 {
+        use std::io::Read;
+        let mut s = connect_and_send(&sock, &export_request());
+        let mut head = [0u8; 5];
+        s.read_exact(&mut head).expect("the export starts");
+        assert_eq!(head[0], b'o');
+        drop(s);
+    }
+    let stalled = connect_and_send(&sock, &export_request());
+    let silent = connect_and_send(&sock, b"");
+
+    let mut huge = vec![b' '; convos::daemon::control::MAX_REQUEST + 10];
+    huge.push(b'\n');
+    let mut s = connect_and_send(&sock, &huge);
+    let exit = read_exit(&mut s);
+    assert_eq!(exit["code"], 2, "{exit}");
+    assert!(
+        exit["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("too large")),
+        "{exit}"
+    );
+
+    let s = binary_status(&w);
+    assert_eq!(conversations(&s), 2 * BIG_CONVERSATIONS as u64, "{s:#}");
+    stop_binary(&mut d, libc::SIGTERM);
+    assert!(
+        !d.log().contains("work still running"),
+        "a client's command held up the shutdown\n{}",
+        d.log()
+    );
+    drop((stalled, silent));
+}
+
+/// A fresh account on a server: no user-dirs.dirs, no ~/Downloads yet, umask 022. The daemon
+/// watches ~/Downloads all the same, says at start that it does not exist and how to choose
+/// another folder, picks it up once created, and imports an export downloaded into it (whose
+/// odd file name shows in the log without reaching the terminal raw). Everything it writes is
+/// private.
+#[test]
+fn run_watches_home_downloads_once_it_is_created() {
+    let w = DaemonWorld::new();
+    let downloads = w.cli.root().join("home/Downloads");
+    fs::remove_dir(&downloads).expect("no Downloads folder yet");
+    w.cli.write_config(&format!(
+        "[watch]\nsettle_secs = {SETTLE_SECS}\nrescan_secs = 1\n"
+    ));
+    let mut cmd = w.cli.command();
+    cmd.arg("run");
+    crate::support::cli::with_umask(&mut cmd, 0o022);
+    let mut d = BinDaemon::spawn(cmd);
+    d.wait_log("running (pid");
+    assert!(
+        d.log().contains(&format!(
+            "watching {} (does not exist yet; watched once created); to watch another \
+             folder, set `dirs` under [watch] in the config file, or CONVOS_WATCH_DIRS",
+            downloads.display()
+        )),
+        "{}",
+        d.log()
+    );
+    let s = binary_status(&w);
+    assert_eq!(
+        s["watch_dirs_missing"],
+        serde_json::json!([downloads.display().to_string()]),
+        "{s:#}"
+    );
+
+    fs::create_dir(&downloads).expect("creating ~/Downloads");
+    d.wait_log(&format!("now watching {}", downloads.display()));
+    let name = "chatgpt-export\u{1b}]52;c;aGk=\u{7}.zip";
+    let zip = sample_export(&w.cli.inputs());
+    let part = downloads.join(format!("{name}.crdownload"));
+    fs::copy(&zip, &part).expect("downloading");
+    fs::rename(&part, downloads.join(name)).expect("download complete");
+    let s = wait_until(
+        "the export downloaded into the new folder to be archived",
+        DEADLINE,
+        || {
+            let s = binary_status(&w);
+            (conversations(&s) == SAMPLE_CONVERSATION_IDS.len() as u64).then_some(s)
+        },
+        || d.log(),
+    );
+    assert_eq!(s["watch_dirs_missing"], serde_json::json!([]), "{s:#}");
+    let text = w.cli.run(["status"]).ok().stdout.clone();
+    assert!(
+        text.contains(&format!("watching:     {}\n", downloads.display())),
+        "{text}"
+    );
+    stop_binary(&mut d, libc::SIGTERM);
+    let log = d.log();
+    assert!(
+        log.contains("new export in the watched folder") && log.contains("export␛]52;c;aGk=␇.zip"),
+        "{log}"
+    );
+    assert!(
+        !log.contains('\u{1b}') && !log.contains('\u{7}'),
+        "raw controls in the log: {log:?}"
+    );
+    assert_eq!(
+        crate::support::cli::mode(&w.cli.data_dir),
+        0o700,
+        "the data dir"
+    );
+    assert_eq!(
+        crate::support::cli::shared_entries(&w.cli.data_dir),
+        Vec::new(),
+        "files the daemon wrote under umask 022"
+    );
+}

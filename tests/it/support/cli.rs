@@ -4,6 +4,8 @@
 
 use std::ffi::OsStr;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -142,15 +144,68 @@ impl CliEnv {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let out = self
-            .command()
-            .args(args)
-            .output()
-            .expect("running the convos binary");
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        run_command(self.command().args(args))
+    }
+
+    /// Runs `convos <args>` to completion under umask 022 (group and others may read
+    /// what a careless program creates).
+    pub fn run_umask_022<I, S>(&self, args: I) -> Run
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut cmd = self.command();
+        cmd.args(args);
+        run_command(with_umask(&mut cmd, 0o022))
+    }
+}
+
+/// Makes `cmd` start under `mask`, as a login shell or a service manager (022) would.
+pub fn with_umask(cmd: &mut Command, mask: libc::mode_t) -> &mut Command {
+    // SAFETY: umask is async-signal-safe and changes only the child's own mask.
+    unsafe {
+        cmd.pre_exec(move || {
+            libc::umask(mask);
+            Ok(())
+        })
+    }
+}
+
+/// Runs `cmd` to completion.
+pub fn run_command(cmd: &mut Command) -> Run {
+    let out = cmd.output().expect("running the convos binary");
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+/// The permission bits (`0o777`) of `path`, not following a symlink.
+pub fn mode(path: &Path) -> u32 {
+    fs::symlink_metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Every file and folder under `dir` (not `dir` itself) that group or others may access,
+/// with its mode.
+pub fn shared_entries(dir: &Path) -> Vec<(PathBuf, u32)> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in fs::read_dir(&d).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            let m = mode(&path);
+            if fs::symlink_metadata(&path).expect("metadata").is_dir() {
+                stack.push(path.clone());
+            }
+            if m & 0o077 != 0 {
+                found.push((path, m));
+            }
         }
     }
+    found
 }

@@ -491,26 +491,35 @@ const BIG_MESSAGES: usize = 40;
 /// cheap). Built once per machine under `CARGO_TARGET_TMPDIR` (deterministic bytes) and reused.
 pub fn big_export() -> &'static Path {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
-        let path = dir.join(format!(
-            "daemon-big-export-v1-{BIG_CONVERSATIONS}x{BIG_MESSAGES}.zip"
-        ));
-        if fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
-            return path;
-        }
-        fs::create_dir_all(dir).expect("creating CARGO_TARGET_TMPDIR");
-        let bytes = big_export_bytes();
-        // Another test process may build it at the same time: write aside, then rename.
-        let tmp = dir.join(format!(
-            "daemon-big-export.{}.{:?}.tmp",
-            std::process::id(),
-            std::thread::current().id()
-        ));
-        fs::write(&tmp, &bytes).expect("writing the big export");
-        fs::rename(&tmp, &path).expect("publishing the big export");
-        path
-    })
+    PATH.get_or_init(|| build_big_export("big"))
+}
+
+/// Another export like [`big_export`], with ids `bag-000000`…: both together make an
+/// archive whose `export --format jsonl` is about 7 MB.
+pub fn other_big_export() -> &'static Path {
+    static PATH: OnceLock<PathBuf> = OnceLock::new();
+    PATH.get_or_init(|| build_big_export("bag"))
+}
+
+fn build_big_export(prefix: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let path = dir.join(format!(
+        "daemon-{prefix}-export-v1-{BIG_CONVERSATIONS}x{BIG_MESSAGES}.zip"
+    ));
+    if fs::metadata(&path).is_ok_and(|m| m.len() > 0) {
+        return path;
+    }
+    fs::create_dir_all(dir).expect("creating CARGO_TARGET_TMPDIR");
+    let bytes = big_export_bytes(prefix);
+    // Another test process may build it at the same time: write aside, then rename.
+    let tmp = dir.join(format!(
+        "daemon-{prefix}-export.{}.{:?}.tmp",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    fs::write(&tmp, &bytes).expect("writing the big export");
+    fs::rename(&tmp, &path).expect("publishing the big export");
+    path
 }
 
 /// The id of the `i`-th conversation of [`big_export`].
@@ -518,7 +527,7 @@ pub fn big_id(i: usize) -> String {
     format!("big-{i:06}")
 }
 
-fn big_export_bytes() -> Vec<u8> {
+fn big_export_bytes(prefix: &str) -> Vec<u8> {
     const TEMPLATE_ID: &str = "big-template-id";
     let mut c = ConvBuilder::new(TEMPLATE_ID, "Big conversation");
     c.linear(BIG_MESSAGES);
@@ -529,7 +538,7 @@ fn big_export_bytes() -> Vec<u8> {
         if i > 0 {
             json.push(',');
         }
-        json.push_str(&template.replace(TEMPLATE_ID, &big_id(i)));
+        json.push_str(&template.replace(TEMPLATE_ID, &format!("{prefix}-{i:06}")));
     }
     json.push(']');
     let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
