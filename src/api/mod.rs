@@ -487,8 +487,16 @@ impl Client {
                     self.retry_pause(attempt, &e).await;
                 }
                 Err(e) => {
-                    if matches!(e, ApiError::SessionExpired) {
-                        auth.session = None;
+                    match &e {
+                        ApiError::SessionExpired => auth.session = None,
+                        // The cooldown outlives the call (and a restart), as in `get`.
+                        ApiError::RateLimited { retry_after } => {
+                            let wait = self.pacer.on_rate_limited(*retry_after).await;
+                            return Err(ApiError::RateLimited {
+                                retry_after: Some(wait),
+                            });
+                        }
+                        _ => {}
                     }
                     return Err(e);
                 }

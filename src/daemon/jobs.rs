@@ -422,13 +422,16 @@ async fn one_run(d: &Arc<Daemon>, client: &Arc<Client>, full: bool) -> SyncRepor
         d.jobs.logged_dead.store(true, Ordering::Relaxed);
     }
     super::trim_heap();
-    let summary = match &report.error {
+    let mut summary = match &report.error {
         None => format!(
             "last sync: {} new, {} updated, {} failed",
             report.new, report.updated, report.failed
         ),
         Some(e) => format!("last sync stopped: {e}"),
     };
+    if !report.degraded.is_empty() {
+        summary.push_str(&format!("; degraded: {}", report.degraded.join(", ")));
+    }
     notify(&[sd_notify::NotifyState::Status(&summary)]);
     report
 }

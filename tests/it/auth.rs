@@ -834,3 +834,37 @@ async fn the_daemon_adopting_a_pasted_cookie_stores_the_rotated_one() {
     daemon.stop().await;
     assert!(fake.session_alive(&saved_session(&path)));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_session_exchange_leaves_its_cooldown_saved() {
+    use convos::api::pace::{self, PaceState};
+    let env = SyncEnv::start().await;
+    env.put("c0", T0);
+    for _ in 0..2 {
+        env.fake.push_fault(
+            Route::Session,
+            Fault::RateLimited {
+                retry_after: Some(0),
+            },
+        );
+    }
+    env.fake.push_fault(
+        Route::Session,
+        Fault::RateLimited {
+            retry_after: Some(1800),
+        },
+    );
+    let client = env.client().await;
+    let r = env.sync(&client).await;
+    let err = r.error.expect("the exchange gave up");
+    assert!(err.contains("429") && err.contains("1800"), "{err}");
+    assert_eq!(env.fake.count(RouteKind::Session), 3);
+    let saved: PaceState = env.archive.state(pace::STATE_KEY).unwrap().unwrap();
+    let until = saved
+        .cooldown_until
+        .expect("the last 429's cooldown is saved");
+    assert!(until > crate::support::sync_env::now() + 1700.0);
+    drop(client);
+    let restarted = env.client().await;
+    assert!(restarted.pacer().wait_hint() > Duration::from_secs(1700));
+}
