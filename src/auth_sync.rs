@@ -127,6 +127,22 @@ pub fn print_sync_report(r: &SyncReport, out: &mut dyn Write) -> std::io::Result
     for f in &r.failures {
         writeln!(out, "  failed: {f}")?;
     }
+    if r.unreadable_rows > 0 {
+        writeln!(
+            out,
+            "  {} listing rows could not be read and were skipped: {}{}",
+            r.unreadable_rows,
+            r.unreadable.join(", "),
+            if r.unreadable_rows > r.unreadable.len() as u64 {
+                ", …"
+            } else {
+                ""
+            }
+        )?;
+    }
+    for d in &r.degraded {
+        writeln!(out, "  degraded: {d}")?;
+    }
     if let Some(e) = &r.error {
         writeln!(out, "  stopped: {e}")?;
     }
@@ -155,28 +171,28 @@ pub fn auth_command(
     }
     let ctx = open_context(loaded, platform, false)?;
     let rt = runtime()?;
-    let client = sync::client_for(&ctx.config, &ctx.paths, &ctx.archive, creds.clone())?;
-    let verified = rt.block_on(client.refresh_session());
-    let info = match verified {
-        Ok(info) => info,
-        Err(e) => {
-            return Err(AppError::from(anyhow::anyhow!(
+    let client = sync::client_for(&ctx.config, &ctx.paths, &ctx.archive, creds)?;
+    let (stored, info) = rt.block_on(async {
+        let info = client.refresh_session().await.map_err(|e| {
+            AppError::from(anyhow::anyhow!(
                 "the session could not be verified, so it was not saved: {e}"
-            )));
-        }
-    };
-    sync::store_verified(
-        &ctx.paths,
-        &ctx.archive,
-        &creds,
-        &info,
-        args.from_browser.as_deref(),
-    )?;
-    let _ = ctx
-        .archive
-        .set_state(crate::api::pace::STATE_KEY, &client.pacer().snapshot());
+            ))
+        })?;
+        // The client's current credentials: a cookie rotated by the exchange, not the
+        // one that was pasted (which the service may already refuse).
+        let stored = sync::store_verified(
+            &ctx.paths,
+            &ctx.archive,
+            &client,
+            &info,
+            args.from_browser.as_deref(),
+        )
+        .await?;
+        client.pacer().save().await;
+        Ok::<_, AppError>((stored, info))
+    })?;
     ctx.archive.flush()?;
-    println!("{}", sync::verified_message(&creds, &info, &ctx.paths));
+    println!("{}", sync::verified_message(&stored, &info, &ctx.paths));
     Ok(())
 }
 

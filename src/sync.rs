@@ -2,6 +2,13 @@
 //! stored frontier (plus an overlap), fetch only conversations whose listing time
 //! moved, store them through [`Archive::upsert`], then fetch missing attachments.
 //!
+//! Essential are the session exchange, the listings and the conversation details:
+//! their failure ends a run. Optional are the project sidebar, the per-project
+//! listings, file metadata and attachment downloads: their failure (unless it ends
+//! every request, like a 429 or a Cloudflare challenge) is one warning per run and a
+//! `degraded` line in the report, and the run goes on without them. An unreadable
+//! listing row is counted and skipped; paging goes by the rows the server sent.
+//!
 //! The frontier only advances past conversations actually archived, so a failed
 //! detail is retried next run, never skipped. Listing times are compared with the
 //! listing time seen when a conversation was last fetched (list and detail times of
@@ -9,8 +16,8 @@
 //! came from an export) is compared with its export time, with a tolerance.
 
 use crate::api::auth::Credentials;
-use crate::api::pace::{self, Pacer};
-use crate::api::{ApiError, Client, ListItem, Listing};
+use crate::api::pace::Pacer;
+use crate::api::{ApiError, Client, ListItem, Listing, Project};
 use crate::archive::schema::ConvRecord;
 use crate::archive::{Archive, Outcome};
 use crate::config::{Config, Paths, SyncConfig};
@@ -30,6 +37,8 @@ const OUTAGE_AFTER: u32 = 5;
 const FLUSH_EVERY: u64 = 20;
 /// A listing time must be this much newer to count as a change (float noise).
 const EPSILON: f64 = 1e-6;
+/// Unreadable rows and failures listed by position in a report (the count is complete).
+const REPORT_LIST_MAX: usize = 20;
 
 /// How to sync.
 #[derive(Clone, Debug)]
@@ -99,6 +108,16 @@ pub struct SyncReport {
     pub frontier: Option<String>,
     /// Why the run stopped early, if it did.
     pub error: Option<String>,
+    /// Optional parts that failed this run, e.g. `project names unavailable (404)`; the
+    /// run went on without them.
+    #[serde(default)]
+    pub degraded: Vec<String>,
+    /// Listing rows that could not be read (skipped; the walk went on).
+    #[serde(default)]
+    pub unreadable_rows: u64,
+    /// Where the first few of them were (listing and offset, never their content).
+    #[serde(default)]
+    pub unreadable: Vec<String>,
 }
 
 impl SyncReport {
@@ -225,7 +244,9 @@ pub fn prepare_client(
     client_for(config, paths, archive, creds)
 }
 
-/// Builds a client for given credentials (blocking).
+/// Builds a client for given credentials (blocking). The client saves cookies the
+/// service rotates to the credentials file itself, unless they came from
+/// `CONVOS_SESSION_TOKEN` (which wins over the file anyway, so the file is left alone).
 pub fn client_for(
     config: &Config,
     paths: &Paths,
@@ -234,26 +255,8 @@ pub fn client_for(
 ) -> Result<Client, SetupError> {
     let device = device_id(archive)?;
     let pacer = Pacer::load(&config.api, archive);
-    let path = paths.credentials.clone();
-    let from_env = creds.source.starts_with("environment");
-    let on_rotate: Box<dyn Fn(&Credentials) + Send + Sync> = Box::new(move |c: &Credentials| {
-        if from_env {
-            // CONVOS_SESSION_TOKEN wins over the file anyway; keep the file untouched.
-            return;
-        }
-        let c = c.clone();
-        let path = path.clone();
-        let save = move || {
-            if let Err(e) = c.save(&path) {
-                tracing::error!("could not save the rotated session cookie: {e}");
-            }
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(h) => drop(h.spawn_blocking(save)),
-            Err(_) => save(),
-        }
-    });
-    Ok(Client::new(&config.api, creds, device, pacer, on_rotate)?)
+    let file = (!creds.source.starts_with("environment")).then(|| paths.credentials.clone());
+    Ok(Client::new(&config.api, creds, device, pacer, file)?)
 }
 
 fn rfc_secs(t: chrono::DateTime<chrono::Utc>) -> String {
@@ -274,19 +277,30 @@ impl CredentialsStatus {
     }
 }
 
-/// Stores credentials an exchange has just verified (0600) and records them as valid,
-/// with the browser to re-read them from (`none` for a pasted token). Blocking.
-pub fn store_verified(
+/// Stores the credentials `client` has just verified by an exchange (0600) and records
+/// them as valid, with the browser to re-read them from (`none` for a pasted token).
+/// What is stored is the client's current credentials: when the exchange rotated the
+/// cookie, the rotated one (the client writes the file, so the newest write wins).
+/// Returns the stored credentials.
+pub async fn store_verified(
     paths: &Paths,
     archive: &Archive,
-    creds: &Credentials,
+    client: &Client,
     info: &crate::api::SessionInfo,
     browser: Option<&str>,
-) -> Result<(), crate::api::auth::AuthError> {
-    creds.save(&paths.credentials)?;
-    record_credentials(archive, &CredentialsStatus::verified(creds, info));
-    crate::browser_auth::remember_choice(archive, browser.unwrap_or("none"));
-    Ok(())
+) -> Result<Credentials, crate::api::auth::AuthError> {
+    let creds = client.save_credentials(&paths.credentials).await?;
+    let (a, status, browser) = (
+        archive.clone(),
+        CredentialsStatus::verified(&creds, info),
+        browser.unwrap_or("none").to_owned(),
+    );
+    blocking(move || {
+        record_credentials(&a, &status);
+        crate::browser_auth::remember_choice(&a, &browser);
+    })
+    .await;
+    Ok(creds)
 }
 
 /// The confirmation `convos auth` prints.
@@ -325,6 +339,74 @@ enum Step {
     Failed,
 }
 
+/// An optional part of a sync: its failure degrades the run instead of ending it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Optional {
+    /// The project sidebar.
+    ProjectNames,
+    /// The per-project listings.
+    ProjectListings,
+    /// File metadata (where to download an attachment).
+    FileMetadata,
+    /// The attachment bytes.
+    FileDownloads,
+}
+
+impl Optional {
+    /// What the user misses, as the report's degraded line names it.
+    fn what(self) -> &'static str {
+        match self {
+            Optional::ProjectNames => "project names",
+            Optional::ProjectListings => "project listings",
+            Optional::FileMetadata => "attachment metadata",
+            Optional::FileDownloads => "attachment downloads",
+        }
+    }
+
+    fn endpoint(self) -> &'static str {
+        match self {
+            Optional::ProjectNames => "GET /backend-api/gizmos/snorlax/sidebar",
+            Optional::ProjectListings => "GET /backend-api/gizmos/{project}/conversations",
+            Optional::FileMetadata => "GET /backend-api/files/download/{file}",
+            Optional::FileDownloads => "the attachment download",
+        }
+    }
+
+    fn consequence(self) -> &'static str {
+        match self {
+            Optional::ProjectNames => {
+                "conversations are archived without new project names, which a later run fills in"
+            }
+            Optional::ProjectListings => {
+                "project conversations are archived from the main listing; the project walk is \
+                 retried next run"
+            }
+            Optional::FileMetadata | Optional::FileDownloads => {
+                "the remaining attachments wait for a later run"
+            }
+        }
+    }
+}
+
+/// What a listing row says about a conversation's project name.
+#[derive(Clone, Debug, PartialEq)]
+enum ProjectName {
+    /// In this project.
+    Set(String),
+    /// In no project (the row names no project gizmo).
+    Clear,
+    /// Unknown: the row does not say, or the project's name is not known (yet).
+    Keep,
+}
+
+/// Why an attachment could not be stored.
+enum DownloadError {
+    /// An endpoint failed.
+    Endpoint(Optional, ApiError),
+    /// The archive could not store it.
+    Store(String),
+}
+
 struct Run<'a> {
     client: &'a Client,
     archive: &'a Archive,
@@ -334,6 +416,12 @@ struct Run<'a> {
     report: SyncReport,
     seen: HashSet<String>,
     transient_in_a_row: u32,
+    /// Optional parts that failed this run (each warned about once).
+    degraded: HashSet<Optional>,
+    /// The sidebar as answered this run (asked at most once per run).
+    sidebar: Option<Vec<Project>>,
+    /// Unreadable rows already counted (listing, offset): overlapping pages repeat rows.
+    unreadable_seen: HashSet<(String, u64)>,
 }
 
 /// One sync run. `now` is the wall time the run is considered to start at.
@@ -365,6 +453,9 @@ pub async fn sync_once(
         },
         seen: HashSet::new(),
         transient_in_a_row: 0,
+        degraded: HashSet::new(),
+        sidebar: None,
+        unreadable_seen: HashSet::new(),
     };
     let result = run.conversations().await;
     if let Err(e) = &result {
@@ -385,15 +476,10 @@ pub async fn sync_once(
     report.seconds = started.elapsed().as_secs_f64();
     report.finished_at = rfc(now_secs());
     report.frontier = run.state.normal_frontier.map(rfc);
-    let (a, state, saved_report, pace) = (
-        archive.clone(),
-        run.state,
-        report.clone(),
-        client.pacer().snapshot(),
-    );
+    client.pacer().save().await;
+    let (a, state, saved_report) = (archive.clone(), run.state, report.clone());
     let saved = blocking(move || -> Result<(), crate::archive::ArchiveError> {
         a.set_state(STATE_KEY, &state)?;
-        a.set_state(pace::STATE_KEY, &pace)?;
         a.set_state(REPORT_KEY, &saved_report)?;
         a.flush()
     })
@@ -406,7 +492,7 @@ pub async fn sync_once(
 }
 
 fn log_report(r: &SyncReport) {
-    let msg = format!(
+    let mut msg = format!(
         "sync {}: {} listed, {} new, {} updated, {} unchanged, {} failed, {} attachments, {} requests in {:.1} s; next frontier {}",
         if r.error.is_some() {
             "stopped"
@@ -423,6 +509,15 @@ fn log_report(r: &SyncReport) {
         r.seconds,
         r.frontier.as_deref().unwrap_or("none")
     );
+    if r.unreadable_rows > 0 {
+        msg.push_str(&format!(
+            "; {} unreadable listing rows skipped",
+            r.unreadable_rows
+        ));
+    }
+    if !r.degraded.is_empty() {
+        msg.push_str(&format!("; degraded: {}", r.degraded.join(", ")));
+    }
     match &r.error {
         Some(e) => tracing::warn!("{msg}; stopped because: {e}"),
         None => tracing::info!("{msg}"),
@@ -440,9 +535,70 @@ impl Run<'_> {
             self.walk_projects().await?;
         }
         if self.opts.full && !self.cancel.load(Ordering::Relaxed) {
-            self.mark_deletions().await;
+            if self.walk_complete() {
+                self.mark_deletions().await;
+            } else {
+                tracing::warn!(
+                    "not marking conversations deleted on chatgpt.com this run: some listing \
+                     rows or project listings could not be read, so an absent conversation \
+                     may still exist"
+                );
+            }
         }
         Ok(())
+    }
+
+    /// Whether every listing was read whole, so what was not seen is really gone.
+    fn walk_complete(&self) -> bool {
+        self.report.unreadable_rows == 0
+            && !(self.opts.projects
+                && (self.degraded.contains(&Optional::ProjectNames)
+                    || self.degraded.contains(&Optional::ProjectListings)))
+    }
+
+    /// Notes an optional part's failure: one warning per part per run and a line in the
+    /// report; the run goes on. An error that ends every request (a 429, a challenge, a
+    /// dead session) is handed back: it ends the run whichever endpoint met it.
+    fn degrade(&mut self, part: Optional, e: ApiError) -> Result<(), ApiError> {
+        if e.ends_run() {
+            return Err(e);
+        }
+        if self.degraded.insert(part) {
+            tracing::warn!(
+                "{} failed ({}: {e}); {}; the sync goes on",
+                part.endpoint(),
+                e.status_label(),
+                part.consequence()
+            );
+            self.report.degraded.push(format!(
+                "{} unavailable ({})",
+                part.what(),
+                e.status_label()
+            ));
+        }
+        Ok(())
+    }
+
+    /// Counts unreadable rows of a page starting at `offset` of `listing`, once each.
+    fn note_unreadable(&mut self, listing: &str, offset: u64, rows: &[usize]) -> usize {
+        let mut new = 0;
+        for &i in rows {
+            let at = offset + i as u64;
+            if !self.unreadable_seen.insert((listing.to_owned(), at)) {
+                continue;
+            }
+            new += 1;
+            self.report.unreadable_rows += 1;
+            let place = format!("{listing} at offset {at}");
+            tracing::warn!(
+                "the row of the {place} could not be read (no conversation id); skipped, the \
+                 walk goes on"
+            );
+            if self.report.unreadable.len() < REPORT_LIST_MAX {
+                self.report.unreadable.push(place);
+            }
+        }
+        new
     }
 
     fn frontier(&self, listing: Listing) -> Option<f64> {
@@ -458,6 +614,10 @@ impl Run<'_> {
         } else {
             self.frontier(listing)
         };
+        let name = match listing {
+            Listing::Normal => "normal listing",
+            Listing::Archived => "archived listing",
+        };
         let mut offset = 0u64;
         let mut below = 0u32;
         let mut newest_ok: Option<f64> = None;
@@ -467,12 +627,15 @@ impl Run<'_> {
                 return Ok(());
             }
             let page = self.client.list(listing, offset, PAGE).await?;
-            let n = page.items.len();
+            // Page by the rows the server sent, not by the rows that could be read.
+            let n = page.rows;
+            let mut fresh = self.note_unreadable(name, offset, &page.unreadable);
             for item in page.items {
                 let t = item.update_time.secs();
                 if !self.seen.insert(item.id.clone()) {
                     continue;
                 }
+                fresh += 1;
                 if let (Some(f), Some(t)) = (frontier, t)
                     && t <= f
                 {
@@ -482,7 +645,7 @@ impl Run<'_> {
                 if self.cancel.load(Ordering::Relaxed) {
                     return Ok(());
                 }
-                match self.item(&item, listing == Listing::Archived).await? {
+                match self.item(&item, listing == Listing::Archived, None).await? {
                     Step::Failed => {
                         if let Some(t) = t {
                             oldest_failed = Some(oldest_failed.map_or(t, |o: f64| o.min(t)));
@@ -496,6 +659,14 @@ impl Run<'_> {
                 }
             }
             if n < PAGE as usize || (frontier.is_some() && below >= self.opts.overlap.max(1)) {
+                break;
+            }
+            if fresh == 0 {
+                // A full page of nothing new: the server is not paging (it ignores the
+                // offset), and asking on would go round for ever.
+                tracing::warn!(
+                    "the {name} answered offset {offset} with rows already seen; stopping its walk here"
+                );
                 break;
             }
             // Offsets shift while paging: a conversation archived or deleted meanwhile
@@ -519,36 +690,72 @@ impl Run<'_> {
         Ok(())
     }
 
-    async fn walk_projects(&mut self) -> Result<(), ApiError> {
+    /// Every page of the project sidebar (asked once per run), with the names
+    /// remembered; `None` when the sidebar failed (a degraded part).
+    async fn sidebar(&mut self) -> Result<Option<Vec<Project>>, ApiError> {
+        if let Some(projects) = &self.sidebar {
+            return Ok(Some(projects.clone()));
+        }
+        if self.degraded.contains(&Optional::ProjectNames) {
+            return Ok(None);
+        }
         let mut cursor: Option<String> = None;
         let mut projects = Vec::new();
         loop {
-            let (page, next) = self.client.projects(cursor.as_deref()).await?;
-            projects.extend(page);
-            match next {
-                Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
-                _ => break,
+            match self.client.projects(cursor.as_deref()).await {
+                Ok((page, next)) => {
+                    projects.extend(page);
+                    match next {
+                        Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
+                        _ => break,
+                    }
+                }
+                Err(e) => {
+                    self.degrade(Optional::ProjectNames, e)?;
+                    return Ok(None);
+                }
             }
         }
         for p in &projects {
             self.state.projects.insert(p.id.clone(), p.name.clone());
         }
+        self.sidebar = Some(projects.clone());
+        Ok(Some(projects))
+    }
+
+    /// Walks each project's own listing. Incomplete (a failed sidebar or listing) leaves
+    /// `projects_walked` unset, so the next run walks them again and fills in names.
+    async fn walk_projects(&mut self) -> Result<(), ApiError> {
+        let Some(projects) = self.sidebar().await? else {
+            return Ok(());
+        };
         for p in projects {
+            let name = format!("listing of project {}", p.id);
             let mut cursor: Option<String> = None;
+            let mut offset = 0u64;
             loop {
                 if self.cancel.load(Ordering::Relaxed) {
                     return Ok(());
                 }
-                let (items, next) = self
+                let (page, next) = match self
                     .client
                     .project_conversations(&p.id, cursor.as_deref())
-                    .await?;
-                for item in items {
+                    .await
+                {
+                    Ok(answer) => answer,
+                    Err(e) => {
+                        self.degrade(Optional::ProjectListings, e)?;
+                        return Ok(());
+                    }
+                };
+                self.note_unreadable(&name, offset, &page.unreadable);
+                offset += page.rows as u64;
+                for item in page.items {
                     if !self.seen.insert(item.id.clone()) {
                         continue;
                     }
                     self.report.listed += 1;
-                    self.item(&item, false).await?;
+                    self.item(&item, false, Some(&p.id)).await?;
                 }
                 match next {
                     Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
@@ -560,42 +767,49 @@ impl Run<'_> {
         Ok(())
     }
 
-    /// The project name for a listing item, refreshing the sidebar once per run when
-    /// an unknown project appears.
-    async fn project_name(&mut self, item: &ListItem) -> Result<Option<String>, ApiError> {
-        let Some(g) = item.gizmo_id.as_deref().filter(|g| g.starts_with("g-p-")) else {
-            return Ok(None);
+    /// The project name for a listing item (`in_project`: the project whose own listing
+    /// showed it), asking the sidebar once per run when an unknown project appears.
+    async fn project_name(
+        &mut self,
+        item: &ListItem,
+        in_project: Option<&str>,
+    ) -> Result<ProjectName, ApiError> {
+        let gizmo = in_project.or(item.gizmo_id.as_deref());
+        let Some(g) = gizmo.filter(|g| g.starts_with("g-p-")) else {
+            // A row that names no project gizmo (none, or a custom GPT's) is in no
+            // project; one that does not carry `gizmo_id` at all says nothing.
+            return Ok(if item.gizmo_listed || gizmo.is_some() {
+                ProjectName::Clear
+            } else {
+                ProjectName::Keep
+            });
         };
-        if !self.state.projects.contains_key(g) && self.opts.projects {
-            let mut cursor: Option<String> = None;
-            loop {
-                let (page, next) = self.client.projects(cursor.as_deref()).await?;
-                for p in page {
-                    self.state.projects.insert(p.id, p.name);
-                }
-                match next {
-                    Some(c) if Some(&c) != cursor.as_ref() => cursor = Some(c),
-                    _ => break,
-                }
-            }
-            // Remember unknown ones as nameless so the sidebar is asked once.
+        if !self.state.projects.contains_key(g)
+            && self.opts.projects
+            && self.sidebar().await?.is_some()
+        {
+            // Remember an id the sidebar does not list as nameless, so it is asked
+            // once; after a failed sidebar nothing is remembered and a later run asks.
             self.state.projects.entry(g.to_owned()).or_default();
         }
-        Ok(self
-            .state
-            .projects
-            .get(g)
-            .filter(|n| !n.is_empty())
-            .cloned())
+        Ok(match self.state.projects.get(g).filter(|n| !n.is_empty()) {
+            Some(n) => ProjectName::Set(n.clone()),
+            None => ProjectName::Keep,
+        })
     }
 
-    async fn item(&mut self, item: &ListItem, archived_listing: bool) -> Result<Step, ApiError> {
+    async fn item(
+        &mut self,
+        item: &ListItem,
+        archived_listing: bool,
+        in_project: Option<&str>,
+    ) -> Result<Step, ApiError> {
         let id = item.id.clone();
         let t_list = item.update_time.secs();
         let a = self.archive.clone();
         let rid = id.clone();
         let record = blocking(move || a.record(&rid)).await.ok().flatten();
-        let project = self.project_name(item).await?;
+        let project = self.project_name(item, in_project).await?;
         let is_archived = archived_listing || item.is_archived == Some(true);
         let fetch = match (&record, t_list) {
             (None, _) => true,
@@ -617,8 +831,10 @@ impl Run<'_> {
             if t_list.is_some() {
                 r.remote.list_update_time = t_list;
             }
-            if project.is_some() {
-                r.remote.project = project.clone();
+            match &project {
+                ProjectName::Set(name) => r.remote.project = Some(name.clone()),
+                ProjectName::Clear => r.remote.project = None,
+                ProjectName::Keep => {}
             }
             r.deleted_remotely = false;
         };
@@ -708,7 +924,7 @@ impl Run<'_> {
 
     fn fail(&mut self, what: String) {
         self.report.failed += 1;
-        if self.report.failures.len() < 20 {
+        if self.report.failures.len() < REPORT_LIST_MAX {
             self.report.failures.push(what);
         }
     }
@@ -742,6 +958,9 @@ impl Run<'_> {
         }
     }
 
+    /// Downloads missing attachments. The first endpoint failure (after its retries)
+    /// ends this phase for the run: the rest wait for a later run rather than spending
+    /// requests on an endpoint that is down.
     async fn attachments(&mut self, now: f64) -> Result<(), ApiError> {
         let a = self.archive.clone();
         let missing = blocking(move || a.missing_files())
@@ -768,9 +987,16 @@ impl Run<'_> {
                     self.state.file_failures.remove(&file);
                 }
                 Ok(false) => self.file_failed(&file, now),
-                Err(e) if e.ends_run() => return Err(e),
-                Err(e) => {
-                    tracing::warn!("attachment {file} of {conv}: {e}; will retry later");
+                Err(DownloadError::Endpoint(part, e)) => {
+                    tracing::debug!("attachment {file} of {conv}: {e}");
+                    self.degrade(part, e)?;
+                    self.file_failed(&file, now);
+                    return Ok(());
+                }
+                Err(DownloadError::Store(e)) => {
+                    tracing::warn!(
+                        "attachment {file} of {conv} could not be stored: {e}; will retry later"
+                    );
                     self.file_failed(&file, now);
                 }
             }
@@ -785,13 +1011,21 @@ impl Run<'_> {
         f.last = now;
     }
 
-    /// Downloads one attachment; `Ok(false)` when the service no longer has it.
-    async fn download(&self, conv: &str, file: &str) -> Result<bool, ApiError> {
-        let Some(info) = self.client.file_info(file, conv).await? else {
-            tracing::debug!("attachment {file} of {conv} is not available on chatgpt.com");
-            return Ok(false);
+    /// Downloads one attachment; `Ok(false)` when the service says it has no such file.
+    async fn download(&self, conv: &str, file: &str) -> Result<bool, DownloadError> {
+        let info = match self.client.file_info(file, conv).await {
+            Ok(Some(info)) => info,
+            Ok(None) => {
+                tracing::debug!("attachment {file} of {conv} is not available on chatgpt.com");
+                return Ok(false);
+            }
+            Err(e) => return Err(DownloadError::Endpoint(Optional::FileMetadata, e)),
         };
-        let bytes = self.client.download(&info.download_url).await?;
+        let bytes = self
+            .client
+            .download(&info.download_url, info.mime_type.as_deref())
+            .await
+            .map_err(|e| DownloadError::Endpoint(Optional::FileDownloads, e))?;
         let a = self.archive.clone();
         let file = file.to_owned();
         let stored = blocking(move || {
@@ -805,7 +1039,7 @@ impl Run<'_> {
         .await;
         stored
             .map(|_| true)
-            .map_err(|e| ApiError::Decode(format!("storing the attachment: {e}")))
+            .map_err(|e| DownloadError::Store(e.to_string()))
     }
 }
 

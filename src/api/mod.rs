@@ -7,13 +7,15 @@ pub mod pace;
 
 use crate::config::ApiConfig;
 use crate::model::time::Time;
-use auth::{Credentials, Session};
-use pace::Pacer;
+use auth::{AuthError, Credentials, Session};
+use pace::{MAX_SERVER_WAIT, Pacer};
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// What can go wrong talking to chatgpt.com.
@@ -83,6 +85,21 @@ impl ApiError {
         )
     }
 
+    /// What the server answered, in a few words for a degraded-part line: the HTTP
+    /// status when there is one (`404`), else the kind of failure.
+    pub fn status_label(&self) -> String {
+        match self {
+            ApiError::NotFound => "404".into(),
+            ApiError::Unauthorized => "401".into(),
+            ApiError::RateLimited { .. } => "429".into(),
+            ApiError::Server(s) | ApiError::Challenge { status: s, .. } => s.to_string(),
+            ApiError::Client { status, .. } if *status != 0 => status.to_string(),
+            ApiError::Decode(_) => "unexpected answer".into(),
+            ApiError::Transport(_) => "network error".into(),
+            _ => "failed".into(),
+        }
+    }
+
     /// Whether the whole run should stop (no later request can succeed now).
     pub fn ends_run(&self) -> bool {
         matches!(
@@ -106,9 +123,9 @@ pub enum Listing {
     Archived,
 }
 
-/// One item of a conversation listing.
-#[derive(Clone, Debug, Default, Deserialize)]
-#[serde(default)]
+/// One item of a conversation listing. Read field by field (see [`ListItem::from_row`]):
+/// a field of an unexpected type counts as absent.
+#[derive(Clone, Debug, Default)]
 pub struct ListItem {
     /// Conversation id.
     pub id: String,
@@ -124,15 +141,71 @@ pub struct ListItem {
     pub is_starred: Option<bool>,
     /// Project or GPT id.
     pub gizmo_id: Option<String>,
+    /// Whether the row said which gizmo it belongs to (`gizmo_id` present, `null`
+    /// included): only then does a missing `gizmo_id` mean "in no project".
+    pub gizmo_listed: bool,
+}
+
+impl ListItem {
+    /// Reads one listing row; `None` for a row without a conversation id (unreadable).
+    pub fn from_row(row: &Value) -> Option<Self> {
+        let obj = row.as_object()?;
+        let id = obj.get("id")?.as_str().filter(|id| !id.is_empty())?;
+        let text = |k: &str| obj.get(k).and_then(Value::as_str).map(str::to_owned);
+        let flag = |k: &str| obj.get(k).and_then(Value::as_bool);
+        let time = |k: &str| {
+            obj.get(k)
+                .and_then(|v| Time::deserialize(v).ok())
+                .unwrap_or_default()
+        };
+        let gizmo = obj.get("gizmo_id");
+        Some(Self {
+            id: id.to_owned(),
+            title: text("title"),
+            create_time: time("create_time"),
+            update_time: time("update_time"),
+            is_archived: flag("is_archived"),
+            is_starred: flag("is_starred"),
+            gizmo_id: gizmo.and_then(Value::as_str).map(str::to_owned),
+            gizmo_listed: matches!(gizmo, Some(Value::Null | Value::String(_))),
+        })
+    }
 }
 
 /// A page of a listing.
 #[derive(Clone, Debug, Default)]
 pub struct ListPage {
-    /// Items, newest first.
+    /// Readable items, newest first.
     pub items: Vec<ListItem>,
+    /// Rows the server sent (readable or not): paging goes by this.
+    pub rows: usize,
+    /// Indexes (within the page) of rows that could not be read.
+    pub unreadable: Vec<usize>,
     /// Total reported by the service, if any.
     pub total: Option<u64>,
+}
+
+impl ListPage {
+    /// Reads the `items` array of a listing answer; an answer without one is unexpected.
+    fn read(body: &[u8], what: &str) -> Result<(Self, Value), ApiError> {
+        let v: Value =
+            serde_json::from_slice(body).map_err(|e| ApiError::Decode(format!("{what}: {e}")))?;
+        let Some(rows) = v.get("items").and_then(Value::as_array) else {
+            return Err(ApiError::Decode(format!("{what}: no `items` list")));
+        };
+        let mut page = ListPage {
+            rows: rows.len(),
+            total: v.get("total").and_then(Value::as_u64),
+            ..ListPage::default()
+        };
+        for (i, row) in rows.iter().enumerate() {
+            match ListItem::from_row(row) {
+                Some(item) => page.items.push(item),
+                None => page.unreadable.push(i),
+            }
+        }
+        Ok((page, v))
+    }
 }
 
 /// A project from the sidebar.
@@ -155,6 +228,16 @@ pub struct FileInfo {
     pub mime_type: Option<String>,
 }
 
+/// What a GET expects back.
+#[derive(Clone, Copy)]
+enum Expect<'a> {
+    /// One complete JSON value.
+    Json,
+    /// File bytes of this MIME type (when known): an HTML or JSON page instead is an
+    /// error answer dressed as a 200.
+    File(Option<&'a str>),
+}
+
 /// Facts about the session for status output (never the token).
 #[derive(Clone, Debug, Default)]
 pub struct SessionInfo {
@@ -171,6 +254,16 @@ struct AuthState {
 
 /// Re-exchange the session this long before the access token expires.
 const REFRESH_MARGIN: chrono::TimeDelta = chrono::TimeDelta::minutes(10);
+
+/// Whether an access token expiring at `expires_at` should be renewed now (a time too
+/// early to subtract the margin from is long past).
+fn refresh_due(expires_at: Option<chrono::DateTime<chrono::Utc>>) -> bool {
+    expires_at.is_some_and(|e| {
+        e.checked_sub_signed(REFRESH_MARGIN)
+            .is_none_or(|at| at <= chrono::Utc::now())
+    })
+}
+
 /// Largest body read from the service.
 const MAX_BODY: usize = 512 << 20;
 
@@ -184,8 +277,11 @@ pub struct Client {
     pacer: Pacer,
     device_id: String,
     requests: AtomicU64,
-    /// Called with rotated credentials to persist them.
-    on_rotate: Box<dyn Fn(&Credentials) + Send + Sync>,
+    /// Where rotated cookies are saved (`None`: credentials from the environment, which
+    /// are never written). Every write of this client happens under `auth`, in order.
+    credentials_file: Option<PathBuf>,
+    /// Cleared when another client takes over the credentials file.
+    owns_file: AtomicBool,
 }
 
 impl std::fmt::Debug for Client {
@@ -202,14 +298,14 @@ pub fn install_tls_provider() {
 }
 
 impl Client {
-    /// A client for `cfg.base_url` with these credentials. `on_rotate` persists
-    /// cookies the service rotates.
+    /// A client for `cfg.base_url` with these credentials. Cookies the service rotates
+    /// are saved to `credentials_file` (when given) before the exchange returns.
     pub fn new(
         cfg: &ApiConfig,
         creds: Credentials,
         device_id: String,
         pacer: Pacer,
-        on_rotate: Box<dyn Fn(&Credentials) + Send + Sync>,
+        credentials_file: Option<PathBuf>,
     ) -> Result<Self, ApiError> {
         install_tls_provider();
         let base = reqwest::Url::parse(&cfg.base_url).map_err(|e| ApiError::Client {
@@ -235,8 +331,38 @@ impl Client {
             pacer,
             device_id,
             requests: AtomicU64::new(0),
-            on_rotate,
+            credentials_file,
+            owns_file: AtomicBool::new(true),
         })
+    }
+
+    /// The fingerprint of the credentials the client uses now (after any rotation).
+    pub async fn fingerprint(&self) -> String {
+        self.auth.lock().await.creds.fingerprint()
+    }
+
+    /// Saves the credentials the client uses now (after any rotation) to `path`, 0600.
+    /// Made under the same lock as the saves of rotated cookies, so the newest cookie is
+    /// the one left on disk. Returns what was saved.
+    pub async fn save_credentials(&self, path: &Path) -> Result<Credentials, AuthError> {
+        let auth = self.auth.lock().await;
+        let (creds, file) = (auth.creds.clone(), path.to_path_buf());
+        tokio::task::spawn_blocking(move || creds.save(&file).map(|()| creds))
+            .await
+            .map_err(|e| AuthError::Io {
+                what: "cannot write",
+                path: path.to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+    }
+
+    /// Whether this client saves rotated cookies to its credentials file. A client
+    /// replaced by one with newer credentials is told `false` before the new ones are
+    /// saved, so its late rotations cannot overwrite them; this waits for a save in
+    /// progress to finish.
+    pub async fn own_credentials_file(&self, own: bool) {
+        let _auth = self.auth.lock().await;
+        self.owns_file.store(own, Ordering::SeqCst);
     }
 
     /// Requests sent so far (every attempt counts).
@@ -258,9 +384,7 @@ impl Client {
     pub async fn needs_refresh(&self) -> bool {
         let auth = self.auth.lock().await;
         match &auth.session {
-            Some(s) => s
-                .expires_at
-                .is_some_and(|e| e - REFRESH_MARGIN <= chrono::Utc::now()),
+            Some(s) => refresh_due(s.expires_at),
             None => true,
         }
     }
@@ -323,10 +447,9 @@ impl Client {
                                 .creds
                                 .apply_set_cookies(rotated.iter().map(String::as_str))
                             {
-                                tracing::info!(
-                                    "chatgpt.com rotated the session cookie; saved the new one"
-                                );
-                                (self.on_rotate)(&auth.creds);
+                                // Saved before anything else can happen with this
+                                // client: the service may already refuse the old cookie.
+                                self.save_rotated(&auth.creds).await;
                             }
                             match auth::parse_session(&body) {
                                 Ok(Some(session)) => Ok(session),
@@ -353,7 +476,7 @@ impl Client {
                 }
                 Err(ApiError::RateLimited { retry_after }) if attempt < 2 => {
                     attempt += 1;
-                    let wait = self.pacer.on_rate_limited(retry_after);
+                    let wait = self.pacer.on_rate_limited(retry_after).await;
                     tracing::warn!(
                         "rate limited on the session exchange; waiting {} s",
                         wait.as_secs()
@@ -364,12 +487,44 @@ impl Client {
                     self.retry_pause(attempt, &e).await;
                 }
                 Err(e) => {
-                    if matches!(e, ApiError::SessionExpired) {
-                        auth.session = None;
+                    match &e {
+                        ApiError::SessionExpired => auth.session = None,
+                        // The cooldown outlives the call (and a restart), as in `get`.
+                        ApiError::RateLimited { retry_after } => {
+                            let wait = self.pacer.on_rate_limited(*retry_after).await;
+                            return Err(ApiError::RateLimited {
+                                retry_after: Some(wait),
+                            });
+                        }
+                        _ => {}
                     }
                     return Err(e);
                 }
             }
+        }
+    }
+
+    /// Saves rotated cookies before the exchange returns (the caller holds `auth`, so
+    /// saves happen one at a time, in the order the service rotated them).
+    async fn save_rotated(&self, creds: &Credentials) {
+        let Some(path) = self.credentials_file.clone() else {
+            tracing::info!(
+                "chatgpt.com rotated the session cookie; kept for this run only (the session \
+                 comes from CONVOS_SESSION_TOKEN, which convos never writes)"
+            );
+            return;
+        };
+        if !self.owns_file.load(Ordering::SeqCst) {
+            tracing::debug!("rotated cookie of a replaced session not saved");
+            return;
+        }
+        let c = creds.clone();
+        match tokio::task::spawn_blocking(move || c.save(&path)).await {
+            Ok(Ok(())) => {
+                tracing::info!("chatgpt.com rotated the session cookie; saved the new one")
+            }
+            Ok(Err(e)) => tracing::error!("could not save the rotated session cookie: {e}"),
+            Err(e) => tracing::error!("could not save the rotated session cookie: {e}"),
         }
     }
 
@@ -385,7 +540,7 @@ impl Client {
     async fn retry_pause(&self, attempt: u32, e: &ApiError) {
         let base = self.cfg.retry_base_secs.max(0.0)
             * f64::from(1u32 << attempt.saturating_sub(1).min(10));
-        let wait = Duration::from_secs_f64(base * (1.0 + fastrand::f64() * 0.25));
+        let wait = pace::secs_f64(base * (1.0 + fastrand::f64() * 0.25)).min(MAX_SERVER_WAIT);
         tracing::warn!(
             "{e}; retrying in {:.1} s (attempt {} of {})",
             wait.as_secs_f64(),
@@ -398,7 +553,7 @@ impl Client {
     /// GET a backend path with the bearer token: paced, re-exchanging the session once
     /// after a 401, waiting out 429s (a few in a row end the call), retrying 5xx,
     /// network errors and broken bodies.
-    async fn get(&self, path_and_query: &str, validate_json: bool) -> Result<Vec<u8>, ApiError> {
+    async fn get(&self, path_and_query: &str, expect: Expect<'_>) -> Result<Vec<u8>, ApiError> {
         let url = self.url(path_and_query)?;
         let mut attempt = 0u32;
         let mut rate_limited = 0u32;
@@ -407,9 +562,7 @@ impl Client {
             let (token, account) = {
                 let mut auth = self.auth.lock().await;
                 let stale = match &auth.session {
-                    Some(s) => s
-                        .expires_at
-                        .is_some_and(|e| e - REFRESH_MARGIN <= chrono::Utc::now()),
+                    Some(s) => refresh_due(s.expires_at),
                     None => true,
                 };
                 if stale {
@@ -436,12 +589,7 @@ impl Client {
                 headers.insert("chatgpt-account-id", a);
             }
             let result = match self.http.get(url.clone()).headers(headers).send().await {
-                Ok(resp) => read_body(resp).await.and_then(|b| {
-                    if validate_json {
-                        check_json(&b)?;
-                    }
-                    Ok(b)
-                }),
+                Ok(resp) => checked_body(resp, expect).await,
                 Err(e) => Err(transport(e)),
             };
             match result {
@@ -459,7 +607,7 @@ impl Client {
                 }
                 Err(ApiError::RateLimited { retry_after }) => {
                     rate_limited += 1;
-                    let wait = self.pacer.on_rate_limited(retry_after);
+                    let wait = self.pacer.on_rate_limited(retry_after).await;
                     if rate_limited > 3 {
                         return Err(ApiError::RateLimited {
                             retry_after: Some(wait),
@@ -490,24 +638,8 @@ impl Client {
         let path = format!(
             "/backend-api/conversations?offset={offset}&limit={limit}&order=updated&is_archived={archived}&hide_snorlax=false"
         );
-        let body = self.get(&path, true).await?;
-        #[derive(Deserialize)]
-        struct Page {
-            #[serde(default)]
-            items: Vec<serde_json::Value>,
-            total: Option<u64>,
-        }
-        let page: Page = serde_json::from_slice(&body)
-            .map_err(|e| ApiError::Decode(format!("conversation list: {e}")))?;
-        Ok(ListPage {
-            items: page
-                .items
-                .into_iter()
-                .filter_map(|v| serde_json::from_value::<ListItem>(v).ok())
-                .filter(|i| !i.id.is_empty())
-                .collect(),
-            total: page.total,
-        })
+        let body = self.get(&path, Expect::Json).await?;
+        Ok(ListPage::read(&body, "conversation list")?.0)
     }
 
     /// One page of the project sidebar: projects and the next cursor.
@@ -519,13 +651,13 @@ impl Client {
         if let Some(c) = cursor {
             path.push_str(&format!("&cursor={}", urlencode(c)));
         }
-        let v: serde_json::Value = serde_json::from_slice(&self.get(&path, true).await?)
+        let v: Value = serde_json::from_slice(&self.get(&path, Expect::Json).await?)
             .map_err(|e| ApiError::Decode(format!("project list: {e}")))?;
-        let projects = v
-            .get("items")
-            .and_then(|i| i.as_array())
-            .into_iter()
-            .flatten()
+        let Some(items) = v.get("items").and_then(Value::as_array) else {
+            return Err(ApiError::Decode("project list: no `items` list".into()));
+        };
+        let projects = items
+            .iter()
             .filter_map(|item| {
                 let g = item.get("gizmo")?.get("gizmo")?;
                 Some(Project {
@@ -546,35 +678,28 @@ impl Client {
         &self,
         gizmo_id: &str,
         cursor: Option<&str>,
-    ) -> Result<(Vec<ListItem>, Option<String>), ApiError> {
+    ) -> Result<(ListPage, Option<String>), ApiError> {
         let path = format!(
             "/backend-api/gizmos/{}/conversations?cursor={}&limit=50",
             urlencode(gizmo_id),
             urlencode(cursor.unwrap_or("0"))
         );
-        let v: serde_json::Value = serde_json::from_slice(&self.get(&path, true).await?)
-            .map_err(|e| ApiError::Decode(format!("project conversations: {e}")))?;
-        let items = v
-            .get("items")
-            .and_then(|i| i.as_array())
-            .into_iter()
-            .flatten()
-            .filter_map(|i| serde_json::from_value::<ListItem>(i.clone()).ok())
-            .filter(|i| !i.id.is_empty())
-            .collect();
-        Ok((items, next_cursor(&v)))
+        let body = self.get(&path, Expect::Json).await?;
+        let (page, v) = ListPage::read(&body, "project conversations")?;
+        Ok((page, next_cursor(&v)))
     }
 
     /// A conversation's JSON exactly as sent (`GET /backend-api/conversation/{id}`).
     pub async fn conversation(&self, id: &str) -> Result<Vec<u8>, ApiError> {
         self.get(
             &format!("/backend-api/conversation/{}", urlencode(id)),
-            true,
+            Expect::Json,
         )
         .await
     }
 
-    /// Where to download a file; `Ok(None)` when the service says it no longer exists.
+    /// Where to download a file; `Ok(None)` when the service says it has no such file
+    /// (`{"status": "error", …}`). Any other answer without a download URL is unexpected.
     pub async fn file_info(
         &self,
         file_id: &str,
@@ -585,17 +710,15 @@ impl Client {
             urlencode(file_id),
             urlencode(conversation_id)
         );
-        let v: serde_json::Value = match self.get(&path, true).await {
-            Ok(b) => serde_json::from_slice(&b)
-                .map_err(|e| ApiError::Decode(format!("file info: {e}")))?,
-            Err(ApiError::NotFound) => return Ok(None),
-            Err(e) => return Err(e),
-        };
-        if v.get("status").and_then(|s| s.as_str()) != Some("success") {
-            return Ok(None);
+        let v: Value = serde_json::from_slice(&self.get(&path, Expect::Json).await?)
+            .map_err(|e| ApiError::Decode(format!("file info: {e}")))?;
+        match v.get("status").and_then(Value::as_str) {
+            Some("success") => {}
+            Some(_) => return Ok(None),
+            None => return Err(ApiError::Decode("file info: no `status`".into())),
         }
-        let Some(url) = v.get("download_url").and_then(|u| u.as_str()) else {
-            return Ok(None);
+        let Some(url) = v.get("download_url").and_then(Value::as_str) else {
+            return Err(ApiError::Decode("file info: no `download_url`".into()));
         };
         let s = |k: &str| v.get(k).and_then(|x| x.as_str()).map(str::to_owned);
         Ok(Some(FileInfo {
@@ -606,22 +729,23 @@ impl Client {
     }
 
     /// Downloads file bytes from a signed URL (paced; the bearer token only goes to
-    /// chatgpt.com itself).
-    pub async fn download(&self, url: &str) -> Result<Vec<u8>, ApiError> {
+    /// chatgpt.com itself). `mime` is the type the file info announced: an HTML or JSON
+    /// page instead of such a file is an error answer, not the file.
+    pub async fn download(&self, url: &str, mime: Option<&str>) -> Result<Vec<u8>, ApiError> {
         let target = self
             .base
             .join(url)
             .map_err(|e| ApiError::Decode(format!("download URL: {e}")))?;
         if target.origin() == self.base.origin() {
             let path = &target[url::Position::BeforePath..];
-            return self.get(path, false).await;
+            return self.get(path, Expect::File(mime)).await;
         }
         let mut attempt = 0u32;
         loop {
             let _permit = self.pacer.acquire(log_wait).await;
             self.requests.fetch_add(1, Ordering::Relaxed);
             let result = match self.http.get(target.clone()).send().await {
-                Ok(resp) => read_body(resp).await,
+                Ok(resp) => checked_body(resp, Expect::File(mime)).await,
                 Err(e) => Err(transport(e)),
             };
             match result {
@@ -687,6 +811,40 @@ fn check_json(body: &[u8]) -> Result<(), ApiError> {
         })
 }
 
+/// Reads a response and checks it is what was expected (see [`Expect`]).
+async fn checked_body(resp: reqwest::Response, expect: Expect<'_>) -> Result<Vec<u8>, ApiError> {
+    let media = resp
+        .headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(media_type);
+    let body = read_body(resp).await?;
+    match expect {
+        Expect::Json => check_json(&body)?,
+        Expect::File(Some(mime)) => {
+            if let Some(got) = media
+                .filter(|m| (m == "text/html" || m == "application/json") && *m != media_type(mime))
+            {
+                return Err(ApiError::Decode(format!(
+                    "a {got} page instead of the {} file",
+                    media_type(mime)
+                )));
+            }
+        }
+        Expect::File(None) => {}
+    }
+    Ok(body)
+}
+
+/// The lower-case `type/subtype` of a Content-Type value.
+fn media_type(v: &str) -> String {
+    v.split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
 /// Reads a response: the body on 2xx, a typed error otherwise.
 async fn read_body(resp: reqwest::Response) -> Result<Vec<u8>, ApiError> {
     let status = resp.status().as_u16();
@@ -738,14 +896,31 @@ async fn read_body(resp: reqwest::Response) -> Result<Vec<u8>, ApiError> {
     })
 }
 
-/// `Retry-After` as seconds or an HTTP date.
+/// `Retry-After` as seconds or an HTTP date, at most [`MAX_SERVER_WAIT`] (a longer
+/// wait is logged with the value the server sent). A date in the past or an unreadable
+/// value counts as absent.
 fn retry_after(h: &HeaderMap) -> Option<Duration> {
-    let v = h.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
-    if let Ok(secs) = v.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
+    let raw = h.get(reqwest::header::RETRY_AFTER)?;
+    let v = String::from_utf8_lossy(raw.as_bytes());
+    let v = v.trim();
+    let asked = if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // More digits than a u64 holds is still "a very long time".
+        Some(v.parse::<u64>().map_or(Duration::MAX, Duration::from_secs))
+    } else if let Ok(when) = chrono::DateTime::parse_from_rfc2822(v) {
+        (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .to_std()
+            .ok()
+    } else {
+        tracing::warn!("ignoring an unreadable Retry-After from chatgpt.com: {v:?}");
+        None
+    }?;
+    if asked > MAX_SERVER_WAIT {
+        tracing::warn!(
+            "chatgpt.com asked to wait {v:?} (Retry-After); waiting {} s, the longest convos \
+             takes from the server",
+            MAX_SERVER_WAIT.as_secs()
+        );
+        return Some(MAX_SERVER_WAIT);
     }
-    let when = chrono::DateTime::parse_from_rfc2822(v).ok()?;
-    (when.with_timezone(&chrono::Utc) - chrono::Utc::now())
-        .to_std()
-        .ok()
+    Some(asked)
 }

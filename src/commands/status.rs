@@ -305,7 +305,25 @@ pub fn describe_watch(
 fn describe_sync(s: &serde_json::Value) -> String {
     let get = |k: &str| s.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
     let at = s.get("finished_at").and_then(|v| v.as_str()).unwrap_or("?");
-    match s.get("error").and_then(|v| v.as_str()) {
+    // What the run went on without: optional parts that failed, unreadable rows.
+    let mut notes = String::new();
+    let degraded: Vec<&str> = s
+        .get("degraded")
+        .and_then(|v| v.as_array())
+        .into_iter()
+        .flatten()
+        .filter_map(|d| d.as_str())
+        .collect();
+    if !degraded.is_empty() {
+        notes.push_str(&format!("; degraded: {}", degraded.join(", ")));
+    }
+    if get("unreadable_rows") > 0 {
+        notes.push_str(&format!(
+            "; {} unreadable listing rows skipped",
+            get("unreadable_rows")
+        ));
+    }
+    let line = match s.get("error").and_then(|v| v.as_str()) {
         Some(e) => format!(
             "{at}: FAILED: {e} ({} new, {} updated before it)",
             get("new"),
@@ -320,7 +338,8 @@ fn describe_sync(s: &serde_json::Value) -> String {
             get("failed"),
             get("requests")
         ),
-    }
+    };
+    line + &notes
 }
 
 fn describe_credentials(c: &serde_json::Value) -> String {

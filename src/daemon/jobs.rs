@@ -27,9 +27,9 @@ pub(super) struct Jobs {
     running: tokio::sync::Mutex<()>,
     /// The latest finished report, for callers waiting on a running sync.
     reports: watch::Sender<Option<Arc<SyncReport>>>,
-    /// The client, kept across runs so access tokens are reused, with the
-    /// fingerprint of the credentials it was built from.
-    client: tokio::sync::Mutex<Option<(String, Arc<Client>)>>,
+    /// The client, kept across runs so access tokens are reused. It owns the
+    /// credentials file (it saves the cookies the service rotates).
+    client: tokio::sync::Mutex<Option<Arc<Client>>>,
     /// Wakes the token refresh task when the client changes.
     client_changed: tokio::sync::Notify,
     failures: AtomicU32,
@@ -217,8 +217,9 @@ async fn client(d: &Arc<Daemon>) -> Result<(String, Arc<Client>), String> {
     }
     d.jobs.logged_dead.store(false, Ordering::Relaxed);
     let mut slot = d.jobs.client.lock().await;
-    if let Some((have, c)) = slot.as_ref()
-        && *have == fp
+    // The client's current credentials: after a rotation it saved, they match the file.
+    if let Some(c) = slot.as_ref()
+        && c.fingerprint().await == fp
     {
         return Ok((fp, c.clone()));
     }
@@ -232,7 +233,10 @@ async fn client(d: &Arc<Daemon>) -> Result<(String, Arc<Client>), String> {
         .ok_or_else(|| "internal error building the client".to_owned())?
         .map_err(|e| e.to_string())?;
     let c = Arc::new(built);
-    *slot = Some((fp.clone(), c.clone()));
+    if let Some(old) = slot.replace(c.clone()) {
+        // The file changed under it: its rotations must not overwrite the new cookie.
+        old.own_credentials_file(false).await;
+    }
     d.jobs.client_changed.notify_one();
     Ok((fp, c))
 }
@@ -320,7 +324,9 @@ async fn reauth_from_browser(
 }
 
 /// Verifies credentials by an exchange, stores them (0600, recorded as valid, with
-/// the browser to re-read them from) and makes them the daemon's client.
+/// the browser to re-read them from) and makes them the daemon's client. What is
+/// stored is the new client's current credentials (a cookie the exchange rotated),
+/// and the old client stops writing the file first: the newest cookie stays on disk.
 async fn adopt(
     d: &Arc<Daemon>,
     creds: &Credentials,
@@ -340,20 +346,25 @@ async fn adopt(
         .refresh_session()
         .await
         .map_err(|e| format!("the session could not be verified, so it was not saved: {e}"))?;
-    let (paths, archive, c3, i2) = (
-        d.ctx.paths.clone(),
-        d.ctx.archive.clone(),
-        creds.clone(),
-        info.clone(),
-    );
-    let browser = browser.map(str::to_owned);
-    blocking(move || sync::store_verified(&paths, &archive, &c3, &i2, browser.as_deref()))
-        .await
-        .ok_or("internal error")?
-        .map_err(|e| e.to_string())?;
-    let fp = creds.fingerprint();
     let client = Arc::new(client);
-    *d.jobs.client.lock().await = Some((fp.clone(), client.clone()));
+    let mut slot = d.jobs.client.lock().await;
+    let old = slot.clone();
+    if let Some(old) = &old {
+        old.own_credentials_file(false).await;
+    }
+    let stored =
+        match sync::store_verified(&d.ctx.paths, &d.ctx.archive, &client, &info, browser).await {
+            Ok(stored) => stored,
+            Err(e) => {
+                if let Some(old) = &old {
+                    old.own_credentials_file(true).await;
+                }
+                return Err(e.to_string());
+            }
+        };
+    let fp = stored.fingerprint();
+    *slot = Some(client.clone());
+    drop(slot);
     d.jobs.client_changed.notify_one();
     d.jobs.logged_dead.store(false, Ordering::Relaxed);
     Ok((fp, client, info))
@@ -411,13 +422,16 @@ async fn one_run(d: &Arc<Daemon>, client: &Arc<Client>, full: bool) -> SyncRepor
         d.jobs.logged_dead.store(true, Ordering::Relaxed);
     }
     super::trim_heap();
-    let summary = match &report.error {
+    let mut summary = match &report.error {
         None => format!(
             "last sync: {} new, {} updated, {} failed",
             report.new, report.updated, report.failed
         ),
         Some(e) => format!("last sync stopped: {e}"),
     };
+    if !report.degraded.is_empty() {
+        summary.push_str(&format!("; degraded: {}", report.degraded.join(", ")));
+    }
     notify(&[sd_notify::NotifyState::Status(&summary)]);
     report
 }
@@ -425,13 +439,15 @@ async fn one_run(d: &Arc<Daemon>, client: &Arc<Client>, full: bool) -> SyncRepor
 /// Re-exchanges the session shortly before the access token expires.
 async fn refresh_loop(d: &Arc<Daemon>) {
     loop {
-        let current = d.jobs.client.lock().await.as_ref().map(|(_, c)| c.clone());
+        let current = d.jobs.client.lock().await.clone();
         let due = current
             .as_ref()
             .and_then(|c| c.session_info().access_token_expires)
             .map(|exp| {
-                let at = exp - chrono::TimeDelta::minutes(10);
-                (at - chrono::Utc::now()).to_std().unwrap_or_default()
+                // An expiry too early to subtract from is long past: refresh now.
+                exp.checked_sub_signed(chrono::TimeDelta::minutes(10))
+                    .and_then(|at| (at - chrono::Utc::now()).to_std().ok())
+                    .unwrap_or_default()
             });
         tokio::select! {
             _ = d.shutdown.cancelled() => break,
@@ -458,10 +474,8 @@ async fn refresh_loop(d: &Arc<Daemon>) {
                             let report = SyncReport { error: Some(e.to_string()), ..SyncReport::default() };
                             let c2 = c.clone();
                             let _ = blocking(move || crate::auth_sync::note_credentials(&ctx, &c2, &report)).await;
-                            let fp = d.jobs.client.lock().await.as_ref().map(|(f, _)| f.clone());
-                            if let Some(fp) = fp
-                                && reauth_from_browser(d, &fp).await.is_some()
-                            {
+                            let fp = c.fingerprint().await;
+                            if reauth_from_browser(d, &fp).await.is_some() {
                                 continue;
                             }
                         }

@@ -46,18 +46,19 @@ fn mode(path: &std::path::Path) -> u32 {
         & 0o777
 }
 
-/// Waits (briefly) until the credentials file holds `token`: rotated cookies are saved off the
-/// async workers.
-async fn wait_for_saved(path: &std::path::Path, token: &str) -> Credentials {
-    for _ in 0..500 {
-        if let Ok(Some(c)) = Credentials::load(path, None)
-            && secrecy::ExposeSecret::expose_secret(&c.session_value().unwrap()) == token
-        {
-            return c;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the rotated cookie never reached {}", path.display());
+/// The credentials file, which must hold `token` already: a rotated cookie is saved before
+/// the exchange that received it returns.
+fn saved_now(path: &std::path::Path, token: &str) -> Credentials {
+    let c = Credentials::load(path, None)
+        .expect("readable credentials")
+        .expect("saved credentials");
+    assert_eq!(
+        secrecy::ExposeSecret::expose_secret(&c.session_value().unwrap()),
+        token,
+        "the rotated cookie is not in {}",
+        path.display()
+    );
+    c
 }
 
 fn session_of(c: &Credentials) -> String {
@@ -254,7 +255,7 @@ async fn rotated_cookies_are_saved_0600_and_used_from_then_on() {
         assert_clean(&env.sync(&client).await);
         assert!(!env.fake.rotation_pending());
 
-        let saved = wait_for_saved(&env.paths.credentials, &new).await;
+        let saved = saved_now(&env.paths.credentials, &new);
         assert_eq!(mode(&env.paths.credentials), 0o600);
         let mut names = saved.cookie_names();
         names.sort();
@@ -484,7 +485,7 @@ async fn secrets_never_reach_logs_debug_output_or_errors() {
     // A run with a rotation, a 401 re-exchange, a failing and a missing detail.
     let r1 = env.sync(&client).await;
     assert_eq!((r1.failed, r1.error.as_deref()), (2, None), "{r1:#?}");
-    let saved = wait_for_saved(&env.paths.credentials, rotated).await;
+    let saved = saved_now(&env.paths.credentials, rotated);
     // A run that dies with the session.
     env.fake.revoke_session(rotated);
     env.fake.expire_access_tokens();
@@ -679,4 +680,191 @@ fn cli_refuses_a_credentials_file_readable_by_others() {
     // Fixing the mode as told makes it work.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
     run_cli(&cli, &fake, &["sync"], None, &[]).ok();
+}
+
+// ---- issue 8 §10: the newest cookie always wins ------------------------------------------------
+
+/// The session value the credentials file holds now.
+fn saved_session(path: &std::path::Path) -> String {
+    session_of(
+        &Credentials::load(path, None)
+            .expect("readable credentials")
+            .expect("saved credentials"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_rotated_cookie_is_on_disk_when_the_exchange_returns() {
+    let env = SyncEnv::start().await;
+    env.put("c0", T0);
+    env.fake.rotate_on_every_exchange(true);
+    creds(TOKEN).save(&env.paths.credentials).unwrap();
+    let stored = Credentials::load(&env.paths.credentials, None)
+        .unwrap()
+        .unwrap();
+    let client = std::sync::Arc::new(env.client_with(stored).await);
+    for round in 0..4 {
+        // Two exchanges at once: they run one after the other, and so do their saves.
+        let (a, b) = (client.clone(), client.clone());
+        let (ra, rb) = tokio::join!(a.refresh_session(), b.refresh_session());
+        ra.expect("exchange");
+        rb.expect("exchange");
+        let on_disk = saved_session(&env.paths.credentials);
+        assert!(
+            env.fake.session_alive(&on_disk),
+            "round {round}: the file holds a cookie the service already refused"
+        );
+        assert_eq!(client.fingerprint().await, creds(&on_disk).fingerprint());
+    }
+    // What `convos auth` stores after verifying is the client's current cookie.
+    let info = client.refresh_session().await.expect("exchange");
+    let stored = sync::store_verified(&env.paths, &env.archive, &client, &info, None)
+        .await
+        .expect("stored");
+    let on_disk = saved_session(&env.paths.credentials);
+    assert_eq!(session_of(&stored), on_disk);
+    assert!(env.fake.session_alive(&on_disk));
+    let status: CredentialsStatus = env.archive.state(CREDENTIALS_KEY).unwrap().unwrap();
+    assert_eq!(status.fingerprint, Some(stored.fingerprint()));
+
+    // A restart reads it and syncs.
+    drop(client);
+    let reloaded = Credentials::load(&env.paths.credentials, None)
+        .unwrap()
+        .unwrap();
+    let client = env.client_with(reloaded).await;
+    let r = env.sync(&client).await;
+    assert_clean(&r);
+    assert_eq!(r.new, 1);
+    assert!(
+        env.fake
+            .session_alive(&saved_session(&env.paths.credentials))
+    );
+}
+
+#[test]
+fn cli_auth_against_a_service_that_rotates_every_exchange_leaves_a_working_cookie() {
+    let fake = FakeChatGpt::start_background();
+    fake.add_session(TOKEN);
+    fake.rotate_on_every_exchange(true);
+    for i in 0..3 {
+        fake.put_conversation(
+            crate::support::fake_server::conversation_detail(
+                &format!("c{i}"),
+                "C",
+                T0,
+                T0 + f64::from(i),
+            ),
+            Default::default(),
+        );
+    }
+    let cli = CliEnv::new();
+    let path = cli.data_dir.join("credentials.json");
+    let run = run_cli(&cli, &fake, &["auth", "--token-stdin"], Some(TOKEN), &[]);
+    run.ok();
+    assert!(
+        !fake.session_alive(TOKEN),
+        "the pasted cookie died in the exchange"
+    );
+    assert_ne!(saved_session(&path), TOKEN);
+    assert!(fake.session_alive(&saved_session(&path)));
+    assert_eq!(mode(&path), 0o600);
+    // A restart (a new process) syncs with it, and again after that.
+    for expected_new in [3, 0] {
+        let run = run_cli(&cli, &fake, &["sync"], None, &[]);
+        run.ok();
+        assert!(
+            run.stdout.contains(&format!("{expected_new} new")),
+            "{run:?}"
+        );
+        assert!(fake.session_alive(&saved_session(&path)));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_adopting_a_pasted_cookie_stores_the_rotated_one() {
+    use crate::support::daemon_env::{DaemonWorld, InProcess};
+    let fake = FakeChatGpt::start().await;
+    fake.add_session(TOKEN);
+    fake.rotate_on_every_exchange(true);
+    for i in 0..3 {
+        fake.put_conversation(
+            crate::support::fake_server::conversation_detail(
+                &format!("d{i}"),
+                "D",
+                T0,
+                T0 + f64::from(i),
+            ),
+            Default::default(),
+        );
+    }
+    let world = DaemonWorld::new();
+    let (mut loaded, platform) = world.load(&[("CONVOS_API_BASE_URL", fake.base_url())]);
+    crate::support::sync_env::make_fast(&mut loaded.config);
+    let path = loaded.paths.credentials.clone();
+
+    let daemon = InProcess::start(loaded.clone(), platform.clone()).await;
+    let run = world
+        .run_with_stdin(&["auth", "--token-stdin"], TOKEN)
+        .await;
+    run.ok();
+    assert!(
+        run.stdout.contains("the running daemon uses it now"),
+        "{run:?}"
+    );
+    assert!(!fake.session_alive(TOKEN));
+    assert!(fake.session_alive(&saved_session(&path)));
+    daemon.stop().await;
+
+    // A restarted daemon syncs with the stored cookie at once.
+    let daemon = InProcess::start(loaded, platform).await;
+    let status = daemon
+        .wait_status("a finished sync", |s| {
+            s["last_sync"]["finished_at"]
+                .as_str()
+                .is_some_and(|t| !t.is_empty())
+        })
+        .await;
+    assert_eq!(
+        status["last_sync"]["error"],
+        serde_json::Value::Null,
+        "{status:#}"
+    );
+    assert_eq!(status["last_sync"]["new"], 3, "{status:#}");
+    daemon.stop().await;
+    assert!(fake.session_alive(&saved_session(&path)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limited_session_exchange_leaves_its_cooldown_saved() {
+    use convos::api::pace::{self, PaceState};
+    let env = SyncEnv::start().await;
+    env.put("c0", T0);
+    for _ in 0..2 {
+        env.fake.push_fault(
+            Route::Session,
+            Fault::RateLimited {
+                retry_after: Some(0),
+            },
+        );
+    }
+    env.fake.push_fault(
+        Route::Session,
+        Fault::RateLimited {
+            retry_after: Some(1800),
+        },
+    );
+    let client = env.client().await;
+    let r = env.sync(&client).await;
+    let err = r.error.expect("the exchange gave up");
+    assert!(err.contains("429") && err.contains("1800"), "{err}");
+    assert_eq!(env.fake.count(RouteKind::Session), 3);
+    let saved: PaceState = env.archive.state(pace::STATE_KEY).unwrap().unwrap();
+    let until = saved
+        .cooldown_until
+        .expect("the last 429's cooldown is saved");
+    assert!(until > crate::support::sync_env::now() + 1700.0);
+    drop(client);
+    let restarted = env.client().await;
+    assert!(restarted.pacer().wait_hint() > Duration::from_secs(1700));
 }

@@ -455,6 +455,91 @@ async fn rotation_sets_cookies_and_new_session_works() {
 }
 
 #[tokio::test]
+async fn rotating_on_every_exchange_leaves_only_the_newest_cookie_alive() {
+    let fake = FakeChatGpt::start().await;
+    fake.add_session("first-token");
+    fake.rotate_on_every_exchange(true);
+    let mut current = "first-token".to_owned();
+    for _ in 0..3 {
+        let resp = exchange(&fake, &format!("{SESSION_COOKIE}={current}")).await;
+        let set: Vec<String> = resp
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        let body: Value = resp.json().await.unwrap();
+        assert!(body["accessToken"].is_string());
+        assert_eq!(set.len(), 1, "{set:?}");
+        let next = set[0]
+            .strip_prefix(&format!("{SESSION_COOKIE}="))
+            .and_then(|v| v.split(';').next())
+            .expect("a session cookie")
+            .to_owned();
+        assert_ne!(next, current);
+        assert!(!fake.session_alive(&current), "the sent cookie died");
+        assert!(fake.session_alive(&next));
+        current = next;
+    }
+    assert!(!fake.session_alive("first-token"));
+    assert!(!fake.rotation_pending(), "no one-shot rotation is queued");
+}
+
+#[tokio::test]
+async fn list_rows_can_be_replaced_or_lose_keys_and_faults_can_answer_200_json() {
+    let fake = FakeChatGpt::start().await;
+    let token = fake.mint_access_token();
+    for (i, id) in ["a", "b", "c"].iter().enumerate() {
+        fake.put_conversation(
+            conversation_detail(id, id, 1.7e9, 1.7e9 + i as f64),
+            ConvOpts::default(),
+        );
+    }
+    let url = format!(
+        "{}/backend-api/conversations?offset=0&limit=10&order=updated",
+        fake.base_url()
+    );
+    fake.override_list_row("b", json!({"odd": true}));
+    let (_, list) = get_json(&url, Some(&token)).await;
+    let rows = list["items"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    assert_eq!(rows[0]["id"], "c");
+    assert_eq!(rows[1], json!({"odd": true}), "in b's place");
+    assert_eq!(rows[2]["id"], "a");
+    assert!(rows[2].as_object().unwrap().contains_key("gizmo_id"));
+    fake.omit_list_key("gizmo_id");
+    let (_, list) = get_json(&url, Some(&token)).await;
+    assert!(
+        !list["items"][2]
+            .as_object()
+            .unwrap()
+            .contains_key("gizmo_id")
+    );
+    assert_eq!(list["items"][2]["id"], "a");
+    // The detail is untouched by either.
+    let (status, detail) = get_json(
+        &format!("{}/backend-api/conversation/b", fake.base_url()),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(
+        (status, detail["title"].as_str()),
+        (StatusCode::OK, Some("b"))
+    );
+
+    fake.push_fault(Route::Sidebar, Fault::OkJson(json!({"moved": "elsewhere"})));
+    let (status, body) = get_json(
+        &format!("{}/backend-api/gizmos/snorlax/sidebar", fake.base_url()),
+        Some(&token),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (StatusCode::OK, json!({"moved": "elsewhere"}))
+    );
+}
+
+#[tokio::test]
 async fn sidebar_and_project_conversations_page_by_cursor() {
     let fake = FakeChatGpt::start().await;
     let token = fake.mint_access_token();

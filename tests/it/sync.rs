@@ -1,6 +1,8 @@
 //! Acceptance tests of `convos sync` against the fake chatgpt.com (issue 3): request budgets,
 //! listings, flags, deletions, failures and retries, rate limits, time formats, exports,
-//! attachments, and a model-based property test. Every test asserts the requests the fake
+//! attachments, and a model-based property test. Issue 8: optional endpoints that degrade
+//! instead of stopping a run, unreadable listing rows, bounded server numbers, pacing that
+//! survives a restart, and conversations leaving projects. Every test asserts the requests the fake
 //! server recorded, not just what convos reports.
 
 use std::sync::atomic::AtomicBool;
@@ -1205,4 +1207,582 @@ async fn a_service_outage_ends_the_run_after_a_few_failed_conversations() {
     env.fake.clear_faults();
     let r = env.sync(&client).await;
     assert_eq!((r.new, r.failed, r.error.clone()), (30, 0, None), "{r:?}");
+}
+
+// ---- issue 8: optional endpoints, odd rows, server numbers, restarts, projects ------------------
+
+/// Every way an optional endpoint fails without ending the run, and the status the report
+/// names for it.
+fn optional_failures() -> Vec<(Fault, &'static str)> {
+    vec![
+        (Fault::NotFound, "404"),
+        // A 403 without a Cloudflare challenge (JSON, no cf-mitigated header).
+        (Fault::Status(403), "403"),
+        // Retried, then given up.
+        (Fault::Status(503), "503"),
+        (Fault::NonJson, "unexpected answer"),
+        (
+            Fault::OkJson(serde_json::json!({ "detail": "this endpoint has moved" })),
+            "unexpected answer",
+        ),
+    ]
+}
+
+/// Fills `fake` with one of everything: three projects (two sidebar pages), normal,
+/// archived and project conversations, and two conversations with an image each. Returns
+/// every conversation id, sorted.
+fn everything(fake: &FakeChatGpt) -> Vec<String> {
+    fake.add_session(TOKEN);
+    fake.add_project("g-p-alpha", "Alpha");
+    fake.add_project("g-p-beta", "Beta");
+    fake.add_project("g-p-gamma", "Gamma");
+    let put = |id: &str, t: f64, opts: ConvOpts| {
+        fake.put_conversation(conversation_detail(id, id, CREATED, T0 + t), opts);
+    };
+    for i in 0..4 {
+        put(&format!("n{i}"), f64::from(i), ConvOpts::default());
+    }
+    put("a1", 10.0, archived());
+    put("p1", 11.0, project("g-p-alpha"));
+    put("p3", 12.0, project("g-p-gamma"));
+    for (i, id) in ["img1", "img2"].iter().enumerate() {
+        let file_id = format!("file_0000000{i}img");
+        let image = ImageAttachment {
+            file_id: &file_id,
+            name: "pic.png",
+            mime: "image/png",
+            size: 4,
+        };
+        fake.put_conversation(
+            image_conversation_detail(id, id, CREATED, T0 + 20.0 + i as f64, &image),
+            ConvOpts::default(),
+        );
+        fake.put_file(&file_id, vec![1, 2, 3, 4], "pic.png", "image/png");
+    }
+    fake.conversation_ids()
+}
+
+/// Opens the archive a CLI run left behind.
+fn cli_archive(cli: &CliEnv) -> convos::archive::Archive {
+    convos::archive::Archive::open(&cli.data_dir.join("archive"), &Default::default())
+        .expect("opening the archive")
+}
+
+/// One optional endpoint answering each failure in turn: `convos sync` exits 0 with every
+/// conversation archived, says which part degraded (and `status` does too), and warns once.
+/// Returns the worlds for a follow-up run, one per failure.
+fn an_optional_endpoint_failing(
+    route: Route,
+    part: &str,
+    endpoint: &str,
+) -> Vec<(FakeChatGpt, CliEnv, Vec<String>)> {
+    let mut worlds = Vec::new();
+    for (i, (fault, label)) in optional_failures().into_iter().enumerate() {
+        let fake = FakeChatGpt::start_background();
+        let ids = everything(&fake);
+        let cli = CliEnv::new();
+        cli.write_config("[api]\nretry_base_secs = 0.001\n");
+        creds(TOKEN)
+            .save(&cli.data_dir.join("credentials.json"))
+            .unwrap();
+        fake.fail_always(route.clone(), fault.clone());
+        let run = run_cli(&cli, &fake, &["sync"], None, &[]);
+        run.ok();
+        let degraded = format!("{part} unavailable ({label})");
+        assert!(
+            run.stdout.contains(&format!("degraded: {degraded}")),
+            "{fault:?}: {run:?}"
+        );
+        let warnings = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("WARN") && l.contains(endpoint))
+            .count();
+        assert_eq!(warnings, 1, "one warning per run, {fault:?}: {run:?}");
+        assert!(
+            run.stderr.contains(&format!("{endpoint} failed ({label}")),
+            "{fault:?}: {run:?}"
+        );
+        assert!(!run.stderr.contains("panicked"), "{run:?}");
+        {
+            let archive = cli_archive(&cli);
+            let mut archived: Vec<String> = archive
+                .iter_newest_first()
+                .map(|r| r.unwrap().summary.id)
+                .collect();
+            archived.sort();
+            assert_eq!(archived, ids, "{fault:?}: the archive is exact");
+            for id in &ids {
+                let stored = archive.get(id).unwrap().unwrap();
+                let raw: Value = serde_json::from_slice(&stored.raw).unwrap();
+                assert_eq!(Some(raw), fake.conversation(id), "{id}");
+            }
+            let report: SyncReport = archive
+                .state(convos::sync::REPORT_KEY)
+                .unwrap()
+                .expect("the report is saved");
+            assert_eq!(report.degraded, vec![degraded.clone()]);
+            assert_eq!((report.failed, report.error), (0, None));
+        }
+        if i == 0 {
+            let status = cli.run(["status"]);
+            status.ok();
+            assert!(
+                status.stdout.contains(&format!("degraded: {degraded}")),
+                "{status:?}"
+            );
+        }
+        worlds.push((fake, cli, ids));
+    }
+    worlds
+}
+
+#[test]
+fn a_failing_project_sidebar_never_stops_a_sync_and_names_come_later() {
+    let endpoint = "GET /backend-api/gizmos/snorlax/sidebar";
+    for (fake, cli, _) in an_optional_endpoint_failing(Route::Sidebar, "project names", endpoint) {
+        {
+            let archive = cli_archive(&cli);
+            assert_eq!(archive.record("p1").unwrap().unwrap().remote.project, None);
+        }
+        // Once the sidebar answers, the next run fills the names in.
+        fake.clear_faults();
+        let run = run_cli(&cli, &fake, &["sync"], None, &[]);
+        run.ok();
+        assert!(!run.stdout.contains("degraded"), "{run:?}");
+        let archive = cli_archive(&cli);
+        for (id, name) in [("p1", Some("Alpha")), ("p3", Some("Gamma")), ("n1", None)] {
+            let rec = archive.record(id).unwrap().unwrap();
+            assert_eq!(rec.remote.project.as_deref(), name, "{id}");
+        }
+        let state: SyncState = archive.state(convos::sync::STATE_KEY).unwrap().unwrap();
+        assert!(state.projects_walked);
+    }
+}
+
+#[test]
+fn failing_project_listings_never_stop_a_sync() {
+    let endpoint = "GET /backend-api/gizmos/{project}/conversations";
+    for (n, (fake, cli, _)) in
+        an_optional_endpoint_failing(Route::GizmoConversations, "project listings", endpoint)
+            .into_iter()
+            .enumerate()
+    {
+        {
+            let archive = cli_archive(&cli);
+            // Names come from the sidebar, which answered.
+            let rec = archive.record("p1").unwrap().unwrap();
+            assert_eq!(rec.remote.project.as_deref(), Some("Alpha"));
+            let state: SyncState = archive.state(convos::sync::STATE_KEY).unwrap().unwrap();
+            assert!(!state.projects_walked, "walked again next run");
+        }
+        if n == 0 {
+            fake.clear_faults();
+            fake.reset_counts();
+            run_cli(&cli, &fake, &["sync"], None, &[]).ok();
+            assert_eq!(fake.count(RouteKind::GizmoConversations), 3);
+            let archive = cli_archive(&cli);
+            let state: SyncState = archive.state(convos::sync::STATE_KEY).unwrap().unwrap();
+            assert!(state.projects_walked);
+        }
+    }
+}
+
+#[test]
+fn failing_file_metadata_never_stops_a_sync() {
+    let endpoint = "GET /backend-api/files/download/{file}";
+    for (fake, cli, _) in
+        an_optional_endpoint_failing(Route::FileDownload, "attachment metadata", endpoint)
+    {
+        // The first failure ends the attachment phase: the other file is not asked for.
+        let asked: std::collections::BTreeSet<String> = fake
+            .requests()
+            .into_iter()
+            .filter(|r| r.kind == RouteKind::FileDownload)
+            .map(|r| r.path)
+            .collect();
+        assert_eq!(asked.len(), 1, "{asked:?}");
+        let archive = cli_archive(&cli);
+        assert_eq!(archive.counts().unwrap().attachments, 0);
+    }
+}
+
+#[test]
+fn failing_attachment_downloads_never_stop_a_sync() {
+    let endpoint = "the attachment download";
+    for (n, (fake, cli, _)) in
+        an_optional_endpoint_failing(Route::FileBytes, "attachment downloads", endpoint)
+            .into_iter()
+            .enumerate()
+    {
+        {
+            let archive = cli_archive(&cli);
+            assert_eq!(
+                archive.counts().unwrap().attachments,
+                0,
+                "nothing wrong stored"
+            );
+        }
+        if n == 0 {
+            // The file that was not tried comes next run; the failed one waits its backoff.
+            fake.clear_faults();
+            let run = run_cli(&cli, &fake, &["sync"], None, &[]);
+            run.ok();
+            assert!(run.stdout.contains("1 attachments downloaded"), "{run:?}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn project_names_missed_while_the_sidebar_failed_are_filled_in_past_the_frontier() {
+    let env = SyncEnv::start().await;
+    env.fake.add_project("g-p-old", "Old project");
+    // Two project conversations far below where an incremental walk stops.
+    env.put_opts("deep1", T0 - 100.0, project("g-p-old"));
+    env.put_opts("deep2", T0 - 99.0, project("g-p-old"));
+    for i in 0..130 {
+        env.put(&format!("c{i:03}"), T0 + f64::from(i));
+    }
+    env.fake.fail_always(Route::Sidebar, Fault::NotFound);
+    let client = env.client().await;
+    let r = env.sync(&client).await;
+    assert_clean(&r);
+    assert_eq!(r.new, 132);
+    assert_eq!(
+        r.degraded,
+        vec!["project names unavailable (404)".to_owned()]
+    );
+    assert_eq!(env.fake.count(RouteKind::Sidebar), 1, "asked once per run");
+    assert_eq!(env.must("deep1").remote.project, None);
+    let state = env.state();
+    assert!(!state.projects_walked);
+    assert!(
+        !state.projects.contains_key("g-p-old"),
+        "nothing remembered about a project the sidebar could not name"
+    );
+
+    env.fake.clear_faults();
+    env.fake.reset_counts();
+    let r = env.sync(&client).await;
+    assert_clean(&r);
+    assert!(r.degraded.is_empty(), "{r:#?}");
+    assert_eq!(env.fake.count(RouteKind::Detail), 0);
+    assert_eq!(env.fake.count(RouteKind::GizmoConversations), 1);
+    for id in ["deep1", "deep2"] {
+        assert_eq!(
+            env.must(id).remote.project.as_deref(),
+            Some("Old project"),
+            "{id}"
+        );
+    }
+    assert!(env.state().projects_walked);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_sync_with_a_degraded_project_walk_marks_no_deletions() {
+    let env = SyncEnv::start().await;
+    env.fake.add_project("g-p-x", "X");
+    for i in 0..4 {
+        env.put(&format!("n{i}"), T0 + f64::from(i));
+    }
+    env.put_opts("p1", T0 + 10.0, project("g-p-x"));
+    let client = env.client().await;
+    assert_clean(&env.sync(&client).await);
+    env.fake.delete("n1");
+
+    env.fake
+        .fail_always(Route::GizmoConversations, Fault::Status(500));
+    let r = env.sync_full(&client).await;
+    assert_clean(&r);
+    assert_eq!(
+        r.degraded,
+        vec!["project listings unavailable (500)".to_owned()]
+    );
+    assert_eq!(
+        r.deleted_remotely, 0,
+        "an incomplete walk proves no deletion"
+    );
+    assert!(!env.must("n1").deleted_remotely);
+
+    env.fake.clear_faults();
+    let r = env.sync_full(&client).await;
+    assert_clean(&r);
+    assert_eq!(r.deleted_remotely, 1);
+    assert!(env.must("n1").deleted_remotely);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rate_limit_or_challenge_on_an_optional_endpoint_still_ends_the_run() {
+    for fault in [
+        Fault::Challenge,
+        // Four in a row that ask for no wait: the call gives up.
+        Fault::RateLimited {
+            retry_after: Some(0),
+        },
+    ] {
+        let env = SyncEnv::start().await;
+        env.fake.add_project("g-p-x", "X");
+        env.put_opts("p1", T0, project("g-p-x"));
+        env.fake.fail_always(Route::Sidebar, fault.clone());
+        let client = env.client().await;
+        let r = env.sync(&client).await;
+        assert!(r.error.is_some(), "{fault:?}: {r:#?}");
+        assert!(r.degraded.is_empty(), "{r:#?}");
+    }
+}
+
+#[test]
+fn an_unreadable_listing_row_is_counted_and_the_walk_goes_on() {
+    let env = SyncEnv::background();
+    for i in 0..230 {
+        env.put(&format!("c{i:03}"), T0 + f64::from(i));
+    }
+    // Newest first: c229 is at offset 0, so c179 is at offset 50 and c079 at offset 150.
+    let canary = "canary-content-of-an-odd-row";
+    env.fake.override_list_row(
+        "c179",
+        serde_json::json!({ "id": 12345, "title": canary, "update_time": "soon" }),
+    );
+    // A row with an id but every other field of the wrong type is still a conversation.
+    env.fake.override_list_row(
+        "c079",
+        serde_json::json!({
+            "id": "c079", "title": 7, "create_time": [1], "update_time": { "when": "now" },
+            "is_archived": "no", "is_starred": 1, "gizmo_id": 5,
+        }),
+    );
+    creds(TOKEN).save(&env.paths.credentials).unwrap();
+    let mut out = Vec::new();
+    let r = convos::auth_sync::run_sync(&env.context(), false, &mut out).expect("runs");
+    assert_clean(&r);
+    assert_eq!((r.listed, r.new), (229, 229), "{r:#?}");
+    assert_eq!(env.archive.len(), 229);
+    assert!(env.record("c179").is_none());
+    assert!(
+        env.record("c000").is_some(),
+        "the walk reached the last page"
+    );
+    assert!(env.record("c079").is_some());
+    assert_eq!(
+        r.unreadable_rows, 1,
+        "counted once despite the overlapping pages"
+    );
+    assert_eq!(r.unreadable, vec!["normal listing at offset 50".to_owned()]);
+    let out = String::from_utf8(out).unwrap();
+    assert!(
+        out.contains(
+            "1 listing rows could not be read and were skipped: normal listing at offset 50"
+        ),
+        "{out}"
+    );
+    for text in [format!("{r:?}"), out] {
+        assert!(!text.contains(canary), "a row's content is never reported");
+    }
+
+    // The next run fetches nothing again (the odd row's time is unreadable, so it is left
+    // alone) and still reports the row.
+    env.fake.reset_counts();
+    let r = convos::auth_sync::run_sync(&env.context(), false, &mut Vec::new()).expect("runs");
+    assert_clean(&r);
+    assert_eq!(env.fake.count(RouteKind::Detail), 0);
+    assert_eq!(r.unreadable_rows, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_listing_without_items_is_an_error_not_an_empty_account() {
+    let env = SyncEnv::start().await;
+    for i in 0..3 {
+        env.put(&format!("c{i}"), T0 + f64::from(i));
+    }
+    let client = env.client().await;
+    assert_clean(&env.sync(&client).await);
+    env.fake.fail_always(
+        Route::List,
+        Fault::OkJson(serde_json::json!({ "detail": "moved" })),
+    );
+    let r = env.sync_full(&client).await;
+    let err = r.error.clone().expect("the essential listing failed");
+    assert!(err.contains("items"), "{err}");
+    assert_eq!(r.deleted_remotely, 0);
+    assert_eq!(env.archive.counts().unwrap().deleted_remotely, 0);
+}
+
+#[test]
+fn a_retry_after_of_centuries_is_cut_to_an_hour_and_logged() {
+    for secs in [10_000_000_000u64, 9_200_000_000_000_000_000, u64::MAX] {
+        let fake = FakeChatGpt::start_background();
+        fake.add_session(TOKEN);
+        fake.put_conversation(
+            conversation_detail("c0", "c0", CREATED, T0),
+            ConvOpts::default(),
+        );
+        // Three 429s that ask for no wait, then one asking for `secs`: the call gives up.
+        for _ in 0..3 {
+            fake.push_fault(
+                Route::List,
+                Fault::RateLimited {
+                    retry_after: Some(0),
+                },
+            );
+        }
+        fake.push_fault(
+            Route::List,
+            Fault::RateLimited {
+                retry_after: Some(secs),
+            },
+        );
+        let cli = CliEnv::new();
+        creds(TOKEN)
+            .save(&cli.data_dir.join("credentials.json"))
+            .unwrap();
+        let run = run_cli(&cli, &fake, &["sync"], None, &[]);
+        // A clean failure that says what happened, not a panic (101).
+        run.expect_code(1);
+        assert!(!run.stderr.contains("panicked"), "{run:?}");
+        assert!(
+            run.stderr.contains("429") && run.stderr.contains("wait 3600 s"),
+            "{run:?}"
+        );
+        assert!(
+            run.stderr.contains(&format!("{secs:?}")),
+            "the value the server sent is logged: {run:?}"
+        );
+        let archive = cli_archive(&cli);
+        let saved: PaceState = archive.state(pace::STATE_KEY).unwrap().unwrap();
+        let until = saved.cooldown_until.expect("a cooldown");
+        assert!(
+            until > now() + 3500.0 && until <= now() + 3601.0,
+            "{secs}: the saved cooldown ends within the hour ({} s)",
+            until - now()
+        );
+        let report: SyncReport = archive.state(convos::sync::REPORT_KEY).unwrap().unwrap();
+        assert!(report.error.unwrap().contains("3600"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cooldown_saved_by_an_older_version_is_cut_to_an_hour_at_start() {
+    let env = SyncEnv::start().await;
+    for until in [now() + 10_000_000_000.0, 9.2e18, f64::MAX] {
+        env.archive
+            .set_state(
+                pace::STATE_KEY,
+                &PaceState {
+                    tokens: 0.0,
+                    at: now(),
+                    cooldown_until: Some(until),
+                    consecutive_429: 1,
+                },
+            )
+            .unwrap();
+        let client = env.client().await;
+        let wait = client.pacer().wait_hint();
+        assert!(
+            wait > Duration::from_secs(3000) && wait <= Duration::from_secs(3600),
+            "{until}: {wait:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_during_a_backfill_does_not_burst_again() {
+    let mut env = SyncEnv::start().await;
+    // A bucket of 10 refilled at one a minute, as on chatgpt.com but smaller.
+    env.config.api.burst = 10;
+    env.config.api.refill_per_minute = 1.0;
+    for i in 0..40 {
+        env.put(&format!("c{i:02}"), T0 + f64::from(i));
+    }
+    let client = std::sync::Arc::new(env.client().await);
+    let (c, a, o) = (client.clone(), env.archive.clone(), env.opts(false));
+    let run = tokio::spawn(async move {
+        convos::sync::sync_once(&c, &a, &o, now(), &AtomicBool::new(false)).await
+    });
+    for _ in 0..1000 {
+        if env.fake.requests().len() >= 10 && client.pacer().wait_hint() > Duration::ZERO {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert_eq!(
+        env.fake.requests().len(),
+        10,
+        "the burst, then the pacer waits"
+    );
+    // The process is killed mid-backfill: no end-of-run save happens.
+    run.abort();
+    let _ = run.await;
+    drop(client);
+
+    env.fake.reset_counts();
+    let client = env.client().await;
+    assert!(
+        client.pacer().wait_hint() > Duration::from_secs(30),
+        "the spent bucket was saved: {:?}",
+        client.pacer().wait_hint()
+    );
+    let opts = env.opts(false);
+    let cancel = AtomicBool::new(false);
+    let sync = convos::sync::sync_once(&client, &env.archive, &opts, now(), &cancel);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), sync)
+            .await
+            .is_err()
+    );
+    assert!(
+        env.fake.requests().is_empty(),
+        "no second burst: {:#?}",
+        env.fake.requests()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_leaving_its_project_loses_the_project_name() {
+    let env = SyncEnv::start().await;
+    env.fake.add_project("g-p-alpha", "Alpha");
+    env.fake.add_project("g-p-beta", "Beta");
+    env.put_opts("leaves", T0 + 1.0, project("g-p-alpha"));
+    env.put_opts("moves", T0 + 2.0, project("g-p-alpha"));
+    env.put_opts("to-gpt", T0 + 3.0, project("g-p-alpha"));
+    env.put("plain", T0 + 4.0);
+    let client = env.client().await;
+    assert_clean(&env.sync(&client).await);
+    for id in ["leaves", "moves", "to-gpt"] {
+        assert_eq!(
+            env.must(id).remote.project.as_deref(),
+            Some("Alpha"),
+            "{id}"
+        );
+    }
+
+    env.fake.set_project("leaves", None);
+    env.fake.set_project("moves", Some("g-p-beta"));
+    // Into a conversation with a custom GPT (a gizmo, but not a project), same times.
+    env.fake.set_project("to-gpt", None);
+    let mut detail = env.fake.conversation("to-gpt").unwrap();
+    detail["gizmo_id"] = Value::from("g-custom-gpt");
+    env.fake.put_conversation(detail, ConvOpts::default());
+    env.fake.reset_counts();
+    let r = env.sync(&client).await;
+    assert_clean(&r);
+    assert_eq!(env.fake.count(RouteKind::Detail), 0, "flags need no fetch");
+    assert_eq!(r.flags_updated, 3, "{r:#?}");
+    assert_eq!(env.must("leaves").remote.project, None);
+    assert_eq!(env.must("moves").remote.project.as_deref(), Some("Beta"));
+    assert_eq!(env.must("to-gpt").remote.project, None);
+    let v = view::build(&env.archive, &env.archive.get("leaves").unwrap().unwrap()).unwrap();
+    assert_eq!(v.project, None);
+
+    // A listing whose rows do not carry gizmo_id says nothing about projects: names stay.
+    env.fake.set_project("leaves", Some("g-p-alpha"));
+    assert_clean(&env.sync(&client).await);
+    assert_eq!(env.must("leaves").remote.project.as_deref(), Some("Alpha"));
+    env.fake.omit_list_key("gizmo_id");
+    env.fake.omit_list_key("conversation_template_id");
+    env.fake.set_project("leaves", None);
+    let r = env.sync(&client).await;
+    assert_clean(&r);
+    assert_eq!(r.flags_updated, 0, "{r:#?}");
+    assert_eq!(env.must("leaves").remote.project.as_deref(), Some("Alpha"));
+    assert_eq!(env.must("moves").remote.project.as_deref(), Some("Beta"));
 }

@@ -132,6 +132,9 @@ pub enum Fault {
     NonJson,
     /// 404 JSON (`{"detail":"Can't load conversation <id>"}` on detail routes, else `Not Found`).
     NotFound,
+    /// 200 `application/json` with this body instead of the normal answer (an endpoint
+    /// that moved or changed its shape).
+    OkJson(Value),
     /// No failure: waits this long, then answers normally (bearer check, token bucket and
     /// handler as usual). Makes a request slow, e.g. to keep a sync running across ticks; the
     /// request is recorded on arrival with `status: None` until the answer goes out.
@@ -261,11 +264,18 @@ struct Inner {
     tokens: HashMap<String, TokenInfo>,
     token_ttl: i64,
     rotation: Option<Rotation>,
+    /// Every successful exchange without a queued rotation rotates to a fresh token;
+    /// `Some(true)` also revokes the one sent.
+    rotate_every: Option<bool>,
     convs: HashMap<String, Conv>,
     /// (gizmo id, name) in insertion order, which is the sidebar order.
     projects: Vec<(String, String)>,
     list_skew: f64,
     iso: IsoFlavour,
+    /// Raw rows shown in every listing in place of these conversations' own rows.
+    row_overrides: HashMap<String, Value>,
+    /// Keys left out of every listing row.
+    omitted_row_keys: Vec<String>,
     omit_null_keys: bool,
     files: HashMap<String, FileEntry>,
     faults: HashMap<Route, VecDeque<Fault>>,
@@ -406,6 +416,18 @@ impl FakeChatGpt {
         });
     }
 
+    /// From now on every successful exchange (without a queued rotation) sets a fresh
+    /// session cookie; with `revoke_old`, the cookie sent dies at that exchange, so only the
+    /// newest one works.
+    pub fn rotate_on_every_exchange(&self, revoke_old: bool) {
+        self.lock().rotate_every = Some(revoke_old);
+    }
+
+    /// Whether `token` is a session the exchange accepts now.
+    pub fn session_alive(&self, token: &str) -> bool {
+        self.lock().sessions.get(token) == Some(&false)
+    }
+
     /// True while a requested rotation has not yet been handed out by an exchange.
     pub fn rotation_pending(&self) -> bool {
         self.lock().rotation.is_some()
@@ -490,6 +512,17 @@ impl FakeChatGpt {
     /// List `update_time` = detail `update_time` + `secs` (real lists and details disagree).
     pub fn set_list_time_skew(&self, secs: f64) {
         self.lock().list_skew = secs;
+    }
+
+    /// Shows `row` (any JSON, verbatim) in every listing in place of conversation `id`'s
+    /// own row, at the same position; the detail is unchanged.
+    pub fn override_list_row(&self, id: &str, row: Value) {
+        self.lock().row_overrides.insert(id.to_owned(), row);
+    }
+
+    /// Leaves `key` out of every listing row from now on (older or newer list shapes).
+    pub fn omit_list_key(&self, key: &str) {
+        self.lock().omitted_row_keys.push(key.to_owned());
     }
 
     /// Chooses how list items spell timestamps.
@@ -615,10 +648,13 @@ fn new_state(addr: SocketAddr) -> Shared {
         tokens: HashMap::new(),
         token_ttl: DEFAULT_TOKEN_TTL_SECS,
         rotation: None,
+        rotate_every: None,
         convs: HashMap::new(),
         projects: Vec::new(),
         list_skew: 0.0,
         iso: IsoFlavour::default(),
+        row_overrides: HashMap::new(),
+        omitted_row_keys: Vec::new(),
         omit_null_keys: false,
         files: HashMap::new(),
         faults: HashMap::new(),
@@ -874,6 +910,7 @@ fn fault_response(fault: &Fault, route: Option<&Route>) -> Response {
         Fault::ChallengeNoHeader => html_response(StatusCode::FORBIDDEN, CHALLENGE_PAGE.to_owned()),
         Fault::NonJson => html_response(StatusCode::OK, APP_PAGE.to_owned()),
         Fault::NotFound => json_response(StatusCode::NOT_FOUND, not_found_body(route)),
+        Fault::OkJson(body) => json_response(StatusCode::OK, body.clone()),
         // Handled in `gate`, which needs the normal response first.
         Fault::TruncatedJson | Fault::Delay(_) => json_response(StatusCode::OK, json!({})),
     }
@@ -986,6 +1023,19 @@ impl Inner {
     }
 
     fn list_item(&self, id: &str, conv: &Conv) -> Value {
+        if let Some(row) = self.row_overrides.get(id) {
+            return row.clone();
+        }
+        let mut item = self.own_list_item(id, conv);
+        if let Some(obj) = item.as_object_mut() {
+            for key in &self.omitted_row_keys {
+                obj.remove(key);
+            }
+        }
+        item
+    }
+
+    fn own_list_item(&self, id: &str, conv: &Conv) -> Value {
         let d = &conv.detail;
         let template = conv
             .opts
@@ -1282,7 +1332,12 @@ async fn session(State(state): State<Shared>, headers: HeaderMap) -> Response {
         "account": { "id": s.account_id, "planType": "plus" },
     });
     let mut response = json_response(StatusCode::OK, body);
-    if let Some(rotation) = s.rotation.take() {
+    let every = s.rotate_every.map(|revoke_old| Rotation {
+        new_token: format!("rotated-{}", uuid::Uuid::new_v4().simple()),
+        chunked: false,
+        revoke_old,
+    });
+    if let Some(rotation) = s.rotation.take().or(every) {
         s.sessions.insert(rotation.new_token.clone(), false);
         if rotation.revoke_old && value != rotation.new_token {
             s.sessions.insert(value, true);
