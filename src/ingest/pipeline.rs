@@ -9,6 +9,7 @@ use super::stream::{self, ArrayReader, Item, StreamError};
 use super::{FileReport, ImportOptions, Problem};
 use crate::archive::{Archive, Outcome};
 use crate::model::{ModelError, RawConversation};
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -548,6 +549,11 @@ fn advice(e: &ModelError) -> String {
 }
 
 /// Stores the export's attachments, skipping ones already stored with the same size.
+///
+/// An attachment the export cannot deliver (a damaged member, a limit) is a warning:
+/// importing the same file again would not help. One the archive fails to store (disk
+/// full, permissions) fails the file, so it is not recorded as imported and importing
+/// it again, once the cause is fixed, stores the rest.
 fn store_assets<M: Members>(
     archive: &Archive,
     layout: &Layout,
@@ -557,6 +563,8 @@ fn store_assets<M: Members>(
 ) {
     let mut assets: Vec<&layout::Asset> = layout.assets.iter().collect();
     assets.sort_by_key(|a| a.entry.index);
+    let mut unstored = 0u64;
+    let mut first_failure: Option<String> = None;
     for asset in assets {
         if cancel.load(Ordering::Relaxed) {
             report.interrupted = true;
@@ -568,26 +576,73 @@ fn store_assets<M: Members>(
         {
             continue;
         }
-        let stored = members.open(&asset.entry).and_then(|r| {
-            archive
-                .store_file(
-                    &asset.file_id,
-                    asset.name.as_deref(),
-                    asset.mime_type.as_deref(),
-                    r,
-                )
-                .map_err(io::Error::other)
-        });
-        match stored {
-            Ok(_) => report.attachments += 1,
+        let read_error = Cell::new(None);
+        let stored = match members.open(&asset.entry) {
             Err(e) => {
-                let why = LimitError::find(&e).map_or_else(|| e.to_string(), ToString::to_string);
-                report.warnings.push(format!(
-                    "attachment {} ({}): not stored: {why}",
-                    asset.entry.name, asset.file_id
-                ));
+                read_error.set(Some(describe_read_error(&e)));
+                None
             }
+            Ok(r) => {
+                let r = NoteReadError {
+                    inner: r,
+                    note: &read_error,
+                };
+                let name = asset.name.as_deref();
+                let mime = asset.mime_type.as_deref();
+                Some(archive.store_file(&asset.file_id, name, mime, r))
+            }
+        };
+        let why = match (stored, read_error.take()) {
+            (Some(Ok(_)), _) => {
+                report.attachments += 1;
+                continue;
+            }
+            (_, Some(read)) => read,
+            (Some(Err(e)), None) => {
+                unstored += 1;
+                first_failure.get_or_insert_with(|| e.to_string());
+                e.to_string()
+            }
+            (None, None) => "cannot read it".to_owned(),
+        };
+        report.warnings.push(format!(
+            "attachment {} ({}): not stored: {why}",
+            asset.entry.name, asset.file_id
+        ));
+    }
+    if let Some(first) = first_failure {
+        report.error.get_or_insert_with(|| {
+            format!(
+                "{}: {unstored} attachment(s) could not be stored in the archive ({first}); \
+                 the conversations were imported, but the file is not recorded as imported: \
+                 fix the cause (disk full? permissions?) and import it again",
+                report.path.display()
+            )
+        });
+    }
+}
+
+fn describe_read_error(e: &io::Error) -> String {
+    LimitError::find(e).map_or_else(|| e.to_string(), ToString::to_string)
+}
+
+/// Passes reads through, noting the first failure: it tells an export member that
+/// cannot be read from an archive that cannot store what was read.
+struct NoteReadError<'a, R> {
+    inner: R,
+    note: &'a Cell<Option<String>>,
+}
+
+impl<R: Read> Read for NoteReadError<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.inner.read(buf);
+        if let Err(e) = &r
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            let first = self.note.take().unwrap_or_else(|| describe_read_error(e));
+            self.note.set(Some(first));
         }
+        r
     }
 }
 
