@@ -20,46 +20,86 @@ use zip::ZipArchive;
 
 /// Conversations queued between the reader and the writer.
 const QUEUE: usize = 16;
-/// Bytes of conversation JSON allowed in flight between the reader and the writer, so
+/// Bytes of conversation JSON allowed in memory between the file and the archive, so
 /// memory stays bounded however large single conversations are.
 const IN_FLIGHT_BYTES: usize = 16 << 20;
 
-/// A byte budget shared by the reader (acquires) and the writer (releases).
+/// A byte budget for conversation JSON between the file and the archive: what the
+/// reader holds (the element it is reading, what it keeps to resynchronise) plus what
+/// it passed on and the writer has not stored yet. The reader waits before holding
+/// more than fits; only with nothing in flight may it hold more (one element larger
+/// than the budget, alone), so memory stays within the budget plus one largest element.
 struct Budget {
-    used: std::sync::Mutex<usize>,
-    freed: std::sync::Condvar,
+    limit: usize,
+    usage: std::sync::Mutex<Usage>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Usage {
+    /// Held by the reader.
+    held: usize,
+    /// Passed on, not yet released by the writer.
+    in_flight: usize,
+    /// The most ever held and in flight together.
+    peak: usize,
+    /// The reader is waiting for room.
+    waiting: bool,
 }
 
 impl Budget {
-    fn new() -> Self {
+    fn new(limit: usize) -> Self {
         Self {
-            used: std::sync::Mutex::new(0),
-            freed: std::sync::Condvar::new(),
+            limit,
+            usage: std::sync::Mutex::default(),
+            changed: std::sync::Condvar::new(),
         }
     }
 
-    /// Waits until `n` bytes fit (a single element larger than the budget still
-    /// passes once nothing else is in flight).
-    fn acquire(&self, n: usize) {
-        let Ok(mut used) = self.used.lock() else {
+    /// The reader is about to hold `n` bytes in all: waits until they fit.
+    fn hold(&self, n: usize) {
+        // A poisoned lock means the writer panicked; the import is failing anyway.
+        let Ok(mut u) = self.usage.lock() else {
             return;
         };
-        while *used > 0 && *used + n > IN_FLIGHT_BYTES {
-            used = match self.freed.wait(used) {
+        while u.in_flight > 0 && u.in_flight + n > self.limit {
+            u.waiting = true;
+            self.changed.notify_all();
+            u = match self.changed.wait(u) {
                 Ok(g) => g,
                 Err(_) => return,
             };
         }
-        *used += n;
+        u.waiting = false;
+        u.held = n;
+        u.peak = u.peak.max(u.held + u.in_flight);
     }
 
+    /// The reader passes `n` of the bytes it holds on to the writer.
+    fn pass(&self, n: usize) {
+        if let Ok(mut u) = self.usage.lock() {
+            u.held = u.held.saturating_sub(n);
+            u.in_flight += n;
+            u.peak = u.peak.max(u.held + u.in_flight);
+        }
+    }
+
+    /// The reader is done with a file: it holds nothing.
+    fn drop_held(&self) {
+        if let Ok(mut u) = self.usage.lock() {
+            u.held = 0;
+        }
+    }
+
+    /// The writer stored (or dropped) `n` bytes.
     fn release(&self, n: usize) {
-        if let Ok(mut used) = self.used.lock() {
-            *used = used.saturating_sub(n);
-            self.freed.notify_all();
+        if let Ok(mut u) = self.usage.lock() {
+            u.in_flight = u.in_flight.saturating_sub(n);
+            self.changed.notify_all();
         }
     }
 }
+
 /// Largest index file (manifest, asset names) read into memory.
 const SMALL_FILE_LIMIT: u64 = 64 << 20;
 
@@ -329,7 +369,7 @@ fn run<M: Members + SmallFiles>(
     let total: u64 = layout.conversations.iter().map(|e| e.size).sum();
     let progress = Progress::start(opts.progress, shown, total);
     let read_bytes = AtomicU64::new(0);
-    let budget = Budget::new();
+    let budget = Budget::new(IN_FLIGHT_BYTES);
     let member_names: Vec<String> = layout
         .conversations
         .iter()
@@ -405,11 +445,12 @@ fn produce<M: Members>(
             shared: read_bytes,
         };
         let mut ar = ArrayReader::new(BufReader::with_capacity(256 * 1024, counted), max_element)
-            .allow_single_object();
+            .allow_single_object()
+            .with_gate(|n| budget.hold(n));
         loop {
             match ar.next() {
                 Ok(Some(item)) => {
-                    budget.acquire(item_size(&item));
+                    budget.pass(item_size(&item));
                     if tx.send(Msg::Item { member: i, item }).is_err() {
                         return;
                     }
@@ -433,6 +474,8 @@ fn produce<M: Members>(
             }
         }
         done_before += ar.offset();
+        drop(ar);
+        budget.drop_held();
     }
 }
 
@@ -660,5 +703,90 @@ impl<R: Read> Read for Counted<'_, R> {
         self.n += n as u64;
         self.shared.store(self.base + self.n, Ordering::Relaxed);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Budget {
+        /// Waits until the reader waits for room, or `done` is set.
+        fn until_reader_waits(&self, done: &AtomicBool) {
+            let mut u = self.usage.lock().expect("lock");
+            while !u.waiting && !done.load(Ordering::SeqCst) {
+                u = self.changed.wait(u).expect("wait");
+            }
+        }
+
+        fn peak(&self) -> usize {
+            self.usage.lock().expect("lock").peak
+        }
+    }
+
+    #[test]
+    fn the_reader_holds_no_more_than_the_budget_plus_one_largest_element() {
+        // Four conversations of about 3 MiB under a 4 MiB cap, and a 1 MiB budget: while
+        // the writer holds one, the reader must not read the next one into memory.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pad = "x".repeat(3 << 20);
+        let convs: Vec<String> = (0..4)
+            .map(|i| format!(r#"{{"id":"big-{i}","mapping":{{}},"pad":"{pad}"}}"#))
+            .collect();
+        let largest = convs.iter().map(String::len).max().expect("convs");
+        let json = format!("[{}]", convs.join(","));
+        std::fs::write(dir.path().join("conversations.json"), &json).expect("write");
+        let entries = [Entry {
+            name: "conversations.json".into(),
+            index: None,
+            size: json.len() as u64,
+            compressed: json.len() as u64,
+        }];
+        let mut members = DirMembers {
+            root: dir.path().to_path_buf(),
+        };
+        let limit = 1 << 20;
+        let budget = Budget::new(limit);
+        let (read_bytes, done) = (AtomicU64::new(0), AtomicBool::new(false));
+        let mut most_unstored = 0u64;
+        let mut elements = 0;
+        std::thread::scope(|s| {
+            let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
+            let (members, entries, budget) = (&mut members, &entries, &budget);
+            let (read_bytes, done) = (&read_bytes, &done);
+            s.spawn(move || {
+                produce(members, entries, tx, read_bytes, budget, 4 << 20);
+                done.store(true, Ordering::SeqCst);
+                budget.release(0);
+            });
+            let mut released = 0u64;
+            for msg in rx {
+                let Msg::Item { item, .. } = msg else {
+                    panic!("unexpected message");
+                };
+                let size = item_size(&item);
+                assert!(size > 3 << 20, "{item:?}");
+                elements += 1;
+                // A slow writer: the reader runs until it must wait (or is done),
+                // and what it took from the file beyond what was stored is in memory.
+                budget.until_reader_waits(done);
+                let unstored = read_bytes.load(Ordering::SeqCst) - released;
+                most_unstored = most_unstored.max(unstored);
+                released += size as u64;
+                budget.release(size);
+            }
+        });
+        assert_eq!(elements, 4);
+        // The reader's buffer (256 KiB) is the only slack.
+        let bound = (limit + largest + (256 << 10)) as u64;
+        assert!(
+            most_unstored <= bound,
+            "{most_unstored} bytes read but not stored, more than {bound}"
+        );
+        assert!(
+            budget.peak() <= limit + largest + (256 << 10),
+            "{}",
+            budget.peak()
+        );
     }
 }

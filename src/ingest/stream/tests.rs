@@ -169,7 +169,11 @@ fn read_linear(input: Vec<u8>) -> Vec<Got> {
             let mut got = Vec::new();
             while let Some(item) = r.next().expect("readable") {
                 got.push(match item {
-                    Item::Element { index, offset, bytes } => {
+                    Item::Element {
+                        index,
+                        offset,
+                        bytes,
+                    } => {
                         assert_eq!(&input[offset as usize..][..bytes.len()], &bytes[..]);
                         Got::El(index, String::from_utf8(bytes).expect("utf8"))
                     }
@@ -244,13 +248,23 @@ fn conversations_inside_a_damaged_stretch_are_recovered_in_one_pass() {
     let got = read_linear(input);
     assert_eq!(got.len(), n + 1);
     assert!(matches!(got[0], Got::Bad(1, Some(_), None)), "{:?}", got[0]);
-    assert!(got[1..].iter().enumerate().all(|(i, g)| *g == el(i + 2, conv)));
+    assert!(
+        got[1..]
+            .iter()
+            .enumerate()
+            .all(|(i, g)| *g == el(i + 2, conv))
+    );
     // The same where the enclosing objects are not candidates but the failed element.
     let conv = r#"{"title":"c","mapping":{}}"#;
     let (input, n) = hostile(r#"[{"a":["#, &format!(r#",{conv},{{"zz":["#), "}");
     let got = read_linear(input);
     assert_eq!(got.len(), n + 1);
-    assert!(got[1..].iter().enumerate().all(|(i, g)| *g == el(i + 2, conv)));
+    assert!(
+        got[1..]
+            .iter()
+            .enumerate()
+            .all(|(i, g)| *g == el(i + 2, conv))
+    );
     // Conversations nested in conversations: the outermost is the one.
     let (input, n) = hostile("[{]", r#",{"mapping":[0"#, "");
     let mut input = input;
