@@ -45,6 +45,8 @@ struct Usage {
     peak: usize,
     /// The reader is waiting for room.
     waiting: bool,
+    /// The writer is gone: nothing will be released any more.
+    closed: bool,
 }
 
 impl Budget {
@@ -62,7 +64,7 @@ impl Budget {
         let Ok(mut u) = self.usage.lock() else {
             return;
         };
-        while u.in_flight > 0 && u.in_flight + n > self.limit {
+        while !u.closed && u.in_flight > 0 && u.in_flight + n > self.limit {
             u.waiting = true;
             self.changed.notify_all();
             u = match self.changed.wait(u) {
@@ -97,6 +99,13 @@ impl Budget {
             u.in_flight = u.in_flight.saturating_sub(n);
             self.changed.notify_all();
         }
+    }
+
+    /// The writer is gone: the reader never waits again (it stops at its next send).
+    fn close(&self) {
+        let mut u = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        u.closed = true;
+        self.changed.notify_all();
     }
 }
 
@@ -375,46 +384,66 @@ fn run<M: Members + SmallFiles>(
         .iter()
         .map(|e| e.name.clone())
         .collect();
-    std::thread::scope(|s| {
-        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
-        let entries = &layout.conversations;
-        let read_bytes = &read_bytes;
-        let budget = &budget;
-        let members = &mut *members;
-        let max = opts.max_conversation_bytes;
-        s.spawn(move || produce(members, entries, tx, read_bytes, budget, max));
-        for msg in rx {
-            if cancel.load(Ordering::Relaxed) {
-                report.interrupted = true;
-                // Unblock a reader waiting for budget so it sees the closed queue.
-                budget.release(usize::MAX);
-                break;
-            }
-            match msg {
-                Msg::Item { member, item } => {
-                    let size = item_size(&item);
-                    let go_on = consume(archive, &member_names[member], item, report);
-                    budget.release(size);
-                    if !go_on {
-                        budget.release(usize::MAX);
-                        break;
-                    }
-                }
-                Msg::MemberError { member, message } => report.problems.push(Problem {
-                    location: member_names[member].clone(),
-                    conversation: None,
-                    message,
-                }),
-                Msg::Warning(w) => report.warnings.push(w),
-            }
-            progress.update(read_bytes.load(Ordering::Relaxed));
+    let max = opts.max_conversation_bytes;
+    let entries = &layout.conversations;
+    stream_members(members, entries, &read_bytes, &budget, max, |msg| {
+        if cancel.load(Ordering::Relaxed) {
+            report.interrupted = true;
+            return false;
         }
-        // Dropping the receiver here stops the reader at its next send.
+        match msg {
+            Msg::Item { member, item } => {
+                let size = item_size(&item);
+                let go_on = consume(archive, &member_names[member], item, report);
+                budget.release(size);
+                if !go_on {
+                    return false;
+                }
+            }
+            Msg::MemberError { member, message } => report.problems.push(Problem {
+                location: member_names[member].clone(),
+                conversation: None,
+                message,
+            }),
+            Msg::Warning(w) => report.warnings.push(w),
+        }
+        progress.update(read_bytes.load(Ordering::Relaxed));
+        true
     });
     progress.finish();
     if report.error.is_none() && !report.interrupted {
         store_assets(archive, &layout, members, cancel, report);
     }
+}
+
+/// Reads the conversations files on a thread of their own and hands what they hold to
+/// `each` on this one, until `each` returns false. However this side ends (done,
+/// stopped, or a panic), the reader is never left waiting for room that will not come.
+fn stream_members<M: Members>(
+    members: &mut M,
+    entries: &[Entry],
+    read_bytes: &AtomicU64,
+    budget: &Budget,
+    max_element: usize,
+    mut each: impl FnMut(Msg) -> bool,
+) {
+    struct CloseOnDrop<'a>(&'a Budget);
+    impl Drop for CloseOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
+        s.spawn(move || produce(members, entries, tx, read_bytes, budget, max_element));
+        let _close = CloseOnDrop(budget);
+        for msg in rx {
+            if !each(msg) {
+                break;
+            }
+        }
+        // Dropping the receiver stops the reader at its next send.
+    });
 }
 
 /// Reader thread: streams every conversations file and sends its elements.
@@ -711,10 +740,10 @@ mod tests {
     use super::*;
 
     impl Budget {
-        /// Waits until the reader waits for room, or `done` is set.
-        fn until_reader_waits(&self, done: &AtomicBool) {
+        /// Waits until the reader waits for room.
+        fn until_reader_waits(&self) {
             let mut u = self.usage.lock().expect("lock");
-            while !u.waiting && !done.load(Ordering::SeqCst) {
+            while !u.waiting {
                 u = self.changed.wait(u).expect("wait");
             }
         }
@@ -724,57 +753,67 @@ mod tests {
         }
     }
 
-    #[test]
-    fn the_reader_holds_no_more_than_the_budget_plus_one_largest_element() {
-        // Four conversations of about 3 MiB under a 4 MiB cap, and a 1 MiB budget: while
-        // the writer holds one, the reader must not read the next one into memory.
+    /// A `conversations.json` of `n` conversations of about `size` bytes each, in a
+    /// fresh folder; returns the folder, its entry and the largest element's size.
+    fn big_export(n: usize, size: usize) -> (tempfile::TempDir, Entry, usize) {
         let dir = tempfile::tempdir().expect("tempdir");
-        let pad = "x".repeat(3 << 20);
-        let convs: Vec<String> = (0..4)
+        let pad = "x".repeat(size);
+        let convs: Vec<String> = (0..n)
             .map(|i| format!(r#"{{"id":"big-{i}","mapping":{{}},"pad":"{pad}"}}"#))
             .collect();
         let largest = convs.iter().map(String::len).max().expect("convs");
         let json = format!("[{}]", convs.join(","));
         std::fs::write(dir.path().join("conversations.json"), &json).expect("write");
-        let entries = [Entry {
+        let entry = Entry {
             name: "conversations.json".into(),
             index: None,
             size: json.len() as u64,
             compressed: json.len() as u64,
-        }];
+        };
+        (dir, entry, largest)
+    }
+
+    #[test]
+    fn the_reader_holds_no_more_than_the_budget_plus_one_largest_element() {
+        // Four conversations of about 3 MiB under a 4 MiB cap, and a 1 MiB budget: while
+        // the writer holds one, the reader must not read the next one into memory.
+        let (dir, entry, largest) = big_export(4, 3 << 20);
         let mut members = DirMembers {
             root: dir.path().to_path_buf(),
         };
         let limit = 1 << 20;
         let budget = Budget::new(limit);
-        let (read_bytes, done) = (AtomicU64::new(0), AtomicBool::new(false));
-        let mut most_unstored = 0u64;
-        let mut elements = 0;
+        let read_bytes = AtomicU64::new(0);
+        let (mut most_unstored, mut released, mut elements) = (0u64, 0u64, 0);
         std::thread::scope(|s| {
-            let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
-            let (members, entries, budget) = (&mut members, &entries, &budget);
-            let (read_bytes, done) = (&read_bytes, &done);
-            s.spawn(move || {
-                produce(members, entries, tx, read_bytes, budget, 4 << 20);
-                done.store(true, Ordering::SeqCst);
-                budget.release(0);
+            s.spawn(|| {
+                stream_members(
+                    &mut members,
+                    &[entry],
+                    &read_bytes,
+                    &budget,
+                    4 << 20,
+                    |msg| {
+                        let Msg::Item { item, .. } = msg else {
+                            panic!("unexpected message");
+                        };
+                        let size = item_size(&item);
+                        assert!(size > 3 << 20, "{item:?}");
+                        elements += 1;
+                        // A slow writer: the reader runs until it must wait (each element
+                        // but the last is followed by one that does not fit), and what it
+                        // took from the file beyond what was stored is in memory.
+                        if elements < 4 {
+                            budget.until_reader_waits();
+                        }
+                        let unstored = read_bytes.load(Ordering::SeqCst) - released;
+                        most_unstored = most_unstored.max(unstored);
+                        released += size as u64;
+                        budget.release(size);
+                        true
+                    },
+                );
             });
-            let mut released = 0u64;
-            for msg in rx {
-                let Msg::Item { item, .. } = msg else {
-                    panic!("unexpected message");
-                };
-                let size = item_size(&item);
-                assert!(size > 3 << 20, "{item:?}");
-                elements += 1;
-                // A slow writer: the reader runs until it must wait (or is done),
-                // and what it took from the file beyond what was stored is in memory.
-                budget.until_reader_waits(done);
-                let unstored = read_bytes.load(Ordering::SeqCst) - released;
-                most_unstored = most_unstored.max(unstored);
-                released += size as u64;
-                budget.release(size);
-            }
         });
         assert_eq!(elements, 4);
         // The reader's buffer (256 KiB) is the only slack.
@@ -788,5 +827,38 @@ mod tests {
             "{}",
             budget.peak()
         );
+    }
+
+    #[test]
+    fn a_writer_that_panics_never_leaves_the_reader_waiting() {
+        let (dir, entry, _) = big_export(4, 64 << 10);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut members = DirMembers {
+                root: dir.path().to_path_buf(),
+            };
+            let budget = Budget::new(1024);
+            let read_bytes = AtomicU64::new(0);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                stream_members(
+                    &mut members,
+                    &[entry],
+                    &read_bytes,
+                    &budget,
+                    1 << 20,
+                    |_| {
+                        // The reader is waiting for this element to be released: a bug here
+                        // must fail the import, not hang it.
+                        budget.until_reader_waits();
+                        panic!("a bug in the writer");
+                    },
+                );
+            }));
+            let _ = tx.send(outcome.is_err());
+        });
+        let panicked = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the import ends (a reader left waiting would hang it)");
+        assert!(panicked);
     }
 }
