@@ -3,7 +3,7 @@
 //! UTF-8 BOM and, when an element is malformed, reports it and resynchronises on the
 //! next conversation object so the rest of the file still imports.
 //!
-//! Linear on any input: resynchronising is one forward pass (see [`Resync`]), so a
+//! Linear on any input: resynchronising is one forward pass (see `Resync`), so a
 //! byte is examined a small, fixed number of times whatever the file holds.
 
 use std::collections::VecDeque;
