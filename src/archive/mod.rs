@@ -698,8 +698,29 @@ impl Archive {
         Ok(())
     }
 
-    /// Writes everything to disk (sled's flush: data pages written and waited for).
+    /// Makes the attachments stored since the last call durable (syncs the blob
+    /// directories they were renamed into). A unit of work (an import, a sync run)
+    /// calls it, or [`Self::flush`], at its end, before recording itself as done.
+    pub fn sync_blobs(&self) -> Result<()> {
+        self.blobs
+            .sync_dirty()
+            .map(drop)
+            .map_err(|source| ArchiveError::Io {
+                what: "cannot sync the attachment store",
+                path: self.dir.join("blobs"),
+                source,
+            })
+    }
+
+    /// Blob directories changed since the last [`Self::sync_blobs`].
+    pub fn unsynced_blob_dirs(&self) -> Vec<PathBuf> {
+        self.blobs.dirty_dirs()
+    }
+
+    /// Writes everything to disk: the blob directories synced, then sled's flush (data
+    /// pages written and waited for).
     pub fn flush(&self) -> Result<()> {
+        self.sync_blobs()?;
         self.db.flush()?;
         Ok(())
     }

@@ -159,24 +159,33 @@ pub fn print_import_report(report: &ImportReport, out: &mut dyn Write) -> io::Re
             )?;
             continue;
         }
-        if let Some(e) = &f.error {
-            writeln!(out, "{path}: FAILED: {e}")?;
-            continue;
-        }
-        writeln!(
-            out,
-            "{path}: {} new, {} updated, {} unchanged, {} failed, {} attachments stored{}",
+        let counts = format!(
+            "{} new, {} updated, {} unchanged, {} failed, {} attachments stored",
             f.new,
             f.updated,
             f.unchanged,
             f.problems.len(),
             f.attachments,
-            if f.interrupted {
-                " (interrupted: import it again to finish)"
-            } else {
-                ""
+        );
+        if let Some(e) = &f.error {
+            writeln!(out, "{path}: FAILED: {e}")?;
+            let nothing_done = f.new + f.updated + f.unchanged + f.attachments == 0;
+            if nothing_done && f.problems.is_empty() && f.warnings.is_empty() {
+                continue;
             }
-        )?;
+            // It failed part of the way: say what was stored before.
+            writeln!(out, "  stored before it failed: {counts}")?;
+        } else {
+            writeln!(
+                out,
+                "{path}: {counts}{}",
+                if f.interrupted {
+                    " (interrupted: import it again to finish)"
+                } else {
+                    ""
+                }
+            )?;
+        }
         for p in &f.problems {
             match &p.conversation {
                 Some(c) => writeln!(out, "  failed: {} ({c}): {}", p.location, p.message)?,
@@ -203,5 +212,40 @@ pub fn resolve_id(archive: &Archive, prefix: &str) -> Result<String, CommandErro
             many.iter().take(5).cloned().collect::<Vec<_>>().join(", "),
             if many.len() > 5 { ", …" } else { "" }
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ingest::FileReport;
+
+    fn printed(f: FileReport) -> String {
+        let mut out = Vec::new();
+        print_import_report(&ImportReport { files: vec![f] }, &mut out).expect("print");
+        String::from_utf8(out).expect("utf8")
+    }
+
+    #[test]
+    fn a_file_that_failed_part_of_the_way_says_what_was_stored() {
+        let text = printed(FileReport {
+            path: "x.zip".into(),
+            new: 5,
+            error: Some("x.zip: 3 attachment(s) could not be stored".into()),
+            warnings: vec!["attachment a.png (file-a): not stored: disk full".into()],
+            ..FileReport::default()
+        });
+        assert_eq!(
+            text,
+            "x.zip: FAILED: x.zip: 3 attachment(s) could not be stored\n  stored before it \
+             failed: 5 new, 0 updated, 0 unchanged, 0 failed, 0 attachments stored\n  warning: \
+             attachment a.png (file-a): not stored: disk full\n"
+        );
+        let text = printed(FileReport {
+            path: "y.zip".into(),
+            error: Some("y.zip: not a readable ZIP".into()),
+            ..FileReport::default()
+        });
+        assert_eq!(text, "y.zip: FAILED: y.zip: not a readable ZIP\n");
     }
 }

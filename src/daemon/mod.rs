@@ -364,14 +364,26 @@ impl Daemon {
     /// Imports paths (one import at a time), off the async threads.
     pub(crate) async fn import(&self, paths: Vec<PathBuf>) -> ImportReport {
         let _guard = self.import_lock.lock().await;
-        let ctx = self.ctx.clone();
-        let report = tokio::task::spawn_blocking(move || {
+        let (ctx, given) = (self.ctx.clone(), paths.clone());
+        let report = match tokio::task::spawn_blocking(move || {
             let r = crate::commands::import(&ctx, &paths, false);
             trim_heap();
             r
         })
         .await
-        .unwrap_or_default();
+        {
+            Ok(r) => r,
+            // A panic is a failure of every path (shown in `status`), never a success.
+            Err(e) => {
+                let r = ImportReport::crashed(&given, &e.to_string());
+                let (archive, remembered) = (self.ctx.archive.clone(), r.clone());
+                let _ = tokio::task::spawn_blocking(move || {
+                    crate::commands::status::remember_import(&archive, &remembered)
+                })
+                .await;
+                r
+            }
+        };
         let imported: u64 = report.files.iter().map(|f| f.new + f.updated).sum();
         if imported > 0 {
             notify(&[sd_notify::NotifyState::Status(&format!(

@@ -13,7 +13,7 @@
 
 use super::Daemon;
 use crate::config::AfterImport;
-use crate::ingest::layout;
+use crate::ingest::{FileReport, layout};
 use notify::{RecursiveMode, Watcher as _};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -326,12 +326,18 @@ impl Watcher {
             Ok(Preflight::Import) => {
                 tracing::info!("new export in the watched folder: {}", path.display());
                 let report = self.daemon.import(vec![path.clone()]).await;
-                let ok = report
-                    .files
-                    .iter()
-                    .all(|f| f.error.is_none() && !f.interrupted);
-                if ok && self.daemon.ctx.config.watch.after_import == AfterImport::Move {
-                    self.move_away(&path);
+                // Only a file stored completely (and so recorded as imported) may move.
+                let stored = !report.files.is_empty()
+                    && report.files.iter().all(FileReport::stored_completely);
+                if self.daemon.ctx.config.watch.after_import == AfterImport::Move {
+                    if stored {
+                        self.move_away(&path);
+                    } else {
+                        tracing::warn!(
+                            "{} is left where it is: its import did not complete (see `convos status`)",
+                            path.display()
+                        );
+                    }
                 }
             }
             Ok(Preflight::AlreadyImported) => {

@@ -2,8 +2,10 @@
 //! [`Archive::upsert`]. Streaming throughout: one conversation in memory at a time.
 //!
 //! A file whose digest was imported before is skipped with no writes. A file is
-//! recorded as imported only after its conversations are flushed. Problems with one
-//! conversation are reported and the rest of the file still imports.
+//! recorded as imported only when all of it is stored and durable: its conversations
+//! and attachments written and flushed (a store that failed, an interruption or a
+//! crash leaves it unrecorded, so importing it again completes it). Problems with one
+//! conversation (bad input) are reported and the rest of the file still imports.
 
 pub mod guard;
 pub mod layout;
@@ -82,7 +84,8 @@ pub struct FileReport {
     pub problems: Vec<Problem>,
     /// Things worth knowing that did not fail anything.
     pub warnings: Vec<String>,
-    /// Why the whole file failed, if it did.
+    /// Why the file failed, if it did: as a whole, or in part because the archive
+    /// could not store some of it. A file with an error is not recorded as imported.
     pub error: Option<String>,
     /// Conversation JSON bytes read.
     pub bytes: u64,
@@ -98,9 +101,30 @@ impl FileReport {
         self.error.is_some() || !self.problems.is_empty()
     }
 
+    /// Whether all of it was stored: no error and not interrupted (only such a file
+    /// is recorded as imported, and only such a file may be moved away).
+    pub fn stored_completely(&self) -> bool {
+        self.error.is_none() && !self.interrupted
+    }
+
     fn fail(mut self, message: String) -> Self {
         self.error = Some(message);
         self
+    }
+
+    /// The report of an import that stopped on a panic (`what` says where).
+    pub fn crashed(path: &Path, what: &str) -> Self {
+        let shown = path.display();
+        tracing::error!("{shown}: the import stopped on an internal error: {what}");
+        Self {
+            path: path.to_path_buf(),
+            error: Some(format!(
+                "{shown}: the import stopped on an internal error ({what}); this is a bug, \
+                 please report it. What was stored before it is kept, and the file is not \
+                 recorded as imported"
+            )),
+            ..Self::default()
+        }
     }
 }
 
@@ -116,6 +140,13 @@ impl ImportReport {
     pub fn failed(&self) -> bool {
         self.files.iter().any(FileReport::failed)
     }
+
+    /// The report of imports that stopped on a panic: every path failed.
+    pub fn crashed(paths: &[PathBuf], what: &str) -> Self {
+        Self {
+            files: paths.iter().map(|p| FileReport::crashed(p, what)).collect(),
+        }
+    }
 }
 
 /// Imports every path in order; a failing path never stops the others.
@@ -125,14 +156,37 @@ pub fn import_paths(
     opts: &ImportOptions,
     cancel: &AtomicBool,
 ) -> ImportReport {
+    import_each(paths, cancel, |p| import_path(archive, p, opts, cancel))
+}
+
+/// Runs `import_one` on each path in order. A panic is a failure of that path (never
+/// an empty report that reads as success), and the next path still imports.
+fn import_each(
+    paths: &[PathBuf],
+    cancel: &AtomicBool,
+    mut import_one: impl FnMut(&Path) -> FileReport,
+) -> ImportReport {
     let mut report = ImportReport::default();
     for p in paths {
         if cancel.load(Ordering::Relaxed) {
             break;
         }
-        report.files.push(import_path(archive, p, opts, cancel));
+        // Unwind safety: what a panic leaves behind is the archive (whose writes are
+        // atomic one by one) and this file's unrecorded import, which a retry redoes.
+        let file = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| import_one(p)))
+            .unwrap_or_else(|panic| FileReport::crashed(p, &panic_message(panic.as_ref())));
+        report.files.push(file);
     }
     report
+}
+
+/// The message a panic was raised with.
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic".to_owned())
 }
 
 /// Imports one ZIP, folder or JSON file.
@@ -202,11 +256,13 @@ pub fn import_path(
     report
 }
 
-/// Flushes, then records the file as imported (unless it failed as a whole or was
-/// interrupted), then flushes the record.
+/// Makes what was stored durable (attachment folders synced, then the database
+/// flushed), then records the file as imported (only when all of it was stored), then
+/// flushes the record.
 fn finish(archive: &Archive, report: &mut FileReport) -> Result<(), ArchiveError> {
+    archive.sync_blobs()?;
     archive.flush()?;
-    if report.error.is_some() || report.interrupted {
+    if !report.stored_completely() {
         return Ok(());
     }
     if let Some(d) = &report.digest {
@@ -336,4 +392,46 @@ pub fn file_digest(path: &Path) -> io::Result<String> {
         hasher.update(&buf[..n]);
     }
     Ok(crate::archive::blobs::hex(&hasher.finalize()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_import_is_a_failure_of_that_file_and_the_next_still_imports() {
+        let paths = [PathBuf::from("/dl/boom.zip"), PathBuf::from("/dl/fine.zip")];
+        let report = import_each(&paths, &AtomicBool::new(false), |p| {
+            if p.ends_with("boom.zip") {
+                panic!("index out of bounds in a test");
+            }
+            FileReport {
+                path: p.to_path_buf(),
+                new: 3,
+                ..FileReport::default()
+            }
+        });
+        assert_eq!(report.files.len(), 2);
+        let boom = &report.files[0];
+        assert_eq!(boom.path, paths[0]);
+        let e = boom.error.as_deref().expect("an error");
+        assert!(
+            e.contains("/dl/boom.zip") && e.contains("index out of bounds in a test"),
+            "{e}"
+        );
+        assert!(e.contains("not recorded as imported"), "{e}");
+        assert!(boom.failed() && !boom.stored_completely());
+        assert!(report.failed());
+        assert_eq!(report.files[1].new, 3);
+        assert!(report.files[1].stored_completely());
+    }
+
+    #[test]
+    fn a_crashed_import_fails_every_path() {
+        let paths = [PathBuf::from("a.zip"), PathBuf::from("b.json")];
+        let r = ImportReport::crashed(&paths, "task 7 panicked");
+        assert_eq!(r.files.len(), 2);
+        assert!(r.files.iter().all(|f| f.failed() && !f.stored_completely()));
+        assert!(r.failed());
+    }
 }

@@ -9,6 +9,7 @@ use super::stream::{self, ArrayReader, Item, StreamError};
 use super::{FileReport, ImportOptions, Problem};
 use crate::archive::{Archive, Outcome};
 use crate::model::{ModelError, RawConversation};
+use std::cell::Cell;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -19,46 +20,95 @@ use zip::ZipArchive;
 
 /// Conversations queued between the reader and the writer.
 const QUEUE: usize = 16;
-/// Bytes of conversation JSON allowed in flight between the reader and the writer, so
+/// Bytes of conversation JSON allowed in memory between the file and the archive, so
 /// memory stays bounded however large single conversations are.
 const IN_FLIGHT_BYTES: usize = 16 << 20;
 
-/// A byte budget shared by the reader (acquires) and the writer (releases).
+/// A byte budget for conversation JSON between the file and the archive: what the
+/// reader holds (the element it is reading, what it keeps to resynchronise) plus what
+/// it passed on and the writer has not stored yet. The reader waits before holding
+/// more than fits; only with nothing in flight may it hold more (one element larger
+/// than the budget, alone), so memory stays within the budget plus one largest element.
 struct Budget {
-    used: std::sync::Mutex<usize>,
-    freed: std::sync::Condvar,
+    limit: usize,
+    usage: std::sync::Mutex<Usage>,
+    changed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Usage {
+    /// Held by the reader.
+    held: usize,
+    /// Passed on, not yet released by the writer.
+    in_flight: usize,
+    /// The most ever held and in flight together.
+    peak: usize,
+    /// The reader is waiting for room.
+    waiting: bool,
+    /// The writer is gone: nothing will be released any more.
+    closed: bool,
 }
 
 impl Budget {
-    fn new() -> Self {
+    fn new(limit: usize) -> Self {
         Self {
-            used: std::sync::Mutex::new(0),
-            freed: std::sync::Condvar::new(),
+            limit,
+            usage: std::sync::Mutex::default(),
+            changed: std::sync::Condvar::new(),
         }
     }
 
-    /// Waits until `n` bytes fit (a single element larger than the budget still
-    /// passes once nothing else is in flight).
-    fn acquire(&self, n: usize) {
-        let Ok(mut used) = self.used.lock() else {
+    /// The reader is about to hold `n` bytes in all: waits until they fit.
+    fn hold(&self, n: usize) {
+        // A poisoned lock means the writer panicked; the import is failing anyway.
+        let Ok(mut u) = self.usage.lock() else {
             return;
         };
-        while *used > 0 && *used + n > IN_FLIGHT_BYTES {
-            used = match self.freed.wait(used) {
+        while !u.closed && u.in_flight > 0 && u.in_flight + n > self.limit {
+            u.waiting = true;
+            self.changed.notify_all();
+            u = match self.changed.wait(u) {
                 Ok(g) => g,
                 Err(_) => return,
             };
         }
-        *used += n;
+        u.waiting = false;
+        u.held = n;
+        u.peak = u.peak.max(u.held + u.in_flight);
     }
 
-    fn release(&self, n: usize) {
-        if let Ok(mut used) = self.used.lock() {
-            *used = used.saturating_sub(n);
-            self.freed.notify_all();
+    /// The reader passes `n` of the bytes it holds on to the writer.
+    fn pass(&self, n: usize) {
+        if let Ok(mut u) = self.usage.lock() {
+            u.held = u.held.saturating_sub(n);
+            u.in_flight += n;
+            u.peak = u.peak.max(u.held + u.in_flight);
         }
     }
+
+    /// The reader is done with a file: it holds nothing.
+    fn drop_held(&self) {
+        if let Ok(mut u) = self.usage.lock() {
+            u.held = 0;
+        }
+    }
+
+    /// The writer stored (or dropped) `n` bytes.
+    fn release(&self, n: usize) {
+        if let Ok(mut u) = self.usage.lock() {
+            u.in_flight = u.in_flight.saturating_sub(n);
+            self.changed.notify_all();
+        }
+    }
+
+    /// The writer is gone: the reader never waits again (it stops at its next send).
+    fn close(&self) {
+        let mut u = self.usage.lock().unwrap_or_else(|p| p.into_inner());
+        u.closed = true;
+        self.changed.notify_all();
+    }
 }
+
 /// Largest index file (manifest, asset names) read into memory.
 const SMALL_FILE_LIMIT: u64 = 64 << 20;
 
@@ -328,52 +378,72 @@ fn run<M: Members + SmallFiles>(
     let total: u64 = layout.conversations.iter().map(|e| e.size).sum();
     let progress = Progress::start(opts.progress, shown, total);
     let read_bytes = AtomicU64::new(0);
-    let budget = Budget::new();
+    let budget = Budget::new(IN_FLIGHT_BYTES);
     let member_names: Vec<String> = layout
         .conversations
         .iter()
         .map(|e| e.name.clone())
         .collect();
-    std::thread::scope(|s| {
-        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
-        let entries = &layout.conversations;
-        let read_bytes = &read_bytes;
-        let budget = &budget;
-        let members = &mut *members;
-        let max = opts.max_conversation_bytes;
-        s.spawn(move || produce(members, entries, tx, read_bytes, budget, max));
-        for msg in rx {
-            if cancel.load(Ordering::Relaxed) {
-                report.interrupted = true;
-                // Unblock a reader waiting for budget so it sees the closed queue.
-                budget.release(usize::MAX);
-                break;
-            }
-            match msg {
-                Msg::Item { member, item } => {
-                    let size = item_size(&item);
-                    let go_on = consume(archive, &member_names[member], item, report);
-                    budget.release(size);
-                    if !go_on {
-                        budget.release(usize::MAX);
-                        break;
-                    }
-                }
-                Msg::MemberError { member, message } => report.problems.push(Problem {
-                    location: member_names[member].clone(),
-                    conversation: None,
-                    message,
-                }),
-                Msg::Warning(w) => report.warnings.push(w),
-            }
-            progress.update(read_bytes.load(Ordering::Relaxed));
+    let max = opts.max_conversation_bytes;
+    let entries = &layout.conversations;
+    stream_members(members, entries, &read_bytes, &budget, max, |msg| {
+        if cancel.load(Ordering::Relaxed) {
+            report.interrupted = true;
+            return false;
         }
-        // Dropping the receiver here stops the reader at its next send.
+        match msg {
+            Msg::Item { member, item } => {
+                let size = item_size(&item);
+                let go_on = consume(archive, &member_names[member], item, report);
+                budget.release(size);
+                if !go_on {
+                    return false;
+                }
+            }
+            Msg::MemberError { member, message } => report.problems.push(Problem {
+                location: member_names[member].clone(),
+                conversation: None,
+                message,
+            }),
+            Msg::Warning(w) => report.warnings.push(w),
+        }
+        progress.update(read_bytes.load(Ordering::Relaxed));
+        true
     });
     progress.finish();
     if report.error.is_none() && !report.interrupted {
         store_assets(archive, &layout, members, cancel, report);
     }
+}
+
+/// Reads the conversations files on a thread of their own and hands what they hold to
+/// `each` on this one, until `each` returns false. However this side ends (done,
+/// stopped, or a panic), the reader is never left waiting for room that will not come.
+fn stream_members<M: Members>(
+    members: &mut M,
+    entries: &[Entry],
+    read_bytes: &AtomicU64,
+    budget: &Budget,
+    max_element: usize,
+    mut each: impl FnMut(Msg) -> bool,
+) {
+    struct CloseOnDrop<'a>(&'a Budget);
+    impl Drop for CloseOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.close();
+        }
+    }
+    std::thread::scope(|s| {
+        let (tx, rx) = mpsc::sync_channel::<Msg>(QUEUE);
+        s.spawn(move || produce(members, entries, tx, read_bytes, budget, max_element));
+        let _close = CloseOnDrop(budget);
+        for msg in rx {
+            if !each(msg) {
+                break;
+            }
+        }
+        // Dropping the receiver stops the reader at its next send.
+    });
 }
 
 /// Reader thread: streams every conversations file and sends its elements.
@@ -404,11 +474,12 @@ fn produce<M: Members>(
             shared: read_bytes,
         };
         let mut ar = ArrayReader::new(BufReader::with_capacity(256 * 1024, counted), max_element)
-            .allow_single_object();
+            .allow_single_object()
+            .with_gate(|n| budget.hold(n));
         loop {
             match ar.next() {
                 Ok(Some(item)) => {
-                    budget.acquire(item_size(&item));
+                    budget.pass(item_size(&item));
                     if tx.send(Msg::Item { member: i, item }).is_err() {
                         return;
                     }
@@ -432,6 +503,8 @@ fn produce<M: Members>(
             }
         }
         done_before += ar.offset();
+        drop(ar);
+        budget.drop_held();
     }
 }
 
@@ -548,6 +621,11 @@ fn advice(e: &ModelError) -> String {
 }
 
 /// Stores the export's attachments, skipping ones already stored with the same size.
+///
+/// An attachment the export cannot deliver (a damaged member, a limit) is a warning:
+/// importing the same file again would not help. One the archive fails to store (disk
+/// full, permissions) fails the file, so it is not recorded as imported and importing
+/// it again, once the cause is fixed, stores the rest.
 fn store_assets<M: Members>(
     archive: &Archive,
     layout: &Layout,
@@ -557,6 +635,8 @@ fn store_assets<M: Members>(
 ) {
     let mut assets: Vec<&layout::Asset> = layout.assets.iter().collect();
     assets.sort_by_key(|a| a.entry.index);
+    let mut unstored = 0u64;
+    let mut first_failure: Option<String> = None;
     for asset in assets {
         if cancel.load(Ordering::Relaxed) {
             report.interrupted = true;
@@ -568,26 +648,73 @@ fn store_assets<M: Members>(
         {
             continue;
         }
-        let stored = members.open(&asset.entry).and_then(|r| {
-            archive
-                .store_file(
-                    &asset.file_id,
-                    asset.name.as_deref(),
-                    asset.mime_type.as_deref(),
-                    r,
-                )
-                .map_err(io::Error::other)
-        });
-        match stored {
-            Ok(_) => report.attachments += 1,
+        let read_error = Cell::new(None);
+        let stored = match members.open(&asset.entry) {
             Err(e) => {
-                let why = LimitError::find(&e).map_or_else(|| e.to_string(), ToString::to_string);
-                report.warnings.push(format!(
-                    "attachment {} ({}): not stored: {why}",
-                    asset.entry.name, asset.file_id
-                ));
+                read_error.set(Some(describe_read_error(&e)));
+                None
             }
+            Ok(r) => {
+                let r = NoteReadError {
+                    inner: r,
+                    note: &read_error,
+                };
+                let name = asset.name.as_deref();
+                let mime = asset.mime_type.as_deref();
+                Some(archive.store_file(&asset.file_id, name, mime, r))
+            }
+        };
+        let why = match (stored, read_error.take()) {
+            (Some(Ok(_)), _) => {
+                report.attachments += 1;
+                continue;
+            }
+            (_, Some(read)) => read,
+            (Some(Err(e)), None) => {
+                unstored += 1;
+                first_failure.get_or_insert_with(|| e.to_string());
+                e.to_string()
+            }
+            (None, None) => "cannot read it".to_owned(),
+        };
+        report.warnings.push(format!(
+            "attachment {} ({}): not stored: {why}",
+            asset.entry.name, asset.file_id
+        ));
+    }
+    if let Some(first) = first_failure {
+        report.error.get_or_insert_with(|| {
+            format!(
+                "{}: {unstored} attachment(s) could not be stored in the archive ({first}); \
+                 the conversations were imported, but the file is not recorded as imported: \
+                 fix the cause (disk full? permissions?) and import it again",
+                report.path.display()
+            )
+        });
+    }
+}
+
+fn describe_read_error(e: &io::Error) -> String {
+    LimitError::find(e).map_or_else(|| e.to_string(), ToString::to_string)
+}
+
+/// Passes reads through, noting the first failure: it tells an export member that
+/// cannot be read from an archive that cannot store what was read.
+struct NoteReadError<'a, R> {
+    inner: R,
+    note: &'a Cell<Option<String>>,
+}
+
+impl<R: Read> Read for NoteReadError<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let r = self.inner.read(buf);
+        if let Err(e) = &r
+            && e.kind() != io::ErrorKind::Interrupted
+        {
+            let first = self.note.take().unwrap_or_else(|| describe_read_error(e));
+            self.note.set(Some(first));
         }
+        r
     }
 }
 
@@ -605,5 +732,133 @@ impl<R: Read> Read for Counted<'_, R> {
         self.n += n as u64;
         self.shared.store(self.base + self.n, Ordering::Relaxed);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    impl Budget {
+        /// Waits until the reader waits for room.
+        fn until_reader_waits(&self) {
+            let mut u = self.usage.lock().expect("lock");
+            while !u.waiting {
+                u = self.changed.wait(u).expect("wait");
+            }
+        }
+
+        fn peak(&self) -> usize {
+            self.usage.lock().expect("lock").peak
+        }
+    }
+
+    /// A `conversations.json` of `n` conversations of about `size` bytes each, in a
+    /// fresh folder; returns the folder, its entry and the largest element's size.
+    fn big_export(n: usize, size: usize) -> (tempfile::TempDir, Entry, usize) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pad = "x".repeat(size);
+        let convs: Vec<String> = (0..n)
+            .map(|i| format!(r#"{{"id":"big-{i}","mapping":{{}},"pad":"{pad}"}}"#))
+            .collect();
+        let largest = convs.iter().map(String::len).max().expect("convs");
+        let json = format!("[{}]", convs.join(","));
+        std::fs::write(dir.path().join("conversations.json"), &json).expect("write");
+        let entry = Entry {
+            name: "conversations.json".into(),
+            index: None,
+            size: json.len() as u64,
+            compressed: json.len() as u64,
+        };
+        (dir, entry, largest)
+    }
+
+    #[test]
+    fn the_reader_holds_no_more_than_the_budget_plus_one_largest_element() {
+        // Four conversations of about 3 MiB under a 4 MiB cap, and a 1 MiB budget: while
+        // the writer holds one, the reader must not read the next one into memory.
+        let (dir, entry, largest) = big_export(4, 3 << 20);
+        let mut members = DirMembers {
+            root: dir.path().to_path_buf(),
+        };
+        let limit = 1 << 20;
+        let budget = Budget::new(limit);
+        let read_bytes = AtomicU64::new(0);
+        let (mut most_unstored, mut released, mut elements) = (0u64, 0u64, 0);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                stream_members(
+                    &mut members,
+                    &[entry],
+                    &read_bytes,
+                    &budget,
+                    4 << 20,
+                    |msg| {
+                        let Msg::Item { item, .. } = msg else {
+                            panic!("unexpected message");
+                        };
+                        let size = item_size(&item);
+                        assert!(size > 3 << 20, "{item:?}");
+                        elements += 1;
+                        // A slow writer: the reader runs until it must wait (each element
+                        // but the last is followed by one that does not fit), and what it
+                        // took from the file beyond what was stored is in memory.
+                        if elements < 4 {
+                            budget.until_reader_waits();
+                        }
+                        let unstored = read_bytes.load(Ordering::SeqCst) - released;
+                        most_unstored = most_unstored.max(unstored);
+                        released += size as u64;
+                        budget.release(size);
+                        true
+                    },
+                );
+            });
+        });
+        assert_eq!(elements, 4);
+        // The reader's buffer (256 KiB) is the only slack.
+        let bound = (limit + largest + (256 << 10)) as u64;
+        assert!(
+            most_unstored <= bound,
+            "{most_unstored} bytes read but not stored, more than {bound}"
+        );
+        assert!(
+            budget.peak() <= limit + largest + (256 << 10),
+            "{}",
+            budget.peak()
+        );
+    }
+
+    #[test]
+    fn a_writer_that_panics_never_leaves_the_reader_waiting() {
+        let (dir, entry, _) = big_export(4, 64 << 10);
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut members = DirMembers {
+                root: dir.path().to_path_buf(),
+            };
+            let budget = Budget::new(1024);
+            let read_bytes = AtomicU64::new(0);
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                stream_members(
+                    &mut members,
+                    &[entry],
+                    &read_bytes,
+                    &budget,
+                    1 << 20,
+                    |_| {
+                        // The reader is waiting for this element to be released: a bug here
+                        // must fail the import, not hang it.
+                        budget.until_reader_waits();
+                        panic!("a bug in the writer");
+                    },
+                );
+            }));
+            let _ = tx.send(outcome.is_err());
+        });
+        let panicked = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the import ends (a reader left waiting would hang it)");
+        assert!(panicked);
     }
 }

@@ -2,7 +2,11 @@
 //! bytes at a time, so a multi-gigabyte export never sits in memory. It tolerates a
 //! UTF-8 BOM and, when an element is malformed, reports it and resynchronises on the
 //! next conversation object so the rest of the file still imports.
+//!
+//! Linear on any input: resynchronising is one forward pass (see `Resync`), so a
+//! byte is examined a small, fixed number of times whatever the file holds.
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead};
 
 /// Top-level keys of a conversation object: a resynchronisation candidate must begin
@@ -89,7 +93,7 @@ enum Phase {
     Start,
     Before,
     After,
-    Resync(Failure),
+    Resync(Box<Resync>),
     Done,
 }
 
@@ -101,8 +105,183 @@ struct Failure {
     hint: Option<String>,
 }
 
+/// A frame on a resynchronisation stack that a candidate opened (its closer is or-ed
+/// with this bit).
+const MARK: u8 = 0x80;
+/// How far a candidate pattern (`,` `{` `"key"`) is looked for around a byte.
+const LOOK: usize = 128;
+
+/// A candidate conversation still open during resynchronisation.
+#[derive(Debug)]
+struct Cand {
+    /// Offset of its `{`.
+    start: u64,
+    /// The stack's length with its frame on top.
+    depth: usize,
+    /// It has a top-level `mapping` key: it is shaped like a conversation.
+    mapping: bool,
+}
+
+/// Resynchronisation after a malformed element, in one forward pass.
+///
+/// A candidate is a `,` `{` `"<conversation key>"` sequence. What follows a failure is
+/// scanned once, tracking every candidate at the same time: they nest, so one bracket
+/// stack serves all (a candidate completes when its frame closes, and a mismatched
+/// bracket fails all that are open). A candidate seen inside a string of the open ones
+/// proves those are not JSON (`"key"` after a closing quote is a syntax error), so they
+/// fail there and tracking starts over at the new one: one string state serves all.
+///
+/// The damaged stretch (what the failed element swallowed) is mined for conversations:
+/// each outermost completed candidate with a `mapping` key is one, read verbatim.
+/// Reading returns to normal after the first such conversation that ends past the
+/// damage, so no byte is scanned more than twice, whatever the input.
+#[derive(Debug)]
+struct Resync {
+    /// The failure, until it is reported (with the first conversation recovered).
+    failure: Option<Failure>,
+    /// The first offset past the damaged stretch.
+    damaged_until: u64,
+    /// Bytes from `base` on, kept from the oldest still-needed offset.
+    win: Vec<u8>,
+    base: u64,
+    /// The next byte of `win` to examine.
+    pos: usize,
+    in_string: bool,
+    escape: bool,
+    /// Where the open string started, in `win`.
+    str_start: usize,
+    /// Closers of the frames open since the outermost candidate (empty when none is).
+    stack: Vec<u8>,
+    /// Open candidates, outermost first.
+    cands: VecDeque<Cand>,
+    /// Conversations found inside a candidate still open (kept until it resolves):
+    /// (start, end) offsets, in order, none inside another.
+    found: VecDeque<(u64, u64)>,
+    /// The `{` at `pos` opens a candidate.
+    opening: bool,
+}
+
+impl Resync {
+    fn new(failure: Failure, damaged_until: u64, win: Vec<u8>, base: u64) -> Self {
+        Self {
+            failure: Some(failure),
+            damaged_until,
+            win,
+            base,
+            pos: 0,
+            in_string: false,
+            escape: false,
+            str_start: 0,
+            stack: Vec::new(),
+            cands: VecDeque::new(),
+            found: VecDeque::new(),
+            opening: false,
+        }
+    }
+
+    fn at(&self, offset: u64) -> usize {
+        (offset - self.base) as usize
+    }
+
+    /// Forgets everything open: tracking starts over (or looks for a candidate).
+    fn reset(&mut self) {
+        self.stack.clear();
+        self.cands.clear();
+        self.in_string = false;
+        self.escape = false;
+        self.opening = false;
+    }
+}
+
+/// How a resynchronisation ended.
+enum Ended {
+    /// A conversation ended here, past the damage: read on normally.
+    At(u64),
+    /// The end of the stream.
+    Eof,
+}
+
+/// Whether a candidate pattern starts at a `,`.
+enum Pattern {
+    /// Yes, with its first `{` here.
+    Brace(usize),
+    No,
+    /// The window ends too soon to tell.
+    More,
+}
+
+/// Looks for `,` ws* `{`+ ws* `"<conversation key>"` at `comma` in `win`.
+fn pattern_at(win: &[u8], comma: usize, eof: bool) -> Pattern {
+    let more = || if eof { Pattern::No } else { Pattern::More };
+    let mut i = comma + 1;
+    let limit = (comma + LOOK).min(win.len());
+    while i < limit && win[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    if i >= limit {
+        return if win.len() < comma + LOOK {
+            more()
+        } else {
+            Pattern::No
+        };
+    }
+    if win[i] != b'{' {
+        return Pattern::No;
+    }
+    let brace = i;
+    while i < limit && win[i] == b'{' {
+        i += 1;
+    }
+    while i < limit && win[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    if i < limit && win[i] != b'"' {
+        return Pattern::No;
+    }
+    let key_start = i + 1;
+    match win[key_start.min(limit)..limit]
+        .iter()
+        .position(|&b| b == b'"')
+    {
+        Some(n) => {
+            let key = &win[key_start..key_start + n];
+            if CONVERSATION_KEYS.iter().any(|k| k.as_bytes() == key) {
+                Pattern::Brace(brace)
+            } else {
+                Pattern::No
+            }
+        }
+        None if win.len() < comma + LOOK => more(),
+        None => Pattern::No,
+    }
+}
+
+/// The `,` of a candidate pattern whose key's opening quote is at `quote`, if any,
+/// looking back no further than `lo`.
+fn pattern_comma_before(win: &[u8], quote: usize, lo: usize) -> Option<usize> {
+    let lo = lo.max(quote.saturating_sub(LOOK));
+    let mut i = quote;
+    while i > lo && win[i - 1].is_ascii_whitespace() {
+        i -= 1;
+    }
+    if i == lo || win[i - 1] != b'{' {
+        return None;
+    }
+    while i > lo && win[i - 1] == b'{' {
+        i -= 1;
+    }
+    while i > lo && win[i - 1].is_ascii_whitespace() {
+        i -= 1;
+    }
+    (i > lo && win[i - 1] == b',').then(|| i - 1)
+}
+
 /// The streaming array reader.
-pub struct ArrayReader<R> {
+///
+/// `G` is told how many bytes the reader is about to hold (the element being read, a
+/// stretch kept to resynchronise, elements read but not yet returned) before it holds
+/// them, so a caller can bound memory by blocking there.
+pub struct ArrayReader<R, G = fn(usize)> {
     reader: R,
     replay: Vec<u8>,
     replay_pos: usize,
@@ -112,6 +291,11 @@ pub struct ArrayReader<R> {
     max_element: usize,
     trailing: Option<String>,
     single_object: bool,
+    gate: G,
+    scanned: u64,
+    /// Items found ahead (conversations recovered while resynchronising).
+    ready: VecDeque<Item>,
+    ready_bytes: usize,
 }
 
 enum Scan {
@@ -132,6 +316,15 @@ static SPECIAL: [bool; 256] = {
     t
 };
 
+/// The same while resynchronising, where a `,` may start a candidate.
+static TRACKED: [bool; 256] = {
+    let mut t = SPECIAL;
+    t[b',' as usize] = true;
+    t
+};
+
+fn no_gate(_: usize) {}
+
 impl<R: BufRead> ArrayReader<R> {
     /// Reads from a buffered reader; elements over `max_element` bytes are rejected.
     pub fn new(reader: R, max_element: usize) -> Self {
@@ -145,6 +338,32 @@ impl<R: BufRead> ArrayReader<R> {
             max_element,
             trailing: None,
             single_object: false,
+            gate: no_gate,
+            scanned: 0,
+            ready: VecDeque::new(),
+            ready_bytes: 0,
+        }
+    }
+}
+
+impl<R: BufRead, G: FnMut(usize)> ArrayReader<R, G> {
+    /// Calls `gate` with the bytes the reader is about to hold, before it grows (see
+    /// [`ArrayReader`]); it may block until that much memory is available.
+    pub fn with_gate<H: FnMut(usize)>(self, gate: H) -> ArrayReader<R, H> {
+        ArrayReader {
+            reader: self.reader,
+            replay: self.replay,
+            replay_pos: self.replay_pos,
+            offset: self.offset,
+            index: self.index,
+            phase: self.phase,
+            max_element: self.max_element,
+            trailing: self.trailing,
+            single_object: self.single_object,
+            gate,
+            scanned: self.scanned,
+            ready: self.ready,
+            ready_bytes: self.ready_bytes,
         }
     }
 
@@ -158,6 +377,12 @@ impl<R: BufRead> ArrayReader<R> {
     /// Bytes consumed so far.
     pub fn offset(&self) -> u64 {
         self.offset
+    }
+
+    /// Bytes examined so far, counting every time one is examined again: a small
+    /// multiple of the bytes consumed, whatever the input.
+    pub fn bytes_scanned(&self) -> u64 {
+        self.scanned
     }
 
     /// A note about what followed the array, if anything but whitespace did.
@@ -200,6 +425,11 @@ impl<R: BufRead> ArrayReader<R> {
         self.replay = rest;
         self.replay_pos = 0;
         self.offset -= bytes.len() as u64;
+    }
+
+    /// Announces that the reader is about to hold `n` bytes besides the ready items.
+    fn hold(&mut self, n: usize) {
+        (self.gate)(n + self.ready_bytes);
     }
 
     /// The next byte that is not whitespace, without consuming it.
@@ -336,20 +566,17 @@ impl<R: BufRead> ArrayReader<R> {
                     }
                 }
             }
-            match end {
-                Some((n, scan)) => {
-                    out.extend_from_slice(&buf[..n]);
-                    self.consume(n);
-                    if out.len() > self.max_element {
-                        return Ok(Scan::TooLarge);
-                    }
-                    return Ok(scan);
+            let n = end.as_ref().map_or(buf.len(), |(n, _)| *n);
+            self.hold(out.len() + n);
+            let buf = self.fill()?;
+            out.extend_from_slice(&buf[..n]);
+            self.consume(n);
+            self.scanned += n as u64;
+            if let Some((_, scan)) = end {
+                if out.len() > self.max_element {
+                    return Ok(Scan::TooLarge);
                 }
-                None => {
-                    let n = buf.len();
-                    out.extend_from_slice(&buf[..n]);
-                    self.consume(n);
-                }
+                return Ok(scan);
             }
         }
     }
@@ -358,6 +585,12 @@ impl<R: BufRead> ArrayReader<R> {
     #[allow(clippy::should_implement_trait)]
     pub fn next(&mut self) -> Result<Option<Item>, StreamError> {
         loop {
+            if let Some(item) = self.ready.pop_front() {
+                if let Item::Element { bytes, .. } = &item {
+                    self.ready_bytes -= bytes.len();
+                }
+                return Ok(Some(item));
+            }
             match std::mem::replace(&mut self.phase, Phase::Done) {
                 Phase::Done => return Ok(None),
                 Phase::Start => {
@@ -454,14 +687,17 @@ impl<R: BufRead> ArrayReader<R> {
                                 )));
                             }
                             Scan::Mismatch(reason) => {
-                                self.begin_resync(offset, &bytes, reason);
+                                // The mismatched bracket is damage too.
+                                let until = self.offset + 1;
+                                self.begin_resync(offset, bytes, reason, until);
                             }
                             Scan::TooLarge => {
                                 let reason = format!(
                                     "conversation is larger than {} MiB",
                                     self.max_element >> 20
                                 );
-                                self.begin_resync(offset, &bytes, reason);
+                                let until = self.offset;
+                                self.begin_resync(offset, bytes, reason, until);
                             }
                         }
                     }
@@ -491,48 +727,26 @@ impl<R: BufRead> ArrayReader<R> {
                                 hint: None,
                             };
                             self.consume(1);
-                            self.phase = Phase::Resync(failure);
+                            let base = self.offset;
+                            self.phase = Phase::Resync(Box::new(Resync::new(
+                                failure,
+                                base,
+                                Vec::new(),
+                                base,
+                            )));
                         }
                     }
                 }
-                Phase::Resync(failure) => {
-                    match self.find_candidate()? {
-                        None => {
-                            return Ok(Some(Item::Malformed {
-                                index: failure.index,
-                                offset: failure.offset,
-                                reason: failure.reason,
-                                hint: failure.hint,
-                                resumed_at: None,
-                            }));
-                        }
-                        Some(start) => {
-                            let mut bytes = Vec::new();
-                            match self.scan_value(&mut bytes)? {
-                                Scan::Complete if looks_like_conversation(&bytes) => {
-                                    // Report the failure now; the candidate is read
-                                    // again as a normal element next.
-                                    self.unread(&bytes);
-                                    self.phase = Phase::Before;
-                                    return Ok(Some(Item::Malformed {
-                                        index: failure.index,
-                                        offset: failure.offset,
-                                        reason: failure.reason,
-                                        hint: failure.hint,
-                                        resumed_at: Some(start),
-                                    }));
-                                }
-                                _ => {
-                                    // Not a conversation: look again just past its `{`.
-                                    if bytes.len() > 1 {
-                                        self.unread(&bytes[1..]);
-                                    }
-                                    self.phase = Phase::Resync(failure);
-                                }
-                            }
-                        }
+                Phase::Resync(mut rs) => match self.resync(&mut rs)? {
+                    None => self.phase = Phase::Resync(rs),
+                    Some(Ended::Eof) => self.phase = Phase::Done,
+                    Some(Ended::At(end)) => {
+                        // Read on normally after that conversation.
+                        let at = rs.at(end);
+                        self.unread(&rs.win[at..]);
+                        self.phase = Phase::After;
                     }
-                }
+                },
             }
         }
     }
@@ -548,73 +762,322 @@ impl<R: BufRead> ArrayReader<R> {
         }
     }
 
-    fn begin_resync(&mut self, offset: u64, bytes: &[u8], reason: String) {
+    /// Starts resynchronising after the element at `offset` failed; its bytes (up to
+    /// where it failed) are searched again, and the damage reaches `damaged_until`.
+    fn begin_resync(
+        &mut self,
+        offset: u64,
+        mut bytes: Vec<u8>,
+        reason: String,
+        damaged_until: u64,
+    ) {
         let failure = Failure {
             index: self.index,
             offset,
             reason,
-            hint: hint_of(bytes),
+            hint: hint_of(&bytes),
         };
         // The next conversation may already be inside what was read (a missing
-        // closing bracket swallows what follows), so search it again.
-        if bytes.len() > 1 {
-            self.unread(&bytes[1..]);
-        }
-        self.phase = Phase::Resync(failure);
+        // closing bracket swallows what follows): search it again, past the first byte.
+        let skip = bytes.len().min(1);
+        bytes.drain(..skip);
+        self.scanned += bytes.len() as u64;
+        let base = offset + skip as u64;
+        self.phase = Phase::Resync(Box::new(Resync::new(failure, damaged_until, bytes, base)));
     }
 
-    /// Skips to the next `,` `{` `"<conversation key>"` sequence, leaving the reader
-    /// at the `{`. Returns its offset, or `None` at the end of the stream.
-    fn find_candidate(&mut self) -> io::Result<Option<u64>> {
+    /// Reads more of the stream into the window; false at its end.
+    fn pull(&mut self, rs: &mut Resync) -> io::Result<bool> {
+        let n = self.fill()?.len().min(256 * 1024);
+        if n == 0 {
+            return Ok(false);
+        }
+        self.hold(rs.win.len() + n);
+        let buf = self.fill()?;
+        rs.win.extend_from_slice(&buf[..n]);
+        self.consume(n);
+        self.scanned += n as u64;
+        Ok(true)
+    }
+
+    /// Drops the part of the window nothing needs any more.
+    fn compact(&mut self, rs: &mut Resync) {
+        let mut keep = rs.base + rs.pos as u64;
+        if let Some(c) = rs.cands.front() {
+            keep = keep.min(c.start);
+        }
+        if let Some(&(s, _)) = rs.found.front() {
+            keep = keep.min(s);
+        }
+        let drop = rs.at(keep);
+        if drop >= 64 * 1024 && drop >= rs.win.len() / 2 {
+            rs.win.drain(..drop);
+            rs.base = keep;
+            rs.pos -= drop;
+            rs.str_start = rs.str_start.saturating_sub(drop);
+        }
+    }
+
+    /// Looks for a candidate at the `,` at `comma`, reading more when needed.
+    fn candidate_at(&mut self, rs: &mut Resync, comma: usize) -> io::Result<Option<usize>> {
+        let mut eof = false;
         loop {
-            let buf = self.fill()?;
-            if buf.is_empty() {
+            match pattern_at(&rs.win, comma, eof) {
+                Pattern::Brace(b) => return Ok(Some(b)),
+                Pattern::No => return Ok(None),
+                Pattern::More => eof = !self.pull(rs)?,
+            }
+        }
+    }
+
+    /// The next byte that is not whitespace from `from` on (looking no further than
+    /// [`LOOK`] bytes), reading more when needed.
+    fn significant_at(&mut self, rs: &mut Resync, from: usize) -> io::Result<Option<u8>> {
+        let mut i = from;
+        loop {
+            while i < rs.win.len() && i < from + LOOK {
+                if !rs.win[i].is_ascii_whitespace() {
+                    return Ok(Some(rs.win[i]));
+                }
+                i += 1;
+            }
+            if i >= from + LOOK || !self.pull(rs)? {
                 return Ok(None);
             }
-            let Some(comma) = memchr::memchr(b',', buf) else {
-                let n = buf.len();
-                self.consume(n);
-                continue;
-            };
-            self.consume(comma + 1);
-            match self.peek_significant()? {
-                None => return Ok(None),
-                Some(b'{') => {
-                    let start = self.offset;
-                    if self.first_key_is_conversation_key()? {
-                        return Ok(Some(start));
+        }
+    }
+
+    /// Queues the conversations found that start before `upto` (all when `None`),
+    /// reporting the failure first if it was not yet.
+    fn emit(&mut self, rs: &mut Resync, upto: Option<u64>) {
+        while let Some(&(start, end)) = rs.found.front() {
+            if upto.is_some_and(|u| start >= u) {
+                break;
+            }
+            rs.found.pop_front();
+            if let Some(f) = rs.failure.take() {
+                self.ready.push_back(Item::Malformed {
+                    index: f.index,
+                    offset: f.offset,
+                    reason: f.reason,
+                    hint: f.hint,
+                    resumed_at: Some(start),
+                });
+            }
+            let (a, b) = (rs.at(start), rs.at(end));
+            self.hold(rs.win.len() + (b - a));
+            self.index += 1;
+            self.ready_bytes += b - a;
+            self.ready.push_back(Item::Element {
+                index: self.index,
+                offset: start,
+                bytes: rs.win[a..b].to_vec(),
+            });
+        }
+    }
+
+    /// The outermost open candidate failed (and every other one with it when `all`):
+    /// a conversation that began past the reported damage is reported on its own.
+    fn fail_outermost(&mut self, rs: &mut Resync, reason: String, all: bool) {
+        let Some(outer) = rs.cands.pop_front() else {
+            return;
+        };
+        if rs.failure.is_none() && outer.mapping && outer.start >= rs.damaged_until {
+            self.index += 1;
+            let at = rs.at(outer.start);
+            rs.failure = Some(Failure {
+                index: self.index,
+                offset: outer.start,
+                reason,
+                hint: hint_of(&rs.win[at..]),
+            });
+        }
+        let here = rs.base + rs.pos as u64;
+        rs.damaged_until = rs.damaged_until.max(here);
+        if all || rs.cands.is_empty() {
+            rs.reset();
+            self.emit(rs, None);
+        } else {
+            // It is an ordinary frame now; what it held before the next one is final.
+            rs.stack[outer.depth - 1] &= !MARK;
+            let next = rs.cands.front().map(|c| c.start);
+            self.emit(rs, next);
+        }
+    }
+
+    /// A candidate's frame closed at `end`.
+    fn complete(&mut self, rs: &mut Resync, end: u64) -> Option<Ended> {
+        let c = rs.cands.pop_back()?;
+        if c.mapping {
+            // It holds any conversation found inside it.
+            while rs.found.back().is_some_and(|&(s, _)| s > c.start) {
+                rs.found.pop_back();
+            }
+            rs.found.push_back((c.start, end));
+        }
+        if !rs.cands.is_empty() {
+            return None;
+        }
+        rs.reset();
+        self.emit(rs, None);
+        (c.mapping && end >= rs.damaged_until).then_some(Ended::At(end))
+    }
+
+    /// Runs the resynchronisation until it has items to return (`None`) or ends.
+    fn resync(&mut self, rs: &mut Resync) -> Result<Option<Ended>, StreamError> {
+        loop {
+            if !self.ready.is_empty() {
+                return Ok(None);
+            }
+            self.compact(rs);
+            if rs.pos >= rs.win.len() && !self.pull(rs)? {
+                while !rs.cands.is_empty() {
+                    let reason = "the file ends in the middle of this conversation (an incomplete download?)";
+                    self.fail_outermost(rs, reason.into(), true);
+                }
+                self.emit(rs, None);
+                if let Some(f) = rs.failure.take() {
+                    self.ready.push_back(Item::Malformed {
+                        index: f.index,
+                        offset: f.offset,
+                        reason: f.reason,
+                        hint: f.hint,
+                        resumed_at: None,
+                    });
+                }
+                return Ok(Some(Ended::Eof));
+            }
+            if rs.cands.is_empty() && !rs.opening {
+                // Nothing open: look for the next candidate.
+                match memchr::memchr(b',', &rs.win[rs.pos..]) {
+                    None => rs.pos = rs.win.len(),
+                    Some(j) => {
+                        let comma = rs.pos + j;
+                        match self.candidate_at(rs, comma)? {
+                            Some(brace) => {
+                                rs.reset();
+                                rs.pos = brace;
+                                rs.opening = true;
+                            }
+                            None => rs.pos = comma + 1,
+                        }
                     }
                 }
-                Some(_) => {}
+                continue;
+            }
+            if rs.escape {
+                rs.escape = false;
+                rs.pos += 1;
+            } else if rs.in_string {
+                self.track_string(rs)?;
+            } else if let Some(ended) = self.track_structure(rs)? {
+                return Ok(Some(ended));
+            }
+            if let Some(outer) = rs.cands.front()
+                && rs.base + rs.pos as u64 - outer.start > self.max_element as u64
+            {
+                let reason = format!("conversation is larger than {} MiB", self.max_element >> 20);
+                self.fail_outermost(rs, reason, false);
             }
         }
     }
 
-    /// Looks (without consuming) at the first key after the `{` at the current position.
-    fn first_key_is_conversation_key(&mut self) -> io::Result<bool> {
-        // Gather a small look-ahead window, possibly across buffer refills.
-        let mut window = Vec::new();
-        loop {
-            let buf = self.fill()?;
-            if buf.is_empty() {
-                break;
-            }
-            let take = buf.len().min(96 - window.len());
-            window.extend_from_slice(&buf[..take]);
-            let n = take;
-            self.consume(n);
-            if window.len() >= 96 {
-                break;
-            }
-        }
-        self.unread(&window.clone());
-        let text = String::from_utf8_lossy(&window);
-        let rest = text.trim_start_matches('{').trim_start();
-        let Some(rest) = rest.strip_prefix('"') else {
-            return Ok(false);
+    /// Inside a string of the open candidates: on to its end.
+    fn track_string(&mut self, rs: &mut Resync) -> io::Result<()> {
+        let Some(j) = memchr::memchr2(b'"', b'\\', &rs.win[rs.pos..]) else {
+            rs.pos = rs.win.len();
+            return Ok(());
         };
-        let key = rest.split('"').next().unwrap_or("");
-        Ok(CONVERSATION_KEYS.contains(&key))
+        let k = rs.pos + j;
+        if rs.win[k] == b'\\' {
+            rs.escape = true;
+            rs.pos = k + 1;
+            return Ok(());
+        }
+        let lo = rs.cands.front().map_or(0, |c| rs.at(c.start));
+        if let Some(comma) = pattern_comma_before(&rs.win, k, lo)
+            && let Some(brace) = self.candidate_at(rs, comma)?
+        {
+            // A candidate inside one of their strings: they are not JSON, so they
+            // fail here and tracking starts over with it.
+            let reason = format!(
+                "a conversation starts inside one of its strings at byte {}",
+                rs.base + brace as u64
+            );
+            while !rs.cands.is_empty() {
+                self.fail_outermost(rs, reason.clone(), true);
+            }
+            self.scanned += (k - brace) as u64;
+            rs.reset();
+            rs.pos = brace;
+            rs.opening = true;
+            return Ok(());
+        }
+        rs.in_string = false;
+        rs.pos = k + 1;
+        // A top-level `mapping` key makes the innermost candidate look like a conversation.
+        if rs.cands.back().is_some_and(|c| c.depth == rs.stack.len())
+            && &rs.win[rs.str_start + 1..k] == b"mapping"
+            && self.significant_at(rs, k + 1)? == Some(b':')
+            && let Some(c) = rs.cands.back_mut()
+        {
+            c.mapping = true;
+        }
+        Ok(())
+    }
+
+    /// Outside strings: on to the next bracket, quote or comma.
+    fn track_structure(&mut self, rs: &mut Resync) -> io::Result<Option<Ended>> {
+        let Some(j) = rs.win[rs.pos..].iter().position(|&b| TRACKED[b as usize]) else {
+            rs.pos = rs.win.len();
+            return Ok(None);
+        };
+        let k = rs.pos + j;
+        rs.pos = k + 1;
+        match rs.win[k] {
+            b'"' => {
+                rs.in_string = true;
+                rs.str_start = k;
+            }
+            open @ (b'{' | b'[') => {
+                let close = if open == b'{' { b'}' } else { b']' };
+                if std::mem::take(&mut rs.opening) {
+                    rs.stack.push(close | MARK);
+                    rs.cands.push_back(Cand {
+                        start: rs.base + k as u64,
+                        depth: rs.stack.len(),
+                        mapping: false,
+                    });
+                } else {
+                    rs.stack.push(close);
+                }
+            }
+            b',' => {
+                if let Some(brace) = self.candidate_at(rs, k)? {
+                    rs.pos = brace;
+                    rs.opening = true;
+                }
+            }
+            close => match rs.stack.last() {
+                Some(&top) if top & !MARK == close => {
+                    rs.stack.pop();
+                    if top & MARK != 0 {
+                        return Ok(self.complete(rs, rs.base + k as u64 + 1));
+                    }
+                }
+                _ => {
+                    let reason = format!(
+                        "unexpected `{}` at byte {}",
+                        close as char,
+                        rs.base + k as u64
+                    );
+                    while !rs.cands.is_empty() {
+                        self.fail_outermost(rs, reason.clone(), true);
+                    }
+                }
+            },
+        }
+        Ok(None)
     }
 
     fn finish(&mut self) -> io::Result<()> {
@@ -627,18 +1090,6 @@ impl<R: BufRead> ArrayReader<R> {
         }
         Ok(())
     }
-}
-
-/// Whether bytes parse as an object carrying `mapping` or an id.
-fn looks_like_conversation(bytes: &[u8]) -> bool {
-    #[derive(serde::Deserialize)]
-    struct Probe {
-        mapping: Option<serde::de::IgnoredAny>,
-        id: Option<serde::de::IgnoredAny>,
-        conversation_id: Option<serde::de::IgnoredAny>,
-    }
-    serde_json::from_slice::<Probe>(bytes)
-        .is_ok_and(|p| p.mapping.is_some() || p.id.is_some() || p.conversation_id.is_some())
 }
 
 /// An id or title read from the first bytes of a (possibly broken) conversation.

@@ -1,3 +1,4 @@
+use super::tree::Tree;
 use super::*;
 
 fn conv(json: &str) -> Conversation<'_> {
@@ -77,6 +78,57 @@ fn deep_linear_tree_does_not_recurse() {
     let c = conv(&s);
     assert_eq!(c.active_branch().len(), n);
     assert_eq!(c.summary().expect("summary").message_count as usize, n - 1);
+}
+
+/// Runs `f` on its own thread and fails the test if it has not finished in `limit`: a
+/// backstop for work that must be linear (a quadratic build of the same input takes
+/// minutes); the assertions themselves are about results, not time.
+fn finishes_within<T: Send + 'static>(
+    limit: std::time::Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(limit)
+        .expect("finished (a quadratic walk over the children takes minutes here)")
+}
+
+fn node(key: String, parent: Option<&str>, children: Vec<String>) -> Node<'static> {
+    Node {
+        key: key.into(),
+        message: None,
+        parent: parent.map(|p| p.to_owned().into()),
+        children: children.into_iter().map(Into::into).collect(),
+    }
+}
+
+#[test]
+fn a_node_with_200000_children_builds_in_linear_time() {
+    let n = 200_000;
+    let tree_children = finishes_within(std::time::Duration::from_secs(60), move || {
+        // The root lists every child (one of them twice, plus itself and an id outside
+        // the mapping); each child also names the root as its parent, and a further
+        // node is the root's child only through its `parent` link.
+        let mut listed: Vec<String> = (0..n).map(|i| format!("c{i}")).collect();
+        listed.push("c7".into());
+        listed.push("root".into());
+        listed.push("not-in-mapping".into());
+        let mut nodes = vec![node("root".into(), None, listed)];
+        nodes.extend((0..n).map(|i| node(format!("c{i}"), Some("root"), Vec::new())));
+        nodes.push(node("late".into(), Some("root"), Vec::new()));
+        let tree = Tree::new(&nodes);
+        let root = tree.position("root").expect("root");
+        let children = tree.children(root).to_vec();
+        assert_eq!(tree.leaves().len(), n + 1);
+        assert_eq!(tree.parent(n), Some(root));
+        children
+    });
+    // Listed children once each, in their order, then the one known by its parent.
+    assert_eq!(tree_children.len(), n + 1);
+    assert!(tree_children[..n].iter().copied().eq(1..=n));
+    assert_eq!(tree_children[n], n + 1);
 }
 
 #[test]

@@ -10,6 +10,7 @@ use std::collections::HashMap;
 pub struct Tree<'n> {
     nodes: &'n [Node<'n>],
     index: HashMap<&'n str, usize>,
+    parents: Vec<Option<usize>>,
     children: Vec<Vec<usize>>,
 }
 
@@ -20,23 +21,34 @@ impl<'n> Tree<'n> {
         for (i, n) in nodes.iter().enumerate() {
             index.entry(n.key.as_ref()).or_insert(i);
         }
+        let parents: Vec<Option<usize>> = nodes
+            .iter()
+            .map(|n| n.parent.as_deref().and_then(|p| index.get(p).copied()))
+            .collect();
         let mut children: Vec<Vec<usize>> = vec![Vec::new(); nodes.len()];
+        // Linear on any input (a node may list 200,000 children, or one child many
+        // times): `listed_by[c]` is the last node whose list took `c`, and
+        // `under_parent[c]` says `c` is already a child of its own `parent`.
+        let mut listed_by = vec![usize::MAX; nodes.len()];
+        let mut under_parent = vec![false; nodes.len()];
         // Listed children first, in their order, then children known only by their
         // `parent` link, in mapping order.
         for (i, n) in nodes.iter().enumerate() {
             for c in &n.children {
                 if let Some(&ci) = index.get(c.as_ref())
                     && ci != i
-                    && !children[i].contains(&ci)
+                    && listed_by[ci] != i
                 {
+                    listed_by[ci] = i;
+                    under_parent[ci] |= parents[ci] == Some(i);
                     children[i].push(ci);
                 }
             }
         }
-        for (ci, n) in nodes.iter().enumerate() {
-            if let Some(&pi) = n.parent.as_deref().and_then(|p| index.get(p))
+        for (ci, parent) in parents.iter().enumerate() {
+            if let Some(pi) = *parent
                 && pi != ci
-                && !children[pi].contains(&ci)
+                && !under_parent[ci]
             {
                 children[pi].push(ci);
             }
@@ -44,6 +56,7 @@ impl<'n> Tree<'n> {
         Tree {
             nodes,
             index,
+            parents,
             children,
         }
     }
@@ -60,10 +73,7 @@ impl<'n> Tree<'n> {
 
     /// The parent of a node, when it is in the mapping.
     pub fn parent(&self, i: usize) -> Option<usize> {
-        self.nodes[i]
-            .parent
-            .as_deref()
-            .and_then(|p| self.position(p))
+        self.parents[i]
     }
 
     /// Nodes none of whose children are in the mapping, in mapping order.

@@ -571,7 +571,10 @@ fn run_killed_mid_import_leaves_an_archive_that_opens_and_a_restart_completes_it
         DEADLINE,
         || {
             let s = binary_status(&w);
-            (conversations(&s) == BIG_CONVERSATIONS as u64).then_some(s)
+            // The import is recorded for `status` just after its last conversation is in.
+            (conversations(&s) == BIG_CONVERSATIONS as u64
+                && s["last_import"]["files"][0]["skipped"].is_boolean())
+            .then_some(s)
         },
         || d.log(),
     );

@@ -712,6 +712,99 @@ fn import_attachments_in_every_naming_scheme_zip_and_folder() {
     }
 }
 
+/// Attachments the archive cannot store (here its staging folder is a file, as a full
+/// or read-only disk would fail it) fail the file: its conversations are in, but it is
+/// not recorded as imported, so importing it again once the cause is gone stores the
+/// attachments and only then records it.
+#[test]
+fn import_with_attachments_the_archive_cannot_store_is_not_recorded_and_a_retry_completes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (export, assets) = attachments_export();
+    let zip = dir.path().join("attachments.zip");
+    export.write_zip(&zip);
+    let archive = Archive::open(&dir.path().join("data"), &OpenOptions::default()).expect("open");
+    let staging = archive.dir().join("blobs").join("tmp");
+    fs::remove_dir(&staging).expect("rmdir tmp");
+    fs::write(&staging, b"not a folder").expect("block the staging folder");
+
+    let r = import(&archive, &zip);
+    let e = r.error.as_deref().expect("a file-level error");
+    assert!(
+        e.contains("attachments.zip") && e.contains("4 attachment(s) could not be stored"),
+        "{e}"
+    );
+    assert!(e.contains("not recorded as imported"), "{e}");
+    assert!(e.contains("import it again"), "says what to do: {e}");
+    assert!(r.failed() && !r.stored_completely());
+    assert_eq!(counts_of(&r), (2, 0, 0), "the conversations are in");
+    assert_eq!(r.attachments, 0);
+    assert_eq!(r.warnings.len(), 4, "one per attachment: {:#?}", r.warnings);
+    let digest = r.digest.clone().expect("digest");
+    assert!(
+        archive.import_record(&digest).expect("record").is_none(),
+        "an export whose attachments are not stored is not recorded as imported"
+    );
+    assert!(archive.file(assets[0].file_id()).expect("file").is_none());
+
+    // The cause is gone: the same file imports again (not skipped by its digest).
+    fs::remove_file(&staging).expect("unblock");
+    fs::create_dir(&staging).expect("mkdir tmp");
+    let r = import(&archive, &zip);
+    assert_clean(&r);
+    assert!(r.already_imported.is_none(), "{r:#?}");
+    assert_eq!(counts_of(&r), (0, 0, 2));
+    assert_eq!(r.attachments, 4);
+    assert_assets_stored(&archive, &assets);
+    assert!(
+        archive.unsynced_blob_dirs().is_empty(),
+        "the blob folders are synced before the file is recorded"
+    );
+    let record = archive.import_record(&digest).expect("record");
+    assert_eq!(record.expect("recorded now").unchanged, 2);
+    assert!(import(&archive, &zip).already_imported.is_some());
+}
+
+/// An attachment the export itself cannot deliver (here refused as a possible zip bomb)
+/// is a warning, not a failed file: importing the same bytes again could not store it
+/// either, so the file is recorded as imported.
+#[test]
+fn import_with_an_attachment_the_export_cannot_deliver_warns_and_is_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let good = asset_bytes("file-GoodPic1", "good.png");
+    let mut c = ConvBuilder::new("undeliverable-0001", "A bomb-like attachment");
+    c.user_image("Fine.", "file-GoodPic1", "good.png", "image/png");
+    c.user_image("Zeros.", "file-Zeros1", "zeros.png", "image/png");
+    c.assistant("Hm.");
+    let zip = dir.path().join("undeliverable.zip");
+    ExportBuilder::new()
+        .conversation(c.build())
+        .member("file-GoodPic1-good.png", &good)
+        .member("file-Zeros1-zeros.png", &vec![0u8; 4 << 20])
+        .write_zip(&zip);
+    let archive = Archive::temporary().expect("archive");
+    let opts = ImportOptions {
+        limits: ImportConfig {
+            max_ratio: 100,
+            ratio_grace_bytes: 256 << 10,
+            ..ImportConfig::default()
+        },
+        ..ImportOptions::default()
+    };
+    let r = import_with(&archive, &zip, &opts);
+    assert!(r.error.is_none(), "{r:#?}");
+    assert!(r.stored_completely());
+    assert_eq!((counts_of(&r), r.attachments), ((1, 0, 0), 1), "{r:#?}");
+    assert!(
+        r.warnings
+            .iter()
+            .any(|w| w.contains("file-Zeros1") && w.contains("zip bomb")),
+        "{:#?}",
+        r.warnings
+    );
+    let digest = r.digest.clone().expect("digest");
+    assert!(archive.import_record(&digest).expect("record").is_some());
+}
+
 #[test]
 fn import_library_files_json_names_a_dat_attachment() {
     let dir = tempfile::tempdir().expect("tempdir");

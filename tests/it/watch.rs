@@ -318,3 +318,82 @@ async fn watch_after_import_move_moves_only_imported_exports() {
     assert_eq!(conversations(&d.status().await), 2);
     d.stop().await;
 }
+
+/// An export whose attachments the archive cannot store (its staging folder is blocked, as
+/// a full or read-only disk would fail it) is not recorded as imported: `status` shows the
+/// failure, `after_import = "move"` leaves the file where it is, and once the cause is gone
+/// the next start imports it again, stores the attachments, and only then moves it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watch_export_whose_attachments_cannot_be_stored_stays_and_is_retried_at_the_next_start() {
+    let w = DaemonWorld::new();
+    let (mut loaded, platform) = w.load(&[]);
+    loaded.config.watch.after_import = convos::config::AfterImport::Move;
+    let staging = loaded.paths.archive_dir.join("blobs").join("tmp");
+    let d = InProcess::start(loaded, platform).await;
+    fs::remove_dir(&staging).expect("rmdir tmp");
+    fs::write(&staging, b"not a folder").expect("block the staging folder");
+
+    let bytes = fs::read(sample_export(&w.cli.inputs())).expect("sample export");
+    write_chrome_style(&w.watch, "attached.zip", &bytes, 4).await;
+    let s = d
+        .wait_status("the failed import to be recorded", |s| {
+            last_import_files(s)
+                .first()
+                .is_some_and(|f| f.0 == "attached.zip")
+        })
+        .await;
+    let files = last_import_files(&s);
+    let error = files[0].3.as_deref().expect("status shows the failure");
+    assert!(
+        error.contains("3 attachment(s) could not be stored") && error.contains("import it again"),
+        "{error}"
+    );
+    assert_eq!(conversations(&s), 5, "the conversations are in: {s:#}");
+    assert_eq!(s["counts"]["attachments"], 0, "{s:#}");
+
+    // A marker imported (and moved) afterwards: the failed file has had its turn by then.
+    write_chrome_style(&w.watch, "marker.zip", &export_zip(&["marker-1"]), 2).await;
+    d.wait_status("marker.zip to be archived", |s| {
+        last_import_is(s, "marker.zip", 1)
+    })
+    .await;
+    let processed = w.watch.join("convos-imported");
+    eventually(
+        "the marker to be moved",
+        async || processed.join("marker.zip").is_file().then_some(()),
+        || format!("{:?}", fs::read_dir(&w.watch).map(|d| d.count())),
+    )
+    .await;
+    assert!(
+        w.watch.join("attached.zip").is_file() && !processed.join("attached.zip").exists(),
+        "a file not stored completely is never moved"
+    );
+    d.stop().await;
+
+    // The cause is gone: the scan at the next start finds the file unrecorded and imports it.
+    fs::remove_file(&staging).expect("unblock");
+    fs::create_dir(&staging).expect("mkdir tmp");
+    let (mut loaded, platform) = w.load(&[]);
+    loaded.config.watch.after_import = convos::config::AfterImport::Move;
+    let d = InProcess::start(loaded, platform).await;
+    let s = d
+        .wait_status("the retried import to complete", |s| {
+            last_import_files(s)
+                .first()
+                .is_some_and(|f| f.0 == "attached.zip")
+        })
+        .await;
+    assert_eq!(
+        last_import_files(&s),
+        [("attached.zip".to_owned(), 0, false, None)],
+        "{s:#}"
+    );
+    assert_eq!(s["counts"]["attachments"], 3, "{s:#}");
+    eventually(
+        "the completed export to be moved",
+        async || processed.join("attached.zip").is_file().then_some(()),
+        || format!("{:?}", fs::read_dir(&w.watch).map(|d| d.count())),
+    )
+    .await;
+    d.stop().await;
+}

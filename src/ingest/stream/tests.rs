@@ -157,3 +157,180 @@ fn a_single_object_reads_as_one_element_when_allowed() {
         Some(Item::Malformed { .. })
     ));
 }
+
+/// Reads `input` on its own thread (a backstop: quadratic work on these inputs takes
+/// minutes) and checks that no byte was examined more than a few times.
+fn read_linear(input: Vec<u8>) -> Vec<Got> {
+    let len = input.len() as u64;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for buf in [7, 64 * 1024] {
+            let mut r = ArrayReader::new(io::BufReader::with_capacity(buf, &input[..]), 1 << 30);
+            let mut got = Vec::new();
+            while let Some(item) = r.next().expect("readable") {
+                got.push(match item {
+                    Item::Element {
+                        index,
+                        offset,
+                        bytes,
+                    } => {
+                        assert_eq!(&input[offset as usize..][..bytes.len()], &bytes[..]);
+                        Got::El(index, String::from_utf8(bytes).expect("utf8"))
+                    }
+                    Item::Malformed {
+                        index,
+                        resumed_at,
+                        hint,
+                        ..
+                    } => Got::Bad(index, resumed_at, hint),
+                });
+            }
+            let _ = tx.send((got, r.bytes_scanned()));
+        }
+    });
+    let wait = std::time::Duration::from_secs(60);
+    let (small, scanned_small) = rx.recv_timeout(wait).expect("read in one pass");
+    let (big, scanned_big) = rx.recv_timeout(wait).expect("read in one pass");
+    assert_eq!(small, big, "buffer size must not matter");
+    for scanned in [scanned_small, scanned_big] {
+        assert!(
+            scanned <= 3 * len,
+            "{scanned} bytes examined for {len}: not linear"
+        );
+    }
+    big
+}
+
+/// About 2 MB of a repeated pattern, between a prefix and a suffix.
+fn hostile(prefix: &str, unit: &str, suffix: &str) -> (Vec<u8>, usize) {
+    let n = 2_000_000 / unit.len();
+    let mut s = String::with_capacity(prefix.len() + n * unit.len() + suffix.len());
+    s.push_str(prefix);
+    for _ in 0..n {
+        s.push_str(unit);
+    }
+    s.push_str(suffix);
+    (s.into_bytes(), n)
+}
+
+#[test]
+fn hostile_resync_input_is_reported_in_one_pass() {
+    // The issue's file: every `,{"id":0` is a candidate that never closes.
+    let (input, _) = hostile("[{]", r#",{"id":0"#, "");
+    assert_eq!(read_linear(input), vec![Got::Bad(1, None, None)]);
+    // The same ending in a bracket that fails them all at once.
+    let (input, _) = hostile("[{]", r#",{"id":0"#, "}");
+    assert_eq!(read_linear(input), vec![Got::Bad(1, None, None)]);
+    // Nested as deep as it goes, and commas that start nothing.
+    let (input, _) = hostile(r#"[{],{"id":"#, "[", "");
+    assert_eq!(read_linear(input), vec![Got::Bad(1, None, None)]);
+    let (input, _) = hostile("[{]", ", ", r#",{"id":"x","mapping":{}}]"#);
+    let start = input.len() as u64 - 24;
+    assert_eq!(
+        read_linear(input),
+        vec![
+            Got::Bad(1, Some(start), None),
+            el(2, r#"{"id":"x","mapping":{}}"#)
+        ]
+    );
+    // A candidate in the string of the one before, again and again: each proves the
+    // one before is not JSON.
+    let (input, _) = hostile("[{]", r#",{"id":"a"#, "");
+    assert_eq!(read_linear(input), vec![Got::Bad(1, None, None)]);
+}
+
+#[test]
+fn conversations_inside_a_damaged_stretch_are_recovered_in_one_pass() {
+    // Open candidates, each holding a complete conversation, all failed by the last
+    // bracket: every conversation is recovered, once.
+    let conv = r#"{"id":"r","mapping":{}}"#;
+    let (input, n) = hostile("[{]", &format!(r#",{{"id":[,{conv}"#), "}");
+    let got = read_linear(input);
+    assert_eq!(got.len(), n + 1);
+    assert!(matches!(got[0], Got::Bad(1, Some(_), None)), "{:?}", got[0]);
+    assert!(
+        got[1..]
+            .iter()
+            .enumerate()
+            .all(|(i, g)| *g == el(i + 2, conv))
+    );
+    // The same where the enclosing objects are not candidates but the failed element.
+    let conv = r#"{"title":"c","mapping":{}}"#;
+    let (input, n) = hostile(r#"[{"a":["#, &format!(r#",{conv},{{"zz":["#), "}");
+    let got = read_linear(input);
+    assert_eq!(got.len(), n + 1);
+    assert!(
+        got[1..]
+            .iter()
+            .enumerate()
+            .all(|(i, g)| *g == el(i + 2, conv))
+    );
+    // Conversations nested in conversations: the outermost is the one.
+    let (input, n) = hostile("[{]", r#",{"mapping":[0"#, "");
+    let mut input = input;
+    for _ in 0..n {
+        input.extend_from_slice(b"]}");
+    }
+    input.push(b']');
+    let got = read_linear(input.clone());
+    assert_eq!(got.len(), 2);
+    let whole = String::from_utf8(input[4..input.len() - 1].to_vec()).expect("utf8");
+    assert_eq!(got[1], el(2, &whole));
+}
+
+#[test]
+fn objects_of_a_damaged_conversation_are_not_taken_for_conversations() {
+    // b lacks a closing brace. Its attachment list holds `,{"id":…}` objects: they are
+    // not conversations (no mapping), so reading resumes with c, and what follows c is
+    // read as usual (the `]` after the list does not end the array).
+    let input = br#"[{"id":"a","mapping":{}},{"id":"b","mapping":{"n":{"message":{"metadata":{"attachments":[{"id":"file-1"},{"id":"file-2","name":"x"}]}}}},{"id":"c","mapping":{}},{"id":"d","mapping":{}}]"#;
+    let got = read_all(input);
+    assert_eq!(got[0], el(1, r#"{"id":"a","mapping":{}}"#));
+    assert!(
+        matches!(&got[1], Got::Bad(2, Some(_), Some(h)) if h.contains("\"b\"")),
+        "{got:?}"
+    );
+    assert_eq!(got[2], el(3, r#"{"id":"c","mapping":{}}"#));
+    assert_eq!(got[3], el(4, r#"{"id":"d","mapping":{}}"#));
+    assert_eq!(got.len(), 4);
+}
+
+#[test]
+fn a_second_damaged_conversation_met_while_resynchronising_is_reported_too() {
+    // b's mapping is an unclosed array holding c; the `}` after c fails b. While still
+    // resynchronising, d fails as well: both are reported, c and e are read.
+    let input = br#"[{"id":"a","mapping":{}},{"id":"b","mapping":[,{"id":"c","mapping":{}}},{"id":"d","mapping":{"x":]},{"id":"e","mapping":{}}]"#;
+    let text = String::from_utf8_lossy(input);
+    let at = |s: &str| text.find(s).expect("in the input") as u64;
+    let got = read_all(input);
+    assert_eq!(
+        got,
+        vec![
+            el(1, r#"{"id":"a","mapping":{}}"#),
+            Got::Bad(2, Some(at(r#"{"id":"c""#)), Some(r#"id "b""#.into())),
+            el(3, r#"{"id":"c","mapping":{}}"#),
+            Got::Bad(4, Some(at(r#"{"id":"e""#)), Some(r#"id "d""#.into())),
+            el(5, r#"{"id":"e","mapping":{}}"#),
+        ]
+    );
+}
+
+#[test]
+fn the_gate_hears_of_every_byte_held_before_it_is() {
+    let input = br#"[{"id":"a","mapping":{"x":"0123456789"}},{"id":"b","mapping":{]},{"id":"c","mapping":{}}]"#;
+    let seen = std::cell::RefCell::new(Vec::new());
+    let mut r = ArrayReader::new(io::BufReader::with_capacity(8, &input[..]), 1 << 20)
+        .with_gate(|n| seen.borrow_mut().push(n));
+    let mut sizes = Vec::new();
+    while let Some(item) = r.next().expect("readable") {
+        if let Item::Element { bytes, .. } = item {
+            sizes.push(bytes.len());
+        }
+    }
+    assert_eq!(sizes, [39, 23]);
+    let seen = seen.into_inner();
+    // Announced as it grew, never less than an element it handed out.
+    assert!(seen.windows(2).any(|w| w[1] > w[0]), "{seen:?}");
+    assert!(seen.contains(&39), "{seen:?}");
+    assert!(seen.iter().any(|&n| n >= 23), "{seen:?}");
+}
