@@ -10,6 +10,7 @@
 //!   every source writes conversations through; attachments stored by content hash
 //! - [`ingest`]: export ZIPs, folders and JSON files → raw conversations (streaming)
 //! - [`render`]: the Export schema v1 view, JSON and Markdown
+//! - [`search`]: the full-text index (tantivy), a derived store rebuilt from the archive
 //! - [`commands`]: the handlers behind status/list/show/search/export/import, shared
 //!   by the CLI and the daemon's control socket
 //! - [`api`]: the chatgpt.com client: credentials, session exchange, pacing, typed errors
@@ -40,5 +41,6 @@ pub mod ingest;
 pub mod logging;
 pub mod model;
 pub mod render;
+pub mod search;
 pub mod service;
 pub mod sync;

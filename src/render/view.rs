@@ -115,6 +115,25 @@ pub fn build_with(
     stored: &StoredConversation,
     lookup: &dyn Fn(&str) -> Option<crate::archive::schema::FileRecord>,
 ) -> Result<ConversationView, ArchiveError> {
+    build_impl(stored, lookup, false).map(|(view, _)| view)
+}
+
+/// Builds the view with the visible messages of every branch, not only the active
+/// one, in mapping order, paired with whether each is on the active branch (the
+/// search index holds every branch). Visibility follows the same rules as
+/// [`build_with`]: nodes without a message and hidden messages are left out.
+pub fn build_all_branches(
+    stored: &StoredConversation,
+    lookup: &dyn Fn(&str) -> Option<crate::archive::schema::FileRecord>,
+) -> Result<(ConversationView, Vec<bool>), ArchiveError> {
+    build_impl(stored, lookup, true)
+}
+
+fn build_impl(
+    stored: &StoredConversation,
+    lookup: &dyn Fn(&str) -> Option<crate::archive::schema::FileRecord>,
+    all_branches: bool,
+) -> Result<(ConversationView, Vec<bool>), ArchiveError> {
     let conv = stored.parse()?;
     let record: &ConvRecord = &stored.record;
     let nodes = conv.nodes();
@@ -124,9 +143,29 @@ pub fn build_with(
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
     let mut messages = Vec::new();
-    for i in conv.visible_messages() {
+    let mut on_active = Vec::new();
+    let indices = if all_branches {
+        let mut active = vec![false; nodes.len()];
+        for i in conv.active_branch() {
+            active[i] = true;
+        }
+        (0..nodes.len())
+            .filter(|&i| {
+                nodes[i]
+                    .message
+                    .as_ref()
+                    .is_some_and(|m| !m.meta().hidden())
+            })
+            .map(|i| (i, active[i]))
+            .collect()
+    } else {
+        let visible = conv.visible_messages();
+        visible.into_iter().map(|i| (i, true)).collect::<Vec<_>>()
+    };
+    for (i, active) in indices {
         let node = &nodes[i];
         let Some(m) = &node.message else { continue };
+        on_active.push(active);
         let meta = m.meta();
         let content = m.content();
         let role = m.role().to_owned();
@@ -177,7 +216,7 @@ pub fn build_with(
         });
     }
     let s = &record.summary;
-    Ok(ConversationView {
+    let view = ConversationView {
         id: s.id.clone(),
         title: s.title.clone(),
         create_time: s.create_time.and_then(secs_to_rfc3339),
@@ -189,5 +228,6 @@ pub fn build_with(
         deleted_remotely: record.deleted_remotely,
         node_count: record.node_count,
         messages,
-    })
+    };
+    Ok((view, on_active))
 }

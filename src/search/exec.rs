@@ -1,0 +1,628 @@
+//! Running a query: the tantivy query (BM25 over message text and title, title
+//! matches boosted, adjacent query words boosted, filters that do not score), one hit
+//! per conversation (its best message), conversation-level exclusions, and snippets.
+
+use super::index::SearchIndex;
+use super::query::{Element, Filters, Query};
+use super::schema::Fields;
+use super::{SearchError, tokenize};
+use crate::model::time::secs_to_rfc3339;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::{Bound, Range};
+use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::columnar::StrColumn;
+use tantivy::query::{
+    BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhrasePrefixQuery, PhraseQuery,
+    Query as TQuery, RangeQuery, TermQuery, TermSetQuery, Weight,
+};
+use tantivy::schema::{Field, IndexRecordOption, Term, Value};
+use tantivy::snippet::{SnippetGenerator, collapse_overlapped_ranges};
+use tantivy::{
+    DateTime, DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument,
+};
+
+/// How much more a title match weighs than a match in a message.
+const TITLE_BOOST: Score = 2.0;
+/// Extra weight of a message holding the query's words next to each other.
+const PROXIMITY_BOOST: Score = 1.5;
+/// Words apart that still count as "next to each other".
+const PROXIMITY_SLOP: u32 = 2;
+/// Terms a `prefix*` expands to, at most (the first in term order).
+const PREFIX_EXPANSIONS: u32 = 200;
+/// Characters of a snippet.
+const SNIPPET_CHARS: usize = 160;
+/// The most results one search returns.
+pub const MAX_LIMIT: usize = 10_000;
+
+/// A search: what to find, under which conditions, and how many conversations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SearchRequest {
+    /// The parsed query.
+    pub query: Query,
+    /// Conditions on the messages.
+    pub filters: Filters,
+    /// Conversations to return, at most (capped at 10,000).
+    pub limit: usize,
+}
+
+/// One conversation found: its best message and a snippet of it. Serializes to the
+/// `--json` shape `{id, title, update_time, score, message_id, role, snippet}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hit {
+    /// Conversation id.
+    pub id: String,
+    /// Its title.
+    pub title: Option<String>,
+    /// Its update time, RFC 3339 UTC.
+    pub update_time: Option<String>,
+    /// BM25 score of the best message (higher is better).
+    pub score: f32,
+    /// The best message's id (`None` when only the title matched an empty
+    /// conversation).
+    pub message_id: Option<String>,
+    /// The best message's role.
+    pub role: Option<String>,
+    /// Plain text around the match, on one line.
+    pub snippet: String,
+    /// Byte ranges of `snippet` that matched, for highlighting.
+    #[serde(skip)]
+    pub highlights: Vec<Range<usize>>,
+    /// The best message's node id.
+    #[serde(skip)]
+    pub node_id: Option<String>,
+    /// Whether the best message is on the active branch.
+    #[serde(skip)]
+    pub on_active_branch: bool,
+}
+
+impl SearchIndex {
+    /// Runs a search, best conversation first.
+    pub fn search(&self, req: &SearchRequest) -> Result<Vec<Hit>, SearchError> {
+        let limit = req.limit.min(MAX_LIMIT);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let searcher = self.searcher()?;
+        let fields = *self.fields();
+        // tantivy trusts its files; a damaged one can panic deep inside a query. The
+        // index is derived data: report it damaged rather than take the process down.
+        let run = std::panic::AssertUnwindSafe(|| run(&searcher, &fields, req, limit));
+        match std::panic::catch_unwind(run) {
+            Ok(r) => r.map_err(|e| match e {
+                Failure::Tantivy(e) => super::index::index_err(self.dir(), e),
+            }),
+            Err(panic) => {
+                let detail = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+                    .unwrap_or_else(|| "a query failed".to_owned());
+                Err(SearchError::Damaged {
+                    dir: self.dir().to_path_buf(),
+                    detail,
+                })
+            }
+        }
+    }
+}
+
+enum Failure {
+    Tantivy(tantivy::TantivyError),
+}
+
+impl From<tantivy::TantivyError> for Failure {
+    fn from(e: tantivy::TantivyError) -> Self {
+        Failure::Tantivy(e)
+    }
+}
+
+fn run(
+    searcher: &Searcher,
+    fields: &Fields,
+    req: &SearchRequest,
+    limit: usize,
+) -> Result<Vec<Hit>, Failure> {
+    let query = build_query(fields, &req.query, &req.filters);
+    let exclusions = exclusion_query(fields, &req.query);
+    // Excluding is per conversation: a conversation whose other messages hold an
+    // excluded word is dropped after grouping, so ask for more when that happens.
+    let mut want = limit;
+    let groups = loop {
+        let collector = BestPerConversation {
+            limit: want,
+            field: fields.conv_id,
+        };
+        let (mut groups, full) = searcher.search(&query, &collector)?;
+        let before = groups.len();
+        if let Some(ex) = &exclusions
+            && !groups.is_empty()
+        {
+            let excluded = conversations_matching(searcher, fields, ex, &groups)?;
+            groups.retain(|g| !excluded.contains(&g.conv_id));
+        }
+        if groups.len() >= limit || !full || before == groups.len() || want >= MAX_LIMIT * 4 {
+            break groups;
+        }
+        want = (want * 4).min(MAX_LIMIT * 4);
+    };
+    let snippets = Snippets::new(searcher, fields, &req.query)?;
+    let mut hits = Vec::with_capacity(limit);
+    for g in groups.into_iter().take(limit) {
+        let doc: TantivyDocument = searcher.doc(g.address)?;
+        let text = first_str(&doc, fields.text);
+        let (snippet, highlights) = snippets.cut(text.unwrap_or(""));
+        hits.push(Hit {
+            id: g.conv_id,
+            title: first_str(&doc, fields.title).map(str::to_owned),
+            update_time: doc
+                .get_first(fields.update_time)
+                .and_then(|v| v.as_f64())
+                .filter(|&t| t > 0.0)
+                .and_then(secs_to_rfc3339),
+            score: g.score,
+            message_id: first_str(&doc, fields.message_id).map(str::to_owned),
+            role: first_str(&doc, fields.role).map(str::to_owned),
+            snippet,
+            highlights,
+            node_id: first_str(&doc, fields.node_id).map(str::to_owned),
+            on_active_branch: doc
+                .get_first(fields.active)
+                .and_then(|v| v.as_bool())
+                .unwrap_or(true),
+        });
+    }
+    Ok(hits)
+}
+
+fn first_str(doc: &TantivyDocument, field: Field) -> Option<&str> {
+    doc.get_first(field).and_then(|v| v.as_str())
+}
+
+/// An element searched in one field.
+fn element_in(field: Field, e: &Element) -> Box<dyn TQuery> {
+    let term = |t: &str| Term::from_field_text(field, t);
+    match e {
+        Element::Term(t) => Box::new(TermQuery::new(term(t), IndexRecordOption::WithFreqs)),
+        Element::Phrase(ts) if ts.len() > 1 => Box::new(PhraseQuery::new_with_offset(
+            ts.iter().map(|(p, t)| (*p, term(t))).collect(),
+        )),
+        Element::Phrase(ts) => Box::new(TermQuery::new(
+            term(ts.first().map_or("", |(_, t)| t.as_str())),
+            IndexRecordOption::WithFreqs,
+        )),
+        Element::Prefix(ts) => {
+            let mut q =
+                PhrasePrefixQuery::new_with_offset(ts.iter().map(|(p, t)| (*p, term(t))).collect());
+            q.set_max_expansions(PREFIX_EXPANSIONS);
+            Box::new(q)
+        }
+    }
+}
+
+/// An element in the message text or, weighing more, the title.
+fn element(fields: &Fields, e: &Element) -> Box<dyn TQuery> {
+    Box::new(BooleanQuery::new(vec![
+        (Occur::Should, element_in(fields.text, e)),
+        (
+            Occur::Should,
+            Box::new(BoostQuery::new(element_in(fields.title, e), TITLE_BOOST)),
+        ),
+    ]))
+}
+
+fn build_query(fields: &Fields, q: &Query, f: &Filters) -> BooleanQuery {
+    let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = Vec::new();
+    for e in q.include() {
+        if !matches!(e, Element::Prefix(_)) || e.terms().count() > 0 {
+            clauses.push((Occur::Must, element(fields, e)));
+        }
+    }
+    // Exclusions are not `MustNot` clauses here: they apply to whole conversations
+    // (see `conversations_matching`), and tantivy 0.27's exclusion scorer seeks a
+    // finished phrase scorer backwards (a debug assertion, and unspecified otherwise).
+    // Words typed one after the other rank higher where they stand together.
+    let words: Vec<&str> = q
+        .include()
+        .iter()
+        .filter_map(|e| match e {
+            Element::Term(t) => Some(t.as_str()),
+            _ => None,
+        })
+        .collect();
+    if words.len() > 1 {
+        let terms = words
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (i, Term::from_field_text(fields.text, t)))
+            .collect();
+        clauses.push((
+            Occur::Should,
+            Box::new(BoostQuery::new(
+                Box::new(PhraseQuery::new_with_offset_and_slop(terms, PROXIMITY_SLOP)),
+                PROXIMITY_BOOST,
+            )),
+        ));
+    }
+    for filter in filter_queries(fields, f) {
+        clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0))));
+    }
+    BooleanQuery::new(clauses)
+}
+
+fn keyword(field: Field, value: &str) -> Box<dyn TQuery> {
+    let mut analyzer = tokenize::keyword_analyzer();
+    let folded = tokenize::terms(&mut analyzer, value)
+        .into_iter()
+        .next()
+        .map(|(_, t)| t)
+        .unwrap_or_default();
+    Box::new(TermQuery::new(
+        Term::from_field_text(field, &folded),
+        IndexRecordOption::Basic,
+    ))
+}
+
+fn filter_queries(fields: &Fields, f: &Filters) -> Vec<Box<dyn TQuery>> {
+    let mut out: Vec<Box<dyn TQuery>> = Vec::new();
+    if let Some(role) = f.role {
+        out.push(Box::new(TermQuery::new(
+            Term::from_field_text(fields.role, role.as_str()),
+            IndexRecordOption::Basic,
+        )));
+    }
+    let date = |s: i64| Term::from_field_date(fields.time, DateTime::from_timestamp_secs(s));
+    if f.since.is_some() || f.until.is_some() {
+        out.push(Box::new(RangeQuery::new(
+            f.since
+                .map_or(Bound::Unbounded, |s| Bound::Included(date(s))),
+            f.until
+                .map_or(Bound::Unbounded, |u| Bound::Excluded(date(u))),
+        )));
+    }
+    if let Some(p) = &f.project {
+        out.push(keyword(fields.project, p));
+    }
+    if let Some(m) = &f.model {
+        out.push(keyword(fields.model, m));
+    }
+    if let Some(a) = f.archived {
+        out.push(Box::new(TermQuery::new(
+            Term::from_field_bool(fields.archived, a),
+            IndexRecordOption::Basic,
+        )));
+    }
+    if let Some(d) = f.deleted {
+        out.push(Box::new(TermQuery::new(
+            Term::from_field_bool(fields.deleted, d),
+            IndexRecordOption::Basic,
+        )));
+    }
+    out
+}
+
+/// Matches a message holding any excluded element.
+fn exclusion_query(fields: &Fields, q: &Query) -> Option<BooleanQuery> {
+    if q.exclude().is_empty() {
+        return None;
+    }
+    Some(BooleanQuery::new(
+        q.exclude()
+            .iter()
+            .map(|e| (Occur::Should, element(fields, e)))
+            .collect(),
+    ))
+}
+
+/// Which of the grouped conversations hold an excluded element in any message.
+fn conversations_matching(
+    searcher: &Searcher,
+    fields: &Fields,
+    exclusions: &BooleanQuery,
+    groups: &[Group],
+) -> Result<HashSet<String>, Failure> {
+    let ids = groups
+        .iter()
+        .map(|g| Term::from_field_text(fields.conv_id, &g.conv_id));
+    let q = BooleanQuery::new(vec![
+        (Occur::Must, Box::new(TermSetQuery::new(ids))),
+        (Occur::Must, Box::new(exclusions.clone())),
+    ]);
+    let collector = BestPerConversation {
+        limit: groups.len(),
+        field: fields.conv_id,
+    };
+    let (found, _) = searcher.search(&q, &collector)?;
+    Ok(found.into_iter().map(|g| g.conv_id).collect())
+}
+
+/// A conversation's best message.
+#[derive(Clone, Debug)]
+struct Group {
+    conv_id: String,
+    score: Score,
+    address: DocAddress,
+}
+
+/// Collects the best `limit` conversations by their best message's score. Per
+/// segment this is exact: a conversation in the global top `limit` is in the top
+/// `limit` of the segment holding its best message (each one above it there is a
+/// distinct conversation scoring higher). The fruit says whether `limit` was reached.
+struct BestPerConversation {
+    limit: usize,
+    field: Field,
+}
+
+struct SegmentBest {
+    column: Option<StrColumn>,
+    segment: SegmentOrdinal,
+    limit: usize,
+    /// (term ordinal of the conversation id, best score, its document).
+    entries: Vec<(u64, Score, DocId)>,
+    threshold: Score,
+}
+
+impl SegmentBest {
+    /// Offers a document; returns the score a document must beat to matter now.
+    fn push(&mut self, doc: DocId, score: Score) -> Score {
+        let Some(ord) = self.column.as_ref().and_then(|c| c.ords().first(doc)) else {
+            return self.threshold;
+        };
+        if let Some(e) = self.entries.iter_mut().find(|e| e.0 == ord) {
+            if score > e.1 {
+                e.1 = score;
+                e.2 = doc;
+                self.update_threshold();
+            }
+            return self.threshold;
+        }
+        if self.entries.len() < self.limit {
+            self.entries.push((ord, score, doc));
+        } else if let Some(min) = self.entries.iter_mut().min_by(|a, b| a.1.total_cmp(&b.1)) {
+            *min = (ord, score, doc);
+        }
+        self.update_threshold();
+        self.threshold
+    }
+
+    fn update_threshold(&mut self) {
+        self.threshold = if self.entries.len() < self.limit {
+            Score::MIN
+        } else {
+            self.entries
+                .iter()
+                .map(|e| e.1)
+                .min_by(Score::total_cmp)
+                .unwrap_or(Score::MIN)
+        };
+    }
+}
+
+impl SegmentCollector for SegmentBest {
+    type Fruit = (Vec<Group>, bool);
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        if score > self.threshold || self.entries.len() < self.limit {
+            self.push(doc, score);
+        }
+    }
+
+    fn harvest(self) -> (Vec<Group>, bool) {
+        let full = self.entries.len() >= self.limit;
+        let mut out = Vec::with_capacity(self.entries.len());
+        let mut buf = String::new();
+        for (ord, score, doc) in self.entries {
+            let Some(col) = &self.column else { break };
+            if col.ord_to_str(ord, &mut buf).unwrap_or(false) {
+                out.push(Group {
+                    conv_id: buf.clone(),
+                    score,
+                    address: DocAddress::new(self.segment, doc),
+                });
+            }
+        }
+        (out, full)
+    }
+}
+
+impl Collector for BestPerConversation {
+    type Fruit = (Vec<Group>, bool);
+    type Child = SegmentBest;
+
+    fn for_segment(
+        &self,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<SegmentBest> {
+        let name = reader.schema().get_field_name(self.field).to_owned();
+        Ok(SegmentBest {
+            column: reader.fast_fields().str(&name)?,
+            segment,
+            limit: self.limit.max(1),
+            entries: Vec::new(),
+            threshold: Score::MIN,
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        true
+    }
+
+    fn merge_fruits(&self, fruits: Vec<(Vec<Group>, bool)>) -> tantivy::Result<Self::Fruit> {
+        let mut full = false;
+        let mut best: HashMap<String, Group> = HashMap::new();
+        for (groups, f) in fruits {
+            full |= f;
+            for g in groups {
+                match best.get_mut(&g.conv_id) {
+                    Some(b) if b.score >= g.score => {}
+                    Some(b) => *b = g,
+                    None => {
+                        best.insert(g.conv_id.clone(), g);
+                    }
+                }
+            }
+        }
+        let mut out: Vec<Group> = best.into_values().collect();
+        // Ties go to the conversation id, so results are stable.
+        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.conv_id.cmp(&b.conv_id)));
+        full |= out.len() > self.limit;
+        out.truncate(self.limit);
+        Ok((out, full))
+    }
+
+    // Scores through `for_each_pruning`, so disjunctions skip blocks that cannot beat
+    // the current threshold (block-max WAND), as tantivy's own top-k collector does.
+    fn collect_segment(
+        &self,
+        weight: &dyn Weight,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<(Vec<Group>, bool)> {
+        let mut seg = self.for_segment(segment, reader)?;
+        let alive = reader.alive_bitset();
+        weight.for_each_pruning(Score::MIN, reader, &mut |doc, score| {
+            if alive.is_some_and(|a| a.is_deleted(doc)) {
+                return seg.threshold;
+            }
+            seg.push(doc, score)
+        })?;
+        Ok(seg.harvest())
+    }
+}
+
+/// Cuts snippets around the query's terms.
+struct Snippets {
+    terms: BTreeMap<String, Score>,
+    prefixes: Vec<String>,
+    field: Field,
+}
+
+impl Snippets {
+    fn new(searcher: &Searcher, fields: &Fields, q: &Query) -> Result<Snippets, Failure> {
+        let mut terms = BTreeMap::new();
+        let mut prefixes = Vec::new();
+        for e in q.include() {
+            let all: Vec<&str> = e.terms().collect();
+            let (whole, prefix) = match e {
+                Element::Prefix(_) => match all.split_last() {
+                    Some((p, rest)) => (rest.to_vec(), Some(*p)),
+                    None => (Vec::new(), None),
+                },
+                _ => (all, None),
+            };
+            for t in whole {
+                // Rarer terms make better snippets, as tantivy's own generator weighs them.
+                let df = searcher.doc_freq(&Term::from_field_text(fields.text, t))?;
+                terms.insert(t.to_owned(), 1.0 / (1.0 + df as Score));
+            }
+            prefixes.extend(prefix.map(str::to_owned));
+        }
+        Ok(Snippets {
+            terms,
+            prefixes,
+            field: fields.text,
+        })
+    }
+
+    /// The snippet of `text` on one line, with the byte ranges to highlight.
+    fn cut(&self, text: &str) -> (String, Vec<Range<usize>>) {
+        let mut terms = self.terms.clone();
+        if !self.prefixes.is_empty() {
+            let mut analyzer = tokenize::text_analyzer();
+            for (_, t) in tokenize::terms(&mut analyzer, text) {
+                if self.prefixes.iter().any(|p| t.starts_with(p.as_str())) {
+                    terms.entry(t).or_insert(0.5);
+                }
+            }
+        }
+        let generator =
+            SnippetGenerator::new(terms, tokenize::text_analyzer(), self.field, SNIPPET_CHARS);
+        let snippet = generator.snippet(text);
+        let (fragment, base, ranges) = if snippet.is_empty() {
+            // Only the title matched: show how the message begins.
+            let end = text
+                .char_indices()
+                .nth(SNIPPET_CHARS)
+                .map_or(text.len(), |(i, _)| i);
+            (&text[..end], 0, Vec::new())
+        } else {
+            let r = snippet.fragment_range();
+            (
+                snippet.fragment(),
+                r.start,
+                collapse_overlapped_ranges(snippet.highlighted()),
+            )
+        };
+        one_line(text, fragment, base, &ranges)
+    }
+}
+
+/// Collapses whitespace runs to single spaces and marks cut ends with `…`, moving the
+/// highlight ranges along.
+fn one_line(
+    text: &str,
+    fragment: &str,
+    base: usize,
+    ranges: &[Range<usize>],
+) -> (String, Vec<Range<usize>>) {
+    let mut out = String::with_capacity(fragment.len() + 8);
+    let cut_start = base > 0 && !text[..base.min(text.len())].trim().is_empty();
+    let cut_end = !text
+        .get(base + fragment.len()..)
+        .unwrap_or("")
+        .trim()
+        .is_empty();
+    if cut_start {
+        out.push('…');
+    }
+    // Map each fragment byte offset to the output offset.
+    let mut map = vec![0usize; fragment.len() + 1];
+    let mut last_space = true;
+    let lead = out.len();
+    for (i, c) in fragment.char_indices() {
+        map[i..i + c.len_utf8()].fill(out.len());
+        if c.is_whitespace() {
+            if !last_space {
+                out.push(' ');
+            }
+            last_space = true;
+        } else {
+            out.push(c);
+            last_space = false;
+        }
+    }
+    map[fragment.len()] = out.len();
+    let trimmed = out.trim_end().len();
+    out.truncate(trimmed.max(lead));
+    let highlights = ranges
+        .iter()
+        .filter(|r| r.end <= fragment.len() && r.start < r.end)
+        .map(|r| map[r.start].min(out.len())..map[r.end].min(out.len()))
+        .filter(|r| r.start < r.end)
+        .collect();
+    if cut_end {
+        out.push('…');
+    }
+    (out, highlights)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::one_line;
+
+    #[test]
+    fn snippets_are_one_line_and_highlights_follow() {
+        let text = "intro\n\nthe  quick\n brown fox";
+        let fragment = &text[7..];
+        // "quick" and "fox" in fragment coordinates.
+        let (s, h) = one_line(text, fragment, 7, &[5..10, 18..21]);
+        assert_eq!(s, "…the quick brown fox");
+        let shown: Vec<&str> = h.iter().map(|r| &s[r.clone()]).collect();
+        assert_eq!(shown, ["quick", "fox"]);
+        let fox = 2..5;
+        let (s, h) = one_line("a fox and more", "a fox", 0, std::slice::from_ref(&fox));
+        assert_eq!(s, "a fox…");
+        assert_eq!(&s[h[0].clone()], "fox");
+    }
+}
