@@ -115,25 +115,6 @@ pub fn build_with(
     stored: &StoredConversation,
     lookup: &dyn Fn(&str) -> Option<crate::archive::schema::FileRecord>,
 ) -> Result<ConversationView, ArchiveError> {
-    build_impl(stored, lookup, false).map(|(view, _)| view)
-}
-
-/// Builds the view with the visible messages of every branch, not only the active
-/// one, in mapping order, paired with whether each is on the active branch (the
-/// search index holds every branch). Visibility follows the same rules as
-/// [`build_with`]: nodes without a message and hidden messages are left out.
-pub fn build_all_branches(
-    stored: &StoredConversation,
-    lookup: &dyn Fn(&str) -> Option<crate::archive::schema::FileRecord>,
-) -> Result<(ConversationView, Vec<bool>), ArchiveError> {
-    build_impl(stored, lookup, true)
-}
-
-fn build_impl(
-    stored: &StoredConversation,
-    lookup: &dyn Fn(&str) -> Option<crate::archive::schema::FileRecord>,
-    all_branches: bool,
-) -> Result<(ConversationView, Vec<bool>), ArchiveError> {
     let conv = stored.parse()?;
     let record: &ConvRecord = &stored.record;
     let nodes = conv.nodes();
@@ -143,29 +124,9 @@ fn build_impl(
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
     let mut messages = Vec::new();
-    let mut on_active = Vec::new();
-    let indices = if all_branches {
-        let mut active = vec![false; nodes.len()];
-        for i in conv.active_branch() {
-            active[i] = true;
-        }
-        (0..nodes.len())
-            .filter(|&i| {
-                nodes[i]
-                    .message
-                    .as_ref()
-                    .is_some_and(|m| !m.meta().hidden())
-            })
-            .map(|i| (i, active[i]))
-            .collect()
-    } else {
-        let visible = conv.visible_messages();
-        visible.into_iter().map(|i| (i, true)).collect::<Vec<_>>()
-    };
-    for (i, active) in indices {
+    for i in conv.visible_messages() {
         let node = &nodes[i];
         let Some(m) = &node.message else { continue };
-        on_active.push(active);
         let meta = m.meta();
         let content = m.content();
         let role = m.role().to_owned();
@@ -216,7 +177,7 @@ fn build_impl(
         });
     }
     let s = &record.summary;
-    let view = ConversationView {
+    Ok(ConversationView {
         id: s.id.clone(),
         title: s.title.clone(),
         create_time: s.create_time.and_then(secs_to_rfc3339),
@@ -228,6 +189,5 @@ fn build_impl(
         deleted_remotely: record.deleted_remotely,
         node_count: record.node_count,
         messages,
-    };
-    Ok((view, on_active))
+    })
 }

@@ -6,8 +6,7 @@ use super::SearchError;
 use super::index::SearchIndex;
 use super::schema::Fields;
 use crate::archive::{Archive, ArchiveError, StoredConversation};
-use crate::model::time::parse_iso;
-use crate::render::view;
+use crate::model::content::Content;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tantivy::schema::Term;
 use tantivy::{DateTime, IndexWriter, TantivyDocument};
@@ -247,64 +246,108 @@ fn add_conversation(
     Ok(())
 }
 
-/// The documents of a conversation: one per visible message with something to find
-/// (text or thought summaries), on every branch. A conversation with none gets one
+/// The text the index holds for a message: the text a reader sees (Export schema v1
+/// `text`) and its thought summaries.
+pub(crate) fn searchable_text(content: &Content<'_>) -> String {
+    let mut text = content.text();
+    for s in content.thoughts.iter().filter_map(|t| t.summary.as_deref()) {
+        if !s.is_empty() {
+            text.push('\n');
+            text.push_str(s);
+        }
+    }
+    text
+}
+
+/// The searchable text of one message of a stored conversation, by node id.
+pub(crate) fn message_text(stored: &StoredConversation, node_id: &str) -> Option<String> {
+    let conv = stored.parse().ok()?;
+    let node = conv.nodes().iter().find(|n| n.key.as_ref() == node_id)?;
+    let m = node.message.as_ref()?;
+    Some(searchable_text(&m.content()))
+}
+
+/// The documents of a conversation: one per visible message with something to find,
+/// on every branch (visible as in Export schema v1: a node with a message that is not
+/// `is_visually_hidden_from_conversation`). A conversation with none gets one
 /// document for its title alone, so it can still be found by it.
 pub(crate) fn documents(
     fields: &Fields,
     stored: &StoredConversation,
 ) -> Result<Vec<TantivyDocument>, ArchiveError> {
-    let (v, active) = view::build_all_branches(stored, &|_| None)?;
-    let summary = &stored.record.summary;
+    let conv = stored.parse()?;
+    let record = &stored.record;
+    let summary = &record.summary;
+    let nodes = conv.nodes();
+    let mut active = vec![false; nodes.len()];
+    for i in conv.active_branch() {
+        active[i] = true;
+    }
+    let default_model = conv.default_model_slug.as_deref().filter(|s| !s.is_empty());
     let conv_time = summary.update_time.or(summary.create_time);
-    let update_time = summary.update_time.or(summary.create_time).unwrap_or(0.0);
+    let title = summary.title.as_deref().filter(|t| !t.trim().is_empty());
     let common = |doc: &mut TantivyDocument| {
-        doc.add_text(fields.conv_id, &v.id);
-        if let Some(t) = v.title.as_deref().filter(|t| !t.is_empty()) {
+        doc.add_text(fields.conv_id, &summary.id);
+        if let Some(t) = title {
             doc.add_text(fields.title, t);
         }
-        doc.add_f64(fields.update_time, update_time);
-        if let Some(p) = &v.project {
+        if let Some(p) = &record.remote.project {
             doc.add_text(fields.project, p);
         }
-        if let Some(m) = &v.model {
+        if let Some(m) = &summary.model {
             doc.add_text(fields.model, m);
         }
-        doc.add_bool(fields.archived, v.is_archived);
-        doc.add_bool(fields.deleted, v.deleted_remotely);
+        doc.add_bool(fields.archived, record.is_archived());
+        doc.add_bool(fields.deleted, record.deleted_remotely);
     };
-    let mut docs = Vec::with_capacity(v.messages.len());
-    for (m, on_active) in v.messages.iter().zip(active) {
-        let mut text = m.text.clone();
-        for s in &m.thought_summaries {
-            text.push('\n');
-            text.push_str(s);
+    let mut docs = Vec::new();
+    for (node, on_active) in nodes.iter().zip(active) {
+        let Some(m) = &node.message else { continue };
+        let meta = m.meta();
+        if meta.hidden() {
+            continue;
         }
+        let content = m.content();
+        let mut text = searchable_text(&content);
         if text.trim().is_empty() {
             continue;
         }
+        // The title is part of every message's text, so a query matches on one field
+        // (the title field only adds to the score of title matches).
+        if let Some(t) = title {
+            text.insert_str(0, "\n\n");
+            text.insert_str(0, t);
+        }
+        let role = m.role();
         let mut doc = TantivyDocument::new();
         common(&mut doc);
-        doc.add_text(fields.message_id, m.id.as_deref().unwrap_or(&m.node_id));
-        doc.add_text(fields.node_id, &m.node_id);
-        doc.add_text(fields.role, &m.role);
-        doc.add_text(fields.content_type, &m.content_type);
+        doc.add_text(fields.message_id, m.id.as_deref().unwrap_or(&node.key));
+        doc.add_text(fields.node_id, &node.key);
+        doc.add_text(fields.role, role);
+        doc.add_text(fields.content_type, content.kind());
         doc.add_text(fields.text, &text);
-        let time = m.create_time.as_deref().and_then(parse_iso).or(conv_time);
-        add_time(&mut doc, fields, time);
-        if let Some(model) = m
-            .model
+        add_time(&mut doc, fields, m.create_time.secs().or(conv_time));
+        let model = meta
+            .model_slug
             .as_deref()
-            .filter(|s| Some(*s) != v.model.as_deref())
-        {
+            .or(default_model.filter(|_| role == "assistant"));
+        if let Some(model) = model.filter(|s| Some(*s) != summary.model.as_deref()) {
             doc.add_text(fields.model, model);
         }
         doc.add_bool(fields.active, on_active);
         docs.push(doc);
     }
-    if docs.is_empty() && v.title.as_deref().is_some_and(|t| !t.trim().is_empty()) {
+    if docs.is_empty()
+        && summary
+            .title
+            .as_deref()
+            .is_some_and(|t| !t.trim().is_empty())
+    {
         let mut doc = TantivyDocument::new();
         common(&mut doc);
+        if let Some(t) = title {
+            doc.add_text(fields.text, t);
+        }
         add_time(&mut doc, fields, conv_time);
         doc.add_bool(fields.active, true);
         docs.push(doc);

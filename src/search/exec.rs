@@ -2,10 +2,12 @@
 //! matches boosted, adjacent query words boosted, filters that do not score), one hit
 //! per conversation (its best message), conversation-level exclusions, and snippets.
 
+use super::build::message_text;
 use super::index::SearchIndex;
 use super::query::{Element, Filters, Query};
 use super::schema::Fields;
 use super::{SearchError, tokenize};
+use crate::archive::{Archive, ArchiveError};
 use crate::model::time::secs_to_rfc3339;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -18,6 +20,7 @@ use tantivy::query::{
 };
 use tantivy::schema::{Field, IndexRecordOption, Term, Value};
 use tantivy::snippet::{SnippetGenerator, collapse_overlapped_ranges};
+use tantivy::tokenizer::TextAnalyzer;
 use tantivy::{
     DateTime, DocAddress, DocId, Score, Searcher, SegmentOrdinal, SegmentReader, TantivyDocument,
 };
@@ -30,6 +33,8 @@ const PROXIMITY_BOOST: Score = 1.5;
 const PROXIMITY_SLOP: u32 = 2;
 /// Terms a `prefix*` expands to, at most (the first in term order).
 const PREFIX_EXPANSIONS: u32 = 200;
+/// Conversations (at least) that the proximity boost rescores.
+const RESCORE_WINDOW: usize = 100;
 /// Characters of a snippet.
 const SNIPPET_CHARS: usize = 160;
 /// The most results one search returns.
@@ -77,8 +82,10 @@ pub struct Hit {
 }
 
 impl SearchIndex {
-    /// Runs a search, best conversation first.
-    pub fn search(&self, req: &SearchRequest) -> Result<Vec<Hit>, SearchError> {
+    /// Runs a search, best conversation first. Titles, update times and snippets come
+    /// from `archive` (the index does not store message text), so they show the
+    /// conversation as it is now.
+    pub fn search(&self, archive: &Archive, req: &SearchRequest) -> Result<Vec<Hit>, SearchError> {
         let limit = req.limit.min(MAX_LIMIT);
         if limit == 0 {
             return Ok(Vec::new());
@@ -87,10 +94,11 @@ impl SearchIndex {
         let fields = *self.fields();
         // tantivy trusts its files; a damaged one can panic deep inside a query. The
         // index is derived data: report it damaged rather than take the process down.
-        let run = std::panic::AssertUnwindSafe(|| run(&searcher, &fields, req, limit));
+        let run = std::panic::AssertUnwindSafe(|| run(&searcher, &fields, archive, req, limit));
         match std::panic::catch_unwind(run) {
             Ok(r) => r.map_err(|e| match e {
                 Failure::Tantivy(e) => super::index::index_err(self.dir(), e),
+                Failure::Archive(e) => SearchError::Archive(e),
             }),
             Err(panic) => {
                 let detail = panic
@@ -109,6 +117,13 @@ impl SearchIndex {
 
 enum Failure {
     Tantivy(tantivy::TantivyError),
+    Archive(ArchiveError),
+}
+
+impl From<ArchiveError> for Failure {
+    fn from(e: ArchiveError) -> Self {
+        Failure::Archive(e)
+    }
 }
 
 impl From<tantivy::TantivyError> for Failure {
@@ -120,20 +135,17 @@ impl From<tantivy::TantivyError> for Failure {
 fn run(
     searcher: &Searcher,
     fields: &Fields,
+    archive: &Archive,
     req: &SearchRequest,
     limit: usize,
 ) -> Result<Vec<Hit>, Failure> {
-    let query = build_query(fields, &req.query, &req.filters);
+    let plan = Plan::new(fields, &req.query, &req.filters);
     let exclusions = exclusion_query(fields, &req.query);
     // Excluding is per conversation: a conversation whose other messages hold an
     // excluded word is dropped after grouping, so ask for more when that happens.
     let mut want = limit;
     let groups = loop {
-        let collector = BestPerConversation {
-            limit: want,
-            field: fields.conv_id,
-        };
-        let (mut groups, full) = searcher.search(&query, &collector)?;
+        let (mut groups, full) = best_conversations(searcher, fields, &plan, want)?;
         let before = groups.len();
         if let Some(ex) = &exclusions
             && !groups.is_empty()
@@ -150,22 +162,38 @@ fn run(
     let mut hits = Vec::with_capacity(limit);
     for g in groups.into_iter().take(limit) {
         let doc: TantivyDocument = searcher.doc(g.address)?;
-        let text = first_str(&doc, fields.text);
-        let (snippet, highlights) = snippets.cut(text.unwrap_or(""));
+        let node_id = first_str(&doc, fields.node_id).map(str::to_owned);
+        let (title, update_time, text) = match archive.get(&g.conv_id) {
+            Ok(Some(stored)) => {
+                let s = &stored.record.summary;
+                let text = node_id
+                    .as_deref()
+                    .and_then(|n| message_text(&stored, n))
+                    .unwrap_or_default();
+                (
+                    s.title.clone(),
+                    s.update_time.or(s.create_time).and_then(secs_to_rfc3339),
+                    text,
+                )
+            }
+            // The index is ahead of this archive (or behind a damaged record):
+            // still a hit, without the details.
+            Ok(None) | Err(ArchiveError::Corrupt(_) | ArchiveError::Model { .. }) => {
+                (None, None, String::new())
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (snippet, highlights) = snippets.cut(&text);
         hits.push(Hit {
             id: g.conv_id,
-            title: first_str(&doc, fields.title).map(str::to_owned),
-            update_time: doc
-                .get_first(fields.update_time)
-                .and_then(|v| v.as_f64())
-                .filter(|&t| t > 0.0)
-                .and_then(secs_to_rfc3339),
+            title,
+            update_time,
             score: g.score,
             message_id: first_str(&doc, fields.message_id).map(str::to_owned),
             role: first_str(&doc, fields.role).map(str::to_owned),
             snippet,
             highlights,
-            node_id: first_str(&doc, fields.node_id).map(str::to_owned),
+            node_id,
             on_active_branch: doc
                 .get_first(fields.active)
                 .and_then(|v| v.as_bool())
@@ -200,54 +228,107 @@ fn element_in(field: Field, e: &Element) -> Box<dyn TQuery> {
     }
 }
 
-/// An element in the message text or, weighing more, the title.
-fn element(fields: &Fields, e: &Element) -> Box<dyn TQuery> {
-    Box::new(BooleanQuery::new(vec![
-        (Occur::Should, element_in(fields.text, e)),
-        (
-            Occur::Should,
-            Box::new(BoostQuery::new(element_in(fields.title, e), TITLE_BOOST)),
-        ),
-    ]))
+/// A query in parts: what a message must match (its words in the message text,
+/// which holds the title too, scored by BM25; and the filters, which do not score),
+/// and what only adds to the score: title matches and words standing together.
+struct Plan {
+    must: Vec<Box<dyn TQuery>>,
+    boosts: Vec<Box<dyn TQuery>>,
 }
 
-fn build_query(fields: &Fields, q: &Query, f: &Filters) -> BooleanQuery {
-    let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = Vec::new();
-    for e in q.include() {
-        if !matches!(e, Element::Prefix(_)) || e.terms().count() > 0 {
-            clauses.push((Occur::Must, element(fields, e)));
-        }
-    }
-    // Exclusions are not `MustNot` clauses here: they apply to whole conversations
-    // (see `conversations_matching`), and tantivy 0.27's exclusion scorer seeks a
-    // finished phrase scorer backwards (a debug assertion, and unspecified otherwise).
-    // Words typed one after the other rank higher where they stand together.
-    let words: Vec<&str> = q
-        .include()
-        .iter()
-        .filter_map(|e| match e {
-            Element::Term(t) => Some(t.as_str()),
-            _ => None,
-        })
-        .collect();
-    if words.len() > 1 {
-        let terms = words
+impl Plan {
+    fn new(fields: &Fields, q: &Query, f: &Filters) -> Plan {
+        let mut must: Vec<Box<dyn TQuery>> = q
+            .include()
             .iter()
-            .enumerate()
-            .map(|(i, t)| (i, Term::from_field_text(fields.text, t)))
+            .map(|e| element_in(fields.text, e))
             .collect();
-        clauses.push((
-            Occur::Should,
-            Box::new(BoostQuery::new(
+        // Exclusions are not `MustNot` clauses here: they apply to whole conversations
+        // (see `conversations_matching`), and tantivy 0.27's exclusion scorer seeks a
+        // finished phrase scorer backwards (a debug assertion, and unspecified otherwise).
+        for filter in filter_queries(fields, f) {
+            must.push(Box::new(ConstScoreQuery::new(filter, 0.0)));
+        }
+        let mut boosts: Vec<Box<dyn TQuery>> = q
+            .include()
+            .iter()
+            .map(|e| {
+                Box::new(BoostQuery::new(element_in(fields.title, e), TITLE_BOOST))
+                    as Box<dyn TQuery>
+            })
+            .collect();
+        // Words typed one after the other rank higher where they stand together.
+        let words: Vec<&str> = q
+            .include()
+            .iter()
+            .filter_map(|e| match e {
+                Element::Term(t) => Some(t.as_str()),
+                _ => None,
+            })
+            .collect();
+        if words.len() > 1 {
+            let terms = words
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (i, Term::from_field_text(fields.text, t)))
+                .collect();
+            boosts.push(Box::new(BoostQuery::new(
                 Box::new(PhraseQuery::new_with_offset_and_slop(terms, PROXIMITY_SLOP)),
                 PROXIMITY_BOOST,
-            )),
-        ));
+            )));
+        }
+        Plan { must, boosts }
     }
-    for filter in filter_queries(fields, f) {
-        clauses.push((Occur::Must, Box::new(ConstScoreQuery::new(filter, 0.0))));
+
+    /// The query: with or without the boosts, optionally limited to some
+    /// conversations.
+    fn query(&self, fields: &Fields, boosts: bool, only: Option<&[Group]>) -> BooleanQuery {
+        let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = self
+            .must
+            .iter()
+            .map(|q| (Occur::Must, q.box_clone()))
+            .collect();
+        if boosts {
+            clauses.extend(self.boosts.iter().map(|q| (Occur::Should, q.box_clone())));
+        }
+        if let Some(groups) = only {
+            let ids = groups
+                .iter()
+                .map(|g| Term::from_field_text(fields.conv_id, &g.conv_id));
+            clauses.push((
+                Occur::Must,
+                Box::new(ConstScoreQuery::new(Box::new(TermSetQuery::new(ids)), 0.0)),
+            ));
+        }
+        BooleanQuery::new(clauses)
     }
-    BooleanQuery::new(clauses)
+}
+
+/// The best `want` conversations, and whether there may be more. Matching runs on
+/// the message text alone (an intersection of plain term lists, the fastest query
+/// there is); the boosts, which read a second field or word positions, then rescore
+/// the best conversations found (a window of at least [`RESCORE_WINDOW`]), as search
+/// engines' rescoring does.
+fn best_conversations(
+    searcher: &Searcher,
+    fields: &Fields,
+    plan: &Plan,
+    want: usize,
+) -> Result<(Vec<Group>, bool), Failure> {
+    let collector = BestPerConversation {
+        limit: want.max(RESCORE_WINDOW),
+        field: fields.conv_id,
+    };
+    let (first, full) = searcher.search(&plan.query(fields, false, None), &collector)?;
+    if first.is_empty() {
+        return Ok((first, full));
+    }
+    let collector = BestPerConversation {
+        limit: want,
+        field: fields.conv_id,
+    };
+    let (rescored, _) = searcher.search(&plan.query(fields, true, Some(&first)), &collector)?;
+    Ok((rescored, full || first.len() > want))
 }
 
 fn keyword(field: Field, value: &str) -> Box<dyn TQuery> {
@@ -309,7 +390,7 @@ fn exclusion_query(fields: &Fields, q: &Query) -> Option<BooleanQuery> {
     Some(BooleanQuery::new(
         q.exclude()
             .iter()
-            .map(|e| (Occur::Should, element(fields, e)))
+            .map(|e| (Occur::Should, element_in(fields.text, e)))
             .collect(),
     ))
 }
@@ -496,6 +577,7 @@ struct Snippets {
     terms: BTreeMap<String, Score>,
     prefixes: Vec<String>,
     field: Field,
+    analyzer: TextAnalyzer,
 }
 
 impl Snippets {
@@ -522,6 +604,7 @@ impl Snippets {
             terms,
             prefixes,
             field: fields.text,
+            analyzer: tokenize::text_analyzer(),
         })
     }
 
@@ -529,7 +612,7 @@ impl Snippets {
     fn cut(&self, text: &str) -> (String, Vec<Range<usize>>) {
         let mut terms = self.terms.clone();
         if !self.prefixes.is_empty() {
-            let mut analyzer = tokenize::text_analyzer();
+            let mut analyzer = self.analyzer.clone();
             for (_, t) in tokenize::terms(&mut analyzer, text) {
                 if self.prefixes.iter().any(|p| t.starts_with(p.as_str())) {
                     terms.entry(t).or_insert(0.5);

@@ -109,6 +109,9 @@ impl SearchIndex {
     /// Opens the index in `dir` (created 0700 if needed). An index that is missing,
     /// damaged, or of another schema version is started over, with a log line; the
     /// new one is empty and has no mark, so the next [`Self::catch_up`] builds it.
+    /// An existing index is checked by opening its reader, which is kept for the first
+    /// query (a process that searches once opens it once); a long-lived process that
+    /// does not search right away drops it with [`Self::release_reader`].
     pub fn open(dir: &Path, opts: IndexOptions) -> Result<SearchIndex, SearchError> {
         create_private_dir(dir).map_err(|source| SearchError::Io {
             what: "cannot create the search index directory",
@@ -116,13 +119,13 @@ impl SearchIndex {
             source,
         })?;
         let (schema, fields) = schema::build();
-        let (index, opened) = match inspect(dir, &schema) {
-            Ok(index) => (index, Opened::Existing),
+        let (index, reader, opened) = match inspect(dir, &schema) {
+            Ok((index, reader)) => (index, Some(reader), Opened::Existing),
             Err(opened) => {
                 log_start_over(dir, &opened);
                 wipe(dir)?;
                 let index = Index::create_in_dir(dir, schema).map_err(|e| index_err(dir, e))?;
-                (index, opened)
+                (index, None, opened)
             }
         };
         register_tokenizers(&index);
@@ -133,7 +136,7 @@ impl SearchIndex {
             opts,
             opened,
             writer: Mutex::new(None),
-            reader: Mutex::new(None),
+            reader: Mutex::new(reader),
         })
     }
 
@@ -351,7 +354,7 @@ fn register_tokenizers(index: &Index) {
 }
 
 /// Opens an existing index of this schema, or says why it cannot be used.
-fn inspect(dir: &Path, schema: &tantivy::schema::Schema) -> Result<Index, Opened> {
+fn inspect(dir: &Path, schema: &tantivy::schema::Schema) -> Result<(Index, IndexReader), Opened> {
     if !dir.join("meta.json").exists() {
         return Err(Opened::Missing);
     }
@@ -382,8 +385,7 @@ fn inspect(dir: &Path, schema: &tantivy::schema::Schema) -> Result<Index, Opened
         .reload_policy(ReloadPolicy::Manual)
         .try_into()
         .map_err(damaged)?;
-    drop(reader);
-    Ok(index)
+    Ok((index, reader))
 }
 
 fn log_start_over(dir: &Path, why: &Opened) {

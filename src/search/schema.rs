@@ -23,16 +23,17 @@ pub struct Fields {
     pub node_id: Field,
     /// `user`, `assistant`, `tool`, `system` (exact, stored).
     pub role: Field,
-    /// Content type (exact, stored).
+    /// Content type (exact).
     pub content_type: Field,
-    /// The text a reader sees, thought summaries included (full text, stored for snippets).
+    /// The conversation's title, then the text a reader sees with its thought
+    /// summaries (full text): what queries match. Not stored: snippets are cut from
+    /// the archive, which keeps the index a fraction of the archive's size.
     pub text: Field,
-    /// The conversation's title, on every message (full text, stored).
+    /// The conversation's title again, on every message (full text): title matches
+    /// score higher.
     pub title: Field,
     /// When the message was written (falls back to the conversation's times).
     pub time: Field,
-    /// The conversation's update time, epoch seconds (stored, for display).
-    pub update_time: Field,
     /// Project name (keyword).
     pub project: Field,
     /// Models: the message's and the conversation's (keyword, multi-valued).
@@ -48,13 +49,11 @@ pub struct Fields {
 /// Builds the schema and its field handles.
 pub fn build() -> (Schema, Fields) {
     let mut b = Schema::builder();
-    let full_text = TextOptions::default()
-        .set_indexing_options(
-            TextFieldIndexing::default()
-                .set_tokenizer(tokenize::TEXT)
-                .set_index_option(IndexRecordOption::WithFreqsAndPositions),
-        )
-        .set_stored();
+    let full_text = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(tokenize::TEXT)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
     let keyword = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(tokenize::KEYWORD)
@@ -68,14 +67,13 @@ pub fn build() -> (Schema, Fields) {
         message_id: b.add_text_field("message_id", stored_only.clone()),
         node_id: b.add_text_field("node_id", stored_only),
         role: b.add_text_field("role", STRING | STORED),
-        content_type: b.add_text_field("content_type", STRING | STORED),
+        content_type: b.add_text_field("content_type", STRING),
         text: b.add_text_field("text", full_text.clone()),
         title: b.add_text_field("title", full_text),
         time: b.add_date_field(
             "time",
             DateOptions::from(FAST).set_precision(DateTimePrecision::Seconds),
         ),
-        update_time: b.add_f64_field("update_time", STORED),
         project: b.add_text_field("project", keyword.clone()),
         model: b.add_text_field("model", keyword),
         archived: b.add_bool_field("archived", flag.clone()),

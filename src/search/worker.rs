@@ -164,6 +164,7 @@ fn run(shared: &Shared, index: &SearchIndex, archive: &Archive, feed: &dyn Chang
         let mut report = |p: Progress| shared.lock().progress = Some(p);
         let result = index.catch_up(archive, feed, &mut report, &shared.cancel);
         index.release_writer();
+        trim_heap();
         let error = match result {
             Ok(r) => {
                 if r.indexed.conversations + r.indexed.missing > 0 {
@@ -206,5 +207,15 @@ fn lower_priority() {
                 std::io::Error::last_os_error()
             );
         }
+    }
+}
+
+/// Returns the writer's freed arenas to the system (glibc keeps freed heap pages
+/// otherwise, and an idle daemon should be small).
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free heap pages.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }

@@ -101,13 +101,16 @@ impl Env {
     }
 }
 
-fn search(index: &SearchIndex, q: &str, filters: Filters) -> Vec<Hit> {
+fn search(env: &Env, index: &SearchIndex, q: &str, filters: Filters) -> Vec<Hit> {
     index
-        .search(&SearchRequest {
-            query: Query::parse(q).expect("query"),
-            filters,
-            limit: 20,
-        })
+        .search(
+            &env.archive,
+            &SearchRequest {
+                query: Query::parse(q).expect("query"),
+                filters,
+                limit: 20,
+            },
+        )
         .expect("search")
 }
 
@@ -158,7 +161,7 @@ fn a_repeated_phrase_ranks_above_its_words_scattered() {
     ));
     env.put(&conv("c-other", "Notes", &[("user", FILLER)]));
     let index = env.index();
-    let hits = search(&index, "quantum banana", Filters::default());
+    let hits = search(&env, &index, "quantum banana", Filters::default());
     assert_eq!(ids(&hits), ["b-phrase", "a-scattered"]);
     assert!(hits[0].score > hits[1].score);
 }
@@ -166,18 +169,20 @@ fn a_repeated_phrase_ranks_above_its_words_scattered() {
 #[test]
 fn a_title_match_ranks_above_a_message_match() {
     let env = Env::new();
+    // By BM25 alone the message that says it three times scores higher than the short
+    // title that says it once; the title boost turns that around.
     env.put(&conv(
         "a-body",
         "Weekend plans",
-        &[("user", &format!("{FILLER} Tell me about the axolotl."))],
+        &[("user", &format!("{FILLER} axolotl axolotl axolotl"))],
     ));
     env.put(&conv(
         "b-title",
         "Axolotl care",
-        &[("user", &format!("{FILLER} Tell me about my pet."))],
+        &[("user", &format!("{FILLER} my pet lizard"))],
     ));
     let index = env.index();
-    let hits = search(&index, "axolotl", Filters::default());
+    let hits = search(&env, &index, "axolotl", Filters::default());
     assert_eq!(ids(&hits), ["b-title", "a-body"]);
     // A title match still shows the message that carried it.
     assert!(hits[0].snippet.starts_with("Some notes"), "{:?}", hits[0]);
@@ -211,7 +216,7 @@ fn phrases_exclusions_and_prefixes() {
     ));
     let index = env.index();
     let all = |q: &str| {
-        let mut v: Vec<String> = search(&index, q, Filters::default())
+        let mut v: Vec<String> = search(&env, &index, q, Filters::default())
             .into_iter()
             .map(|h| h.id)
             .collect();
@@ -233,7 +238,7 @@ fn phrases_exclusions_and_prefixes() {
     // A word that splits (here at a hyphen) is a phrase.
     assert_eq!(all("red-fox"), ["fox-1", "fox-3"]);
     // Prefix highlights cover the expanded word.
-    let hit = &search(&index, "quant*", Filters::default())[0];
+    let hit = &search(&env, &index, "quant*", Filters::default())[0];
     let shown: Vec<&str> = hit
         .highlights
         .iter()
@@ -272,7 +277,7 @@ fn every_filter_narrows_the_results() {
     env.feed.record(&gone);
     let index = env.index();
     let found = |f: Filters| {
-        let mut v: Vec<String> = search(&index, "walrus", f)
+        let mut v: Vec<String> = search(&env, &index, "walrus", f)
             .into_iter()
             .map(|h| h.id)
             .collect();
@@ -344,11 +349,11 @@ fn every_branch_is_searchable_and_marked() {
     c.assistant("A heron looks elegant.");
     env.put(&c.build());
     let index = env.index();
-    let hits = search(&index, "platypus", Filters::default());
+    let hits = search(&env, &index, "platypus", Filters::default());
     assert_eq!(ids(&hits), ["branches"]);
     assert_eq!(hits[0].node_id.as_deref(), Some(old.as_str()));
     assert!(!hits[0].on_active_branch);
-    let hits = search(&index, "heron", Filters::default());
+    let hits = search(&env, &index, "heron", Filters::default());
     assert!(hits[0].on_active_branch);
 }
 
@@ -367,12 +372,15 @@ fn hidden_messages_are_not_found_and_reader_text_is() {
     let index = env.index();
     // Hidden: custom instructions, the hidden system message, the hidden user message.
     for q in ["zanzibar", "\"test fixture\"", "\"answer in one line\""] {
-        assert!(search(&index, q, Filters::default()).is_empty(), "{q}");
+        assert!(
+            search(&env, &index, q, Filters::default()).is_empty(),
+            "{q}"
+        );
     }
     // Thought summaries, thoughts, tool output and a quoted page are searchable.
     for q in ["planning", "\"food and the river\"", "porto"] {
         assert_eq!(
-            ids(&search(&index, q, Filters::default())),
+            ids(&search(&env, &index, q, Filters::default())),
             [id.as_str()],
             "{q}"
         );
@@ -400,7 +408,7 @@ fn cjk_and_diacritics_are_searchable() {
     ));
     let index = env.index();
     let one = |q: &str| {
-        let mut v: Vec<String> = search(&index, q, Filters::default())
+        let mut v: Vec<String> = search(&env, &index, q, Filters::default())
             .into_iter()
             .map(|h| h.id)
             .collect();
@@ -419,7 +427,7 @@ fn cjk_and_diacritics_are_searchable() {
     assert_eq!(one("CRÈME"), ["fr"]);
     assert_eq!(one("strasse koln"), ["de"]);
     assert_eq!(one("旅行"), ["ja"]);
-    let hit = &search(&index, "タワー", Filters::default())[0];
+    let hit = &search(&env, &index, "タワー", Filters::default())[0];
     let shown: Vec<&str> = hit
         .highlights
         .iter()
@@ -450,14 +458,17 @@ fn one_result_per_conversation_with_snippet_and_json_shape() {
         filters: Filters::default(),
         limit,
     };
-    let hits = index.search(&req(20)).expect("search");
+    let hits = index.search(&env.archive, &req(20)).expect("search");
     assert_eq!(hits.len(), 20);
     let mut seen = std::collections::HashSet::new();
     assert!(hits.iter().all(|h| seen.insert(h.id.clone())));
     assert_eq!(hits[0].id, "many");
     assert_eq!(hits[0].role.as_deref(), Some("assistant"));
     assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
-    assert_eq!(index.search(&req(100)).expect("search").len(), 31);
+    assert_eq!(
+        index.search(&env.archive, &req(100)).expect("search").len(),
+        31
+    );
     let top = &hits[0];
     assert!(top.snippet.contains("otter"), "{top:?}");
     assert!(!top.highlights.is_empty());
@@ -555,7 +566,7 @@ fn updates_replace_a_conversations_documents() {
     env.put(&c.build());
     let index = env.index();
     assert_eq!(
-        ids(&search(&index, "marmots", Filters::default())),
+        ids(&search(&env, &index, "marmots", Filters::default())),
         ["edit"]
     );
     // A newer version of the same conversation (an added turn, a changed title).
@@ -563,11 +574,11 @@ fn updates_replace_a_conversations_documents() {
     c.assistant("the answer talks about beavers");
     env.put(&c.build());
     env.catch_up(&index);
-    let hits = search(&index, "marmots", Filters::default());
+    let hits = search(&env, &index, "marmots", Filters::default());
     assert_eq!(ids(&hits), ["edit"]);
     assert_eq!(hits[0].title.as_deref(), Some("Renamed"));
     assert_eq!(
-        ids(&search(&index, "beavers", Filters::default())),
+        ids(&search(&env, &index, "beavers", Filters::default())),
         ["edit"]
     );
     assert_eq!(index.stats().expect("stats").messages, 2);
@@ -577,7 +588,7 @@ fn updates_replace_a_conversations_documents() {
         .update(&other, &["edit".to_owned()], None)
         .expect("update");
     assert_eq!(r.missing, 1);
-    assert!(search(&index, "beavers", Filters::default()).is_empty());
+    assert!(search(&env, &index, "beavers", Filters::default()).is_empty());
 }
 
 fn write_some(env: &Env) {
@@ -610,7 +621,10 @@ fn a_deleted_index_is_rebuilt() {
         stages.last().map(|p| (p.stage, p.done, p.total)),
         Some((Stage::Build, 2, Some(2)))
     );
-    assert_eq!(ids(&search(&index, "lemurs", Filters::default())), ["one"]);
+    assert_eq!(
+        ids(&search(&env, &index, "lemurs", Filters::default())),
+        ["one"]
+    );
     // The directory stays private to its owner.
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(env.index_dir())
@@ -634,7 +648,10 @@ fn a_damaged_index_is_rebuilt() {
         index.opened()
     );
     env.catch_up(&index);
-    assert_eq!(ids(&search(&index, "tapirs", Filters::default())), ["two"]);
+    assert_eq!(
+        ids(&search(&env, &index, "tapirs", Filters::default())),
+        ["two"]
+    );
     drop(index);
     // A segment file cut short.
     let victim = std::fs::read_dir(env.index_dir())
@@ -656,7 +673,10 @@ fn a_damaged_index_is_rebuilt() {
         index.opened()
     );
     env.catch_up(&index);
-    assert_eq!(ids(&search(&index, "lemurs", Filters::default())), ["one"]);
+    assert_eq!(
+        ids(&search(&env, &index, "lemurs", Filters::default())),
+        ["one"]
+    );
 }
 
 /// Commits to the index directly, with the payload a future convos might write.
@@ -687,7 +707,10 @@ fn an_index_from_a_newer_schema_is_rebuilt() {
     );
     env.catch_up(&index);
     assert_eq!(index.mark().expect("mark"), Some(2));
-    assert_eq!(ids(&search(&index, "tapirs", Filters::default())), ["two"]);
+    assert_eq!(
+        ids(&search(&env, &index, "tapirs", Filters::default())),
+        ["two"]
+    );
     drop(index);
     // And one from an older schema.
     commit_payload(&env.index_dir(), r#"{"schema": 0, "mark": 2}"#);
@@ -716,7 +739,7 @@ fn a_crash_between_archive_write_and_index_commit_heals() {
     let index = env.open();
     assert_eq!(index.opened(), &Opened::Existing);
     assert_eq!(index.mark().expect("mark"), Some(2));
-    assert!(search(&index, "okapis", Filters::default()).is_empty());
+    assert!(search(&env, &index, "okapis", Filters::default()).is_empty());
     let r = index
         .catch_up(
             &env.archive,
@@ -729,10 +752,13 @@ fn a_crash_between_archive_write_and_index_commit_heals() {
     assert_eq!(r.indexed.conversations, 2);
     assert_eq!(r.mark, 4);
     assert_eq!(
-        ids(&search(&index, "okapis", Filters::default())),
+        ids(&search(&env, &index, "okapis", Filters::default())),
         ["three"]
     );
-    assert_eq!(ids(&search(&index, "sifakas", Filters::default())), ["one"]);
+    assert_eq!(
+        ids(&search(&env, &index, "sifakas", Filters::default())),
+        ["one"]
+    );
     // The mark lives in the commit: it survives reopening.
     drop(index);
     assert_eq!(env.open().mark().expect("mark"), Some(4));
@@ -748,7 +774,10 @@ fn a_cancelled_build_keeps_the_previous_commit() {
         .rebuild(&env.archive, &env.feed, &mut |_| {}, &cancel)
         .expect_err("cancelled");
     assert!(matches!(e, SearchError::Cancelled));
-    assert_eq!(ids(&search(&index, "lemurs", Filters::default())), ["one"]);
+    assert_eq!(
+        ids(&search(&env, &index, "lemurs", Filters::default())),
+        ["one"]
+    );
     assert_eq!(index.mark().expect("mark"), Some(2));
 }
 
@@ -774,13 +803,16 @@ fn the_indexer_thread_catches_up_and_lets_go_of_the_writer() {
     .expect("start");
     assert!(indexer.wait_idle(Duration::from_secs(30)));
     assert_eq!(indexer.last_error(), None);
-    assert_eq!(ids(&search(&index, "tapirs", Filters::default())), ["two"]);
+    assert_eq!(
+        ids(&search(&env, &index, "tapirs", Filters::default())),
+        ["two"]
+    );
     assert!(!index.holds_writer());
     env.put(&conv("three", "Okapis", &[("user", "okapis of congo")]));
     indexer.poke();
     assert!(indexer.wait_idle(Duration::from_secs(30)));
     assert_eq!(
-        ids(&search(&index, "okapis", Filters::default())),
+        ids(&search(&env, &index, "okapis", Filters::default())),
         ["three"]
     );
     assert!(!index.holds_writer());
@@ -796,7 +828,10 @@ fn the_indexer_thread_catches_up_and_lets_go_of_the_writer() {
     index2
         .catch_up(&env2.archive, &NoFeed, &mut |_| {}, &AtomicBool::new(false))
         .expect("build");
-    assert_eq!(ids(&search(&index2, "lemurs", Filters::default())), ["one"]);
+    assert_eq!(
+        ids(&search(&env2, &index2, "lemurs", Filters::default())),
+        ["one"]
+    );
 }
 
 #[test]

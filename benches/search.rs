@@ -1,0 +1,349 @@
+//! Search benchmark: `cargo bench --bench search`.
+//!
+//! Generates an export of 100,000 conversations (≈27 KB each, as in the archives issue
+//! 13 measured, text drawn from a Zipf vocabulary of 50,000 words), imports it with the
+//! real `convos` binary, builds the search index from that archive, and reports:
+//! - the build time against the import time;
+//! - the index size against the conversations JSON and against the archive on disk;
+//! - two-word query latency (median, p95), with the index opened fresh for every
+//!   query (what a `convos search` process does, without process start) and with a
+//!   warm reader (the daemon), for moderately common words and for very common ones;
+//! - archive writes with the indexer thread running against the same writes alone.
+//!
+//! Environment: `CONVOS_BENCH_CONVERSATIONS` (default 100000),
+//! `CONVOS_BENCH_QUERIES` (default 200), `CONVOS_BENCH_CONCURRENT` (conversations in
+//! the concurrent-indexing run, default 10000; 0 skips it), `CONVOS_BENCH_DIR` (work
+//! there and keep it; a second run reuses its generated archive), `CONVOS_BENCH_KEEP=1`.
+
+#[path = "support/synth.rs"]
+mod synth;
+
+use convos::archive::{Archive, ArchiveError, OpenOptions};
+use convos::model::RawConversation;
+use convos::search::{
+    ChangeFeed, Filters, IndexOptions, Indexer, NoFeed, Query, SearchIndex, SearchRequest,
+};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use synth::{Rng, Vocab};
+
+/// Conversation sizes (bytes): with synth's spread, a mean of about 27 KB.
+const SIZES: (usize, usize) = (4_000, 72_000);
+const VOCAB_WORDS: usize = 50_000;
+const VOCAB_SEED: u64 = 0x5ea2_c4b0_0c0f_fee1;
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    rd.flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_size(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// This process's peak and current resident memory, MB.
+fn rss() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+            / 1024.0
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let i = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+/// Runs the binary's import; returns seconds.
+fn import(bin: &Path, data: &Path, json: &Path) -> f64 {
+    let start = Instant::now();
+    let status = Command::new(bin)
+        .arg("--data-dir")
+        .arg(data)
+        .arg("-q")
+        .arg("import")
+        .arg(json)
+        .env("CONVOS_CONFIG", "/dev/null")
+        .stdout(std::process::Stdio::null())
+        .status()
+        .expect("run convos import");
+    assert!(status.success(), "convos import failed: {status}");
+    start.elapsed().as_secs_f64()
+}
+
+/// Two-word queries: words of frequency ranks in `ranks`, drawn uniformly.
+fn queries(vocab: &Vocab, n: usize, ranks: std::ops::Range<usize>, seed: u64) -> Vec<String> {
+    let mut rng = Rng(seed);
+    let span = (ranks.end - ranks.start) as u64;
+    (0..n)
+        .map(|_| {
+            let a = vocab.word(ranks.start + rng.below(span) as usize);
+            let b = vocab.word(ranks.start + rng.below(span) as usize);
+            format!("{a} {b}")
+        })
+        .collect()
+}
+
+fn request(q: &str) -> SearchRequest {
+    SearchRequest {
+        query: Query::parse(q).expect("query"),
+        filters: Filters::default(),
+        limit: 20,
+    }
+}
+
+/// Latencies of `queries` (ms: median, p95) and the mean number of hits.
+fn measure(qs: &[String], mut run: impl FnMut(&SearchRequest) -> usize) -> (f64, f64, f64) {
+    let mut times = Vec::with_capacity(qs.len());
+    let mut hits = 0usize;
+    for q in qs {
+        let req = request(q);
+        let start = Instant::now();
+        hits += run(&req);
+        times.push(start.elapsed());
+    }
+    times.sort();
+    (
+        percentile(&times, 0.5),
+        percentile(&times, 0.95),
+        hits as f64 / qs.len().max(1) as f64,
+    )
+}
+
+/// An in-memory change feed standing in for the archive's.
+#[derive(Default)]
+struct MemFeed(Mutex<Vec<(u64, String)>>);
+
+impl ChangeFeed for MemFeed {
+    fn last_seq(&self) -> Result<u64, ArchiveError> {
+        Ok(self.0.lock().expect("feed").last().map_or(0, |e| e.0))
+    }
+    fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, ArchiveError> {
+        let v = self.0.lock().expect("feed");
+        let from = v.partition_point(|e| e.0 <= after);
+        Ok(v[from..].iter().take(limit).cloned().collect())
+    }
+}
+
+/// Upserts every document, calling `after` with each one's index and id; seconds.
+fn write_all(docs: &[Vec<u8>], archive: &Archive, after: &mut dyn FnMut(usize, &str)) -> f64 {
+    let start = Instant::now();
+    for (i, d) in docs.iter().enumerate() {
+        let raw = RawConversation::from_bytes(d.clone()).expect("conversation");
+        let id = raw.id().to_owned();
+        archive.upsert(raw).expect("upsert");
+        after(i, &id);
+    }
+    archive.flush().expect("flush");
+    start.elapsed().as_secs_f64()
+}
+
+/// Archive writes alone, then with the indexer thread catching up beside them.
+fn concurrent(vocab: &Vocab, n: usize, work: &Path) {
+    let mut rng = Rng(0xc0c0_a5a5_1234_5678);
+    let docs: Vec<Vec<u8>> = (0..n)
+        .map(|i| {
+            let span = (SIZES.1 - SIZES.0) as u64;
+            let size = SIZES.0 + rng.below(span / 2) as usize;
+            serde_json::to_vec(&synth::conversation_in(
+                &mut rng,
+                5_000_000 + i,
+                size,
+                Some(vocab),
+            ))
+            .expect("json")
+        })
+        .collect();
+    let mb = docs.iter().map(Vec::len).sum::<usize>() as f64 / 1e6;
+    let alone = {
+        let a = Archive::open(&work.join("alone"), &OpenOptions::default()).expect("archive");
+        write_all(&docs, &a, &mut |_, _| {})
+    };
+    let archive = Archive::open(&work.join("with"), &OpenOptions::default()).expect("archive");
+    let feed = Arc::new(MemFeed::default());
+    let index = Arc::new(
+        SearchIndex::open(&work.join("with-index"), IndexOptions::default()).expect("index"),
+    );
+    let indexer = Indexer::start(index.clone(), archive.clone(), feed.clone()).expect("indexer");
+    indexer.wait_idle(Duration::from_secs(60));
+    let (with, caught_up) = {
+        let feed = feed.clone();
+        let indexer = &indexer;
+        let mut seq = 0u64;
+        let secs = write_all(&docs, &archive, &mut |i, id| {
+            seq += 1;
+            feed.0.lock().expect("feed").push((seq, id.to_owned()));
+            if i % 100 == 99 {
+                indexer.poke();
+            }
+        });
+        indexer.poke();
+        let start = Instant::now();
+        assert!(indexer.wait_idle(Duration::from_secs(3600)), "indexer");
+        (secs, start.elapsed().as_secs_f64())
+    };
+    assert_eq!(indexer.last_error(), None);
+    indexer.stop();
+    let stats = index.stats().expect("stats");
+    println!(
+        "archive writes, {n} conversations ({mb:.0} MB), in-process upserts:\n  \
+         alone {alone:.2} s ({:.0} MB/s); with the indexer thread {with:.2} s ({:.0} MB/s, \
+         {:+.0}%); index caught up {caught_up:.2} s after the last write ({} messages)",
+        mb / alone,
+        mb / with,
+        (with / alone - 1.0) * 100.0,
+        stats.messages
+    );
+}
+
+fn main() {
+    let n = env_num("CONVOS_BENCH_CONVERSATIONS", 100_000);
+    let nq = env_num("CONVOS_BENCH_QUERIES", 200);
+    let n_concurrent = env_num("CONVOS_BENCH_CONCURRENT", 10_000);
+    let (dir, keep) = match std::env::var_os("CONVOS_BENCH_DIR") {
+        Some(d) => (PathBuf::from(d), true),
+        None => (
+            std::env::temp_dir().join(format!("convos-search-bench-{}", std::process::id())),
+            std::env::var("CONVOS_BENCH_KEEP").is_ok_and(|v| v == "1"),
+        ),
+    };
+    std::fs::create_dir_all(&dir).expect("dir");
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_convos"));
+    let vocab = Vocab::zipf(VOCAB_WORDS, VOCAB_SEED);
+    let json = dir.join(format!("conversations-{n}.json"));
+    let data = dir.join(format!("data-{n}"));
+
+    // 1. The export and the archive (reused when a kept directory has them).
+    let json_bytes = if json.exists() && data.join("archive").exists() {
+        println!("reusing {}", data.display());
+        std::fs::metadata(&json).expect("json").len()
+    } else {
+        let _ = std::fs::remove_dir_all(&data);
+        let start = Instant::now();
+        let bytes = synth::generate_in(&json, usize::MAX / 2_000_000, n, SIZES, Some(&vocab));
+        println!("generated in {:.1} s", start.elapsed().as_secs_f64());
+        let secs = import(&bin, &data, &json);
+        println!(
+            "import (convos import, {:.0} MB): {secs:.2} s, {:.0} MB/s",
+            bytes as f64 / 1e6,
+            bytes as f64 / 1e6 / secs
+        );
+        std::fs::write(dir.join("import-secs"), format!("{secs}")).expect("write");
+        bytes
+    };
+    let import_secs: f64 = std::fs::read_to_string(dir.join("import-secs"))
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(f64::NAN);
+    let archive_bytes = dir_size(&data.join("archive"));
+
+    // 2. The index, built from scratch.
+    let index_dir = data.join("index");
+    let _ = std::fs::remove_dir_all(&index_dir);
+    let archive = Archive::open(&data.join("archive"), &OpenOptions::default()).expect("archive");
+    let conversations = archive.len();
+    let index = SearchIndex::open(&index_dir, IndexOptions::default()).expect("index");
+    let start = Instant::now();
+    let mut next_report = 0.1;
+    let report = index
+        .catch_up(
+            &archive,
+            &NoFeed,
+            &mut |p| {
+                let f = p.done as f64 / p.total.unwrap_or(1).max(1) as f64;
+                if f >= next_report {
+                    eprint!("\r  building: {:.0}%", f * 100.0);
+                    next_report += 0.1;
+                }
+            },
+            &AtomicBool::new(false),
+        )
+        .expect("build");
+    let committed = start.elapsed().as_secs_f64();
+    index.release_writer();
+    let settled = start.elapsed().as_secs_f64();
+    eprintln!();
+    let (peak, now) = rss();
+    let stats = index.stats().expect("stats");
+    drop(index);
+    println!(
+        "index build, {conversations} conversations, {} messages: {committed:.1} s to commit, \
+         {settled:.1} s with merges settled ({:.2}x the import's {import_secs:.1} s; target \
+         ≤ 2x); bench process RSS peak {peak:.0} MB, after {now:.0} MB",
+        report.indexed.messages,
+        committed / import_secs,
+    );
+    println!(
+        "index size {:.0} MB in {} segments: {:.0}% of the conversations JSON ({:.0} MB; \
+         target ≤ 60%), {:.0}% of the archive on disk ({:.0} MB)",
+        stats.bytes as f64 / 1e6,
+        stats.segments,
+        stats.bytes as f64 * 100.0 / json_bytes as f64,
+        json_bytes as f64 / 1e6,
+        stats.bytes as f64 * 100.0 / archive_bytes as f64,
+        archive_bytes as f64 / 1e6,
+    );
+
+    // 3. Queries.
+    let typical = queries(&vocab, nq, 60..20_000, 11);
+    let common = queries(&vocab, nq.div_ceil(4), 30..200, 13);
+    for (label, qs) in [
+        ("two words, ranks 60–20,000", &typical),
+        ("two common words, ranks 30–200", &common),
+    ] {
+        let (med, p95, hits) = measure(qs, |req| {
+            let index = SearchIndex::open(&index_dir, IndexOptions::default()).expect("open");
+            index.search(&archive, req).expect("search").len()
+        });
+        println!(
+            "query, {label}, index opened per query: median {med:.1} ms, p95 {p95:.1} ms \
+             ({hits:.1} hits; target ≤ 50 ms with process start, measured in phase 2)"
+        );
+        let index = SearchIndex::open(&index_dir, IndexOptions::default()).expect("open");
+        for q in qs.iter().take(10) {
+            index.search(&archive, &request(q)).expect("warm up");
+        }
+        let (med, p95, _) = measure(qs, |req| index.search(&archive, req).expect("search").len());
+        println!(
+            "query, {label}, warm reader: median {med:.1} ms, p95 {p95:.1} ms (target ≤ 20 ms)"
+        );
+    }
+
+    // 4. Writes with the indexer beside them.
+    if n_concurrent > 0 {
+        let work = dir.join("concurrent");
+        let _ = std::fs::remove_dir_all(&work);
+        concurrent(&vocab, n_concurrent, &work);
+        let _ = std::fs::remove_dir_all(&work);
+    }
+
+    if keep {
+        println!("kept {}", dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
