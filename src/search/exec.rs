@@ -1,6 +1,7 @@
-//! Running a query: the tantivy query (BM25 over message text and title, title
-//! matches boosted, adjacent query words boosted, filters that do not score), one hit
-//! per conversation (its best message), conversation-level exclusions, and snippets.
+//! Running a query: BM25 over the message text (which holds the title), filters that
+//! do not score, title matches and adjacent query words boosted by rescoring the best
+//! conversations, one hit per conversation (its best message), conversation-level
+//! exclusions, and snippets cut from the archive.
 
 use super::build::message_text;
 use super::index::SearchIndex;
@@ -15,7 +16,7 @@ use std::ops::{Bound, Range};
 use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::columnar::StrColumn;
 use tantivy::query::{
-    BooleanQuery, BoostQuery, ConstScoreQuery, Occur, PhrasePrefixQuery, PhraseQuery,
+    BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery, Occur, PhrasePrefixQuery, PhraseQuery,
     Query as TQuery, RangeQuery, TermQuery, TermSetQuery, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption, Term, Value};
@@ -33,7 +34,7 @@ const PROXIMITY_BOOST: Score = 1.5;
 const PROXIMITY_SLOP: u32 = 2;
 /// Terms a `prefix*` expands to, at most (the first in term order).
 const PREFIX_EXPANSIONS: u32 = 200;
-/// Conversations (at least) that the proximity boost rescores.
+/// Conversations (at least) that the title and proximity boosts rescore.
 const RESCORE_WINDOW: usize = 100;
 /// Characters of a snippet.
 const SNIPPET_CHARS: usize = 160;
@@ -219,6 +220,8 @@ fn element_in(field: Field, e: &Element) -> Box<dyn TQuery> {
             term(ts.first().map_or("", |(_, t)| t.as_str())),
             IndexRecordOption::WithFreqs,
         )),
+        // Only a hand-made (deserialized) query has no terms; match nothing.
+        Element::Prefix(ts) if ts.is_empty() => Box::new(EmptyQuery),
         Element::Prefix(ts) => {
             let mut q =
                 PhrasePrefixQuery::new_with_offset(ts.iter().map(|(p, t)| (*p, term(t))).collect());
@@ -230,9 +233,11 @@ fn element_in(field: Field, e: &Element) -> Box<dyn TQuery> {
 
 /// A query in parts: what a message must match (its words in the message text,
 /// which holds the title too, scored by BM25; and the filters, which do not score),
-/// and what only adds to the score: title matches and words standing together.
+/// the same words in the title alone, and what only adds to the score: title matches
+/// and words standing together.
 struct Plan {
     must: Vec<Box<dyn TQuery>>,
+    in_title: Vec<Box<dyn TQuery>>,
     boosts: Vec<Box<dyn TQuery>>,
 }
 
@@ -246,8 +251,15 @@ impl Plan {
         // Exclusions are not `MustNot` clauses here: they apply to whole conversations
         // (see `conversations_matching`), and tantivy 0.27's exclusion scorer seeks a
         // finished phrase scorer backwards (a debug assertion, and unspecified otherwise).
+        let mut in_title: Vec<Box<dyn TQuery>> = q
+            .include()
+            .iter()
+            .map(|e| element_in(fields.title, e))
+            .collect();
         for filter in filter_queries(fields, f) {
-            must.push(Box::new(ConstScoreQuery::new(filter, 0.0)));
+            let filter: Box<dyn TQuery> = Box::new(ConstScoreQuery::new(filter, 0.0));
+            in_title.push(filter.box_clone());
+            must.push(filter);
         }
         let mut boosts: Vec<Box<dyn TQuery>> = q
             .include()
@@ -277,38 +289,68 @@ impl Plan {
                 PROXIMITY_BOOST,
             )));
         }
-        Plan { must, boosts }
+        Plan {
+            must,
+            in_title,
+            boosts,
+        }
     }
 
-    /// The query: with or without the boosts, optionally limited to some
-    /// conversations.
-    fn query(&self, fields: &Fields, boosts: bool, only: Option<&[Group]>) -> BooleanQuery {
-        let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = self
-            .must
+    /// The query that finds matches.
+    fn matching(&self) -> BooleanQuery {
+        all_of(&self.must)
+    }
+
+    /// The query that finds matches whose title holds every word.
+    fn title_matching(&self) -> BooleanQuery {
+        all_of(&self.in_title)
+    }
+
+    /// The query that rescores the messages of these conversations: the matching
+    /// one plus the boosts. Each boost is intersected with the conversations itself:
+    /// an optional clause on its own is sought from document to document, and a
+    /// phrase seeking its next match reads positions all the way through the words'
+    /// common documents, where intersected it looks at the candidates only.
+    fn rescoring(&self, fields: &Fields, groups: &[Group]) -> BooleanQuery {
+        // A union of term lists rather than a `TermSetQuery`, which walks the whole
+        // id dictionary and fills a bitset of every document, per segment and clause.
+        let ids = groups
             .iter()
-            .map(|q| (Occur::Must, q.box_clone()))
+            .map(|g| {
+                let id = Term::from_field_text(fields.conv_id, &g.conv_id);
+                let q: Box<dyn TQuery> = Box::new(TermQuery::new(id, IndexRecordOption::Basic));
+                (Occur::Should, q)
+            })
             .collect();
-        if boosts {
-            clauses.extend(self.boosts.iter().map(|q| (Occur::Should, q.box_clone())));
-        }
-        if let Some(groups) = only {
-            let ids = groups
-                .iter()
-                .map(|g| Term::from_field_text(fields.conv_id, &g.conv_id));
-            clauses.push((
-                Occur::Must,
-                Box::new(ConstScoreQuery::new(Box::new(TermSetQuery::new(ids)), 0.0)),
-            ));
+        let only: Box<dyn TQuery> =
+            Box::new(ConstScoreQuery::new(Box::new(BooleanQuery::new(ids)), 0.0));
+        let mut clauses: Vec<(Occur, Box<dyn TQuery>)> = vec![(Occur::Must, only.box_clone())];
+        clauses.extend(self.must.iter().map(|q| (Occur::Must, q.box_clone())));
+        for b in &self.boosts {
+            let within = BooleanQuery::new(vec![
+                (Occur::Must, only.box_clone()),
+                (Occur::Must, b.box_clone()),
+            ]);
+            clauses.push((Occur::Should, Box::new(within)));
         }
         BooleanQuery::new(clauses)
     }
 }
 
+fn all_of(queries: &[Box<dyn TQuery>]) -> BooleanQuery {
+    BooleanQuery::new(
+        queries
+            .iter()
+            .map(|q| (Occur::Must, q.box_clone()))
+            .collect(),
+    )
+}
+
 /// The best `want` conversations, and whether there may be more. Matching runs on
 /// the message text alone (an intersection of plain term lists, the fastest query
 /// there is); the boosts, which read a second field or word positions, then rescore
-/// the best conversations found (a window of at least [`RESCORE_WINDOW`]), as search
-/// engines' rescoring does.
+/// the best conversations found (a window of at least [`RESCORE_WINDOW`], plus as
+/// many whose titles hold the words), as search engines' rescoring does.
 fn best_conversations(
     searcher: &Searcher,
     fields: &Fields,
@@ -319,15 +361,20 @@ fn best_conversations(
         limit: want.max(RESCORE_WINDOW),
         field: fields.conv_id,
     };
-    let (first, full) = searcher.search(&plan.query(fields, false, None), &collector)?;
+    let (mut first, full) = searcher.search(&plan.matching(), &collector)?;
     if first.is_empty() {
         return Ok((first, full));
     }
+    // Conversations whose title holds the words are candidates even when their
+    // messages score lower than the window's.
+    let (titled, _) = searcher.search(&plan.title_matching(), &collector)?;
+    let known: HashSet<String> = first.iter().map(|g| g.conv_id.clone()).collect();
+    first.extend(titled.into_iter().filter(|g| !known.contains(&g.conv_id)));
     let collector = BestPerConversation {
         limit: want,
         field: fields.conv_id,
     };
-    let (rescored, _) = searcher.search(&plan.query(fields, true, Some(&first)), &collector)?;
+    let (rescored, _) = searcher.search(&plan.rescoring(fields, &first), &collector)?;
     Ok((rescored, full || first.len() > want))
 }
 
@@ -440,6 +487,10 @@ struct SegmentBest {
     limit: usize,
     /// (term ordinal of the conversation id, best score, its document).
     entries: Vec<(u64, Score, DocId)>,
+    /// Where each conversation is in `entries`.
+    slots: HashMap<u64, usize>,
+    /// The entry with the lowest score, once `entries` is full.
+    lowest: usize,
     threshold: Score,
 }
 
@@ -449,33 +500,41 @@ impl SegmentBest {
         let Some(ord) = self.column.as_ref().and_then(|c| c.ords().first(doc)) else {
             return self.threshold;
         };
-        if let Some(e) = self.entries.iter_mut().find(|e| e.0 == ord) {
-            if score > e.1 {
-                e.1 = score;
-                e.2 = doc;
-                self.update_threshold();
+        if let Some(&i) = self.slots.get(&ord) {
+            if score > self.entries[i].1 {
+                self.entries[i] = (ord, score, doc);
+                if self.entries.len() == self.limit && i == self.lowest {
+                    self.find_lowest();
+                }
             }
             return self.threshold;
         }
         if self.entries.len() < self.limit {
+            self.slots.insert(ord, self.entries.len());
             self.entries.push((ord, score, doc));
-        } else if let Some(min) = self.entries.iter_mut().min_by(|a, b| a.1.total_cmp(&b.1)) {
-            *min = (ord, score, doc);
+            if self.entries.len() == self.limit {
+                self.find_lowest();
+            }
+        } else {
+            let i = self.lowest;
+            self.slots.remove(&self.entries[i].0);
+            self.slots.insert(ord, i);
+            self.entries[i] = (ord, score, doc);
+            self.find_lowest();
         }
-        self.update_threshold();
         self.threshold
     }
 
-    fn update_threshold(&mut self) {
-        self.threshold = if self.entries.len() < self.limit {
-            Score::MIN
-        } else {
-            self.entries
-                .iter()
-                .map(|e| e.1)
-                .min_by(Score::total_cmp)
-                .unwrap_or(Score::MIN)
-        };
+    /// Finds the lowest entry of a full set; its score becomes the threshold.
+    fn find_lowest(&mut self) {
+        let mut lowest = 0;
+        for (i, e) in self.entries.iter().enumerate() {
+            if e.1 < self.entries[lowest].1 {
+                lowest = i;
+            }
+        }
+        self.lowest = lowest;
+        self.threshold = self.entries.get(lowest).map_or(Score::MIN, |e| e.1);
     }
 }
 
@@ -521,6 +580,8 @@ impl Collector for BestPerConversation {
             segment,
             limit: self.limit.max(1),
             entries: Vec::new(),
+            slots: HashMap::new(),
+            lowest: 0,
             threshold: Score::MIN,
         })
     }

@@ -190,6 +190,37 @@ fn a_title_match_ranks_above_a_message_match() {
 }
 
 #[test]
+fn boosts_reach_beyond_the_best_hundred_by_text() {
+    let env = Env::new();
+    // 120 short messages say it once: by the message text alone they all beat the
+    // long message below, which a title match must still lift to the top. And one
+    // of the short ones holds the two words together.
+    for i in 0..120 {
+        env.put(&conv(
+            &format!("short-{i:03}"),
+            "Misc",
+            &[("user", &format!("a heron in the big green pond {i}"))],
+        ));
+    }
+    env.put(&conv(
+        "titled",
+        "Heron pond",
+        &[(
+            "user",
+            &format!("{FILLER} {FILLER} {FILLER} {FILLER} heron, pond"),
+        )],
+    ));
+    env.put(&conv(
+        "adjacent",
+        "Misc",
+        &[("user", "a heron pond in the big green 0")],
+    ));
+    let index = env.index();
+    let hits = search(&env, &index, "heron pond", Filters::default());
+    assert_eq!(ids(&hits)[..2], ["titled", "adjacent"]);
+}
+
+#[test]
 fn phrases_exclusions_and_prefixes() {
     let env = Env::new();
     env.put(&conv("fox-1", "A", &[("user", "the quick red fox jumps")]));
