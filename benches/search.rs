@@ -223,20 +223,30 @@ fn concurrent(vocab: &Vocab, n: usize, work: &Path) {
         })
         .collect();
     let mb = docs.iter().map(Vec::len).sum::<usize>() as f64 / 1e6;
-    let alone = {
-        let a = Archive::open(&work.join("alone"), &OpenOptions::default()).expect("archive");
-        write_all(&docs, &a, &mut |_, _| {})
-    };
-    let archive = Archive::open(&work.join("with"), &OpenOptions::default()).expect("archive");
-    let feed = Arc::new(MemFeed::default());
-    let index = Arc::new(
-        SearchIndex::open(&work.join("with-index"), IndexOptions::default()).expect("index"),
-    );
-    let indexer = Indexer::start(index.clone(), archive.clone(), feed.clone()).expect("indexer");
-    indexer.wait_idle(Duration::from_secs(60));
-    let (with, caught_up) = {
-        let feed = feed.clone();
-        let indexer = &indexer;
+    // Alternate the two runs and keep each one's best: on a machine shared with other
+    // work a single pair says more about the neighbours than about the indexer.
+    let (mut alone, mut with, mut caught_up, mut messages) = (f64::MAX, f64::MAX, 0.0, 0);
+    for round in 0..2 {
+        let a = Archive::open(
+            &work.join(format!("alone-{round}")),
+            &OpenOptions::default(),
+        )
+        .expect("archive");
+        alone = alone.min(write_all(&docs, &a, &mut |_, _| {}));
+        drop(a);
+        let archive = Archive::open(&work.join(format!("with-{round}")), &OpenOptions::default())
+            .expect("archive");
+        let feed = Arc::new(MemFeed::default());
+        let index = Arc::new(
+            SearchIndex::open(
+                &work.join(format!("index-{round}")),
+                IndexOptions::default(),
+            )
+            .expect("index"),
+        );
+        let indexer =
+            Indexer::start(index.clone(), archive.clone(), feed.clone()).expect("indexer");
+        indexer.wait_idle(Duration::from_secs(60));
         let mut seq = 0u64;
         let secs = write_all(&docs, &archive, &mut |i, id| {
             seq += 1;
@@ -248,19 +258,21 @@ fn concurrent(vocab: &Vocab, n: usize, work: &Path) {
         indexer.poke();
         let start = Instant::now();
         assert!(indexer.wait_idle(Duration::from_secs(3600)), "indexer");
-        (secs, start.elapsed().as_secs_f64())
-    };
-    assert_eq!(indexer.last_error(), None);
-    indexer.stop();
-    let stats = index.stats().expect("stats");
+        if secs < with {
+            with = secs;
+            caught_up = start.elapsed().as_secs_f64();
+        }
+        assert_eq!(indexer.last_error(), None);
+        indexer.stop();
+        messages = index.stats().expect("stats").messages;
+    }
     println!(
-        "archive writes, {n} conversations ({mb:.0} MB), in-process upserts:\n  \
+        "archive writes, {n} conversations ({mb:.0} MB), in-process upserts, best of two:\n  \
          alone {alone:.2} s ({:.0} MB/s); with the indexer thread {with:.2} s ({:.0} MB/s, \
-         {:+.0}%); index caught up {caught_up:.2} s after the last write ({} messages)",
+         {:+.0}%); index caught up {caught_up:.2} s after the last write ({messages} messages)",
         mb / alone,
         mb / with,
         (with / alone - 1.0) * 100.0,
-        stats.messages
     );
 }
 
