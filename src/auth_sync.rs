@@ -17,10 +17,6 @@ fn runtime() -> Result<tokio::runtime::Runtime, AppError> {
         .build()?)
 }
 
-fn now_rfc() -> String {
-    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-}
-
 /// `convos sync [--full]` in-process: imports `CONVOS_IMPORT_PATHS` first, then syncs.
 pub fn sync_command(
     loaded: &Loaded,
@@ -96,8 +92,8 @@ pub fn note_credentials(ctx: &Context, client: &crate::api::Client, report: &Syn
         account_id: info.account_id,
         access_token_expires: info
             .access_token_expires
-            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        checked_at: Some(now_rfc()),
+            .map(crate::model::time::rfc3339_secs),
+        checked_at: Some(crate::model::time::now_rfc3339()),
     };
     sync::record_credentials(&ctx.archive, &status);
 }

@@ -584,7 +584,7 @@ fn socket_path(data_dir: &Path, runtime_dir: Option<PathBuf>) -> PathBuf {
         Some(rt) => {
             use sha2::Digest;
             let digest = sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
-            let tag = crate::archive::blobs::hex(&digest[..6]);
+            let tag = crate::util::hex(&digest[..6]);
             rt.join("convos").join(format!("{tag}.sock"))
         }
         None => data_dir.join("control.sock"),

@@ -42,3 +42,4 @@ pub mod model;
 pub mod render;
 pub mod service;
 pub mod sync;
+pub mod util;

@@ -16,7 +16,7 @@
 //! came from an export) is compared with its export time, with a tolerance.
 
 use crate::api::auth::Credentials;
-use crate::api::pace::Pacer;
+use crate::api::pace::{self, PaceState, PaceStore, Pacer};
 use crate::api::{ApiError, Client, ListItem, Listing, Project};
 use crate::archive::schema::ConvRecord;
 use crate::archive::{Archive, Outcome};
@@ -244,6 +244,27 @@ pub fn prepare_client(
     client_for(config, paths, archive, creds)
 }
 
+/// The request pacer's state, kept in the archive so a restart neither forgets a
+/// cooldown nor bursts again.
+struct ArchivePace(Archive);
+
+impl PaceStore for ArchivePace {
+    fn load(&self) -> Option<PaceState> {
+        match self.0.state(pace::STATE_KEY) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("could not read the saved request pacing: {e}; starting afresh");
+                None
+            }
+        }
+    }
+
+    fn save(&self, state: &PaceState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.set_state(pace::STATE_KEY, state)?;
+        Ok(self.0.flush()?)
+    }
+}
+
 /// Builds a client for given credentials (blocking). The client saves cookies the
 /// service rotates to the credentials file itself, unless they came from
 /// `CONVOS_SESSION_TOKEN` (which wins over the file anyway, so the file is left alone).
@@ -254,13 +275,9 @@ pub fn client_for(
     creds: Credentials,
 ) -> Result<Client, SetupError> {
     let device = device_id(archive)?;
-    let pacer = Pacer::load(&config.api, archive);
+    let pacer = Pacer::load(&config.api, Arc::new(ArchivePace(archive.clone())));
     let file = (!creds.source.starts_with("environment")).then(|| paths.credentials.clone());
     Ok(Client::new(&config.api, creds, device, pacer, file)?)
-}
-
-fn rfc_secs(t: chrono::DateTime<chrono::Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 impl CredentialsStatus {
@@ -271,8 +288,10 @@ impl CredentialsStatus {
             source: Some(creds.source.clone()),
             fingerprint: Some(creds.fingerprint()),
             account_id: info.account_id.clone(),
-            access_token_expires: info.access_token_expires.map(rfc_secs),
-            checked_at: Some(rfc_secs(chrono::Utc::now())),
+            access_token_expires: info
+                .access_token_expires
+                .map(crate::model::time::rfc3339_secs),
+            checked_at: Some(crate::model::time::now_rfc3339()),
         }
     }
 }
@@ -317,7 +336,7 @@ pub fn verified_message(
             .map(|a| format!(" (account {a})"))
             .unwrap_or_default(),
         info.access_token_expires
-            .map(rfc_secs)
+            .map(crate::model::time::rfc3339_secs)
             .unwrap_or_else(|| "an unknown time".into()),
         paths.credentials.display()
     )

@@ -128,7 +128,7 @@ pub fn report(ctx: &Context) -> Result<StatusReport, CommandError> {
     let next_scheduled = crate::config::parse_schedule(&ctx.config.sync.schedule)
         .ok()
         .and_then(|c| c.find_next_occurrence(&chrono::Utc::now(), false).ok())
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        .map(crate::model::time::rfc3339_secs);
     Ok(StatusReport {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         running: ctx.daemon.is_some(),

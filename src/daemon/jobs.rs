@@ -465,7 +465,7 @@ async fn refresh_loop(d: &Arc<Daemon>) {
                 match c.refresh_session().await {
                     Ok(info) => tracing::info!(
                         "access token refreshed; valid until {}",
-                        info.access_token_expires.map(|t| t.to_rfc3339()).unwrap_or_else(|| "?".into())
+                        info.access_token_expires.map(crate::model::time::rfc3339_secs).unwrap_or_else(|| "?".into())
                     ),
                     Err(e) => {
                         tracing::warn!("token refresh failed: {e}");

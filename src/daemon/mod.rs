@@ -79,7 +79,7 @@ impl DaemonInfo for Live {
                 .lock()
                 .ok()
                 .and_then(|n| *n)
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                .map(crate::model::time::rfc3339_secs),
             sync_running: self.sync_running.load(Ordering::Relaxed),
             watching: self.watching.clone(),
         }
@@ -304,10 +304,7 @@ pub async fn run(
         crate::config::parse_schedule(&daemon.ctx.config.sync.schedule)
             .ok()
             .and_then(|c| c.find_next_occurrence(&chrono::Utc::now(), false).ok())
-            .map(|n| format!(
-                ", then next at {}",
-                n.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ))
+            .map(|n| format!(", then next at {}", crate::model::time::rfc3339_secs(n)))
             .unwrap_or_default(),
         creds_line,
         token_line,

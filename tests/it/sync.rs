@@ -831,7 +831,7 @@ async fn attachments_are_stored_and_missing_ones_are_backed_off() {
     );
     assert_eq!((r.attachments, r.attachments_failed), (1, 1), "{r:#?}");
     let rec = env.archive.file(image.file_id).unwrap().expect("stored");
-    let sha = convos::archive::blobs::hex(&sha2::Sha256::digest(&bytes));
+    let sha = convos::util::hex(&sha2::Sha256::digest(&bytes));
     assert_eq!(rec.sha256, sha);
     assert_eq!(rec.size, bytes.len() as u64);
     assert_eq!(std::fs::read(env.archive.blob_path(&sha)).unwrap(), bytes);
@@ -1698,8 +1698,20 @@ async fn a_restart_during_a_backfill_does_not_burst_again() {
     let run = tokio::spawn(async move {
         convos::sync::sync_once(&c, &a, &o, now(), &AtomicBool::new(false)).await
     });
+    // Until the pacer waits for a token: it saves the spent bucket just before, so
+    // wait for that save too (a kill before it lands is a different story).
+    let spent_saved = || {
+        env.archive
+            .state::<convos::api::pace::PaceState>(convos::api::pace::STATE_KEY)
+            .ok()
+            .flatten()
+            .is_some_and(|s| s.tokens < 1.0)
+    };
     for _ in 0..1000 {
-        if env.fake.requests().len() >= 10 && client.pacer().wait_hint() > Duration::ZERO {
+        if env.fake.requests().len() >= 10
+            && client.pacer().wait_hint() > Duration::ZERO
+            && spent_saved()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
