@@ -6,7 +6,8 @@ use crate::cli::AuthArgs;
 use crate::commands::{self, Context};
 use crate::config::{Loaded, PlatformDirs};
 use crate::model::time::now_secs;
-use crate::sync::{self, CredentialsStatus, SetupError, SyncOptions, SyncReport};
+use crate::session::{self, SessionError};
+use crate::sync::{self, SyncOptions, SyncReport};
 use secrecy::SecretString;
 use std::io::{IsTerminal, Read, Write};
 
@@ -49,9 +50,9 @@ pub fn run_sync(ctx: &Context, full: bool, out: &mut dyn Write) -> Result<SyncRe
         commands::print_import_report(&report, out)?;
     }
     let rt = runtime()?;
-    let client = match sync::prepare_client(&ctx.config, &ctx.paths, &ctx.archive) {
+    let client = match session::prepare_client(&ctx.config, &ctx.paths, &ctx.archive) {
         Ok(c) => c,
-        Err(e @ (SetupError::NoCredentials | SetupError::DeadSession)) => {
+        Err(e @ (SessionError::NoCredentials | SessionError::DeadSession)) => {
             return Err(AppError::from(anyhow::anyhow!("{e}")));
         }
         Err(e) => return Err(AppError::from(e)),
@@ -72,30 +73,11 @@ pub fn run_sync(ctx: &Context, full: bool, out: &mut dyn Write) -> Result<SyncRe
 
 /// Records the credentials' health after a run (for `convos status`).
 pub fn note_credentials(ctx: &Context, client: &crate::api::Client, report: &SyncReport) {
-    let creds = sync::load_credentials(&ctx.paths).ok().flatten();
-    let info = client.session_info();
     let expired = report
         .error
         .as_deref()
         .is_some_and(|e| e.starts_with("session expired"));
-    let status = CredentialsStatus {
-        state: if expired {
-            "expired"
-        } else if info.access_token_expires.is_some() {
-            "valid"
-        } else {
-            "unverified"
-        }
-        .into(),
-        source: creds.as_ref().map(|c| c.source.clone()),
-        fingerprint: creds.as_ref().map(Credentials::fingerprint),
-        account_id: info.account_id,
-        access_token_expires: info
-            .access_token_expires
-            .map(crate::model::time::rfc3339_secs),
-        checked_at: Some(crate::model::time::now_rfc3339()),
-    };
-    sync::record_credentials(&ctx.archive, &status);
+    session::record_after_use(&ctx.paths, &ctx.archive, client, expired);
 }
 
 /// Prints a sync report.
@@ -153,7 +135,12 @@ pub fn auth_command(
     args: &AuthArgs,
 ) -> Result<(), AppError> {
     let creds = match &args.from_browser {
-        Some(name) => crate::browser_auth::read_browser(name)?,
+        Some(name) => session::browser::read_browser(name).map_err(|e| match e {
+            session::browser::BrowserReadError::BadName(m) => {
+                AppError::with_code(2, anyhow::anyhow!(m))
+            }
+            e => AppError::from(e),
+        })?,
         None => read_token(args.token_stdin)?,
     };
     let payload = crate::daemon::control::AuthPayload {
@@ -167,28 +154,19 @@ pub fn auth_command(
     }
     let ctx = open_context(loaded, platform, false)?;
     let rt = runtime()?;
-    let client = sync::client_for(&ctx.config, &ctx.paths, &ctx.archive, creds)?;
-    let (stored, info) = rt.block_on(async {
-        let info = client.refresh_session().await.map_err(|e| {
-            AppError::from(anyhow::anyhow!(
-                "the session could not be verified, so it was not saved: {e}"
-            ))
-        })?;
-        // The client's current credentials: a cookie rotated by the exchange, not the
-        // one that was pasted (which the service may already refuse).
-        let stored = sync::store_verified(
-            &ctx.paths,
-            &ctx.archive,
-            &client,
-            &info,
-            args.from_browser.as_deref(),
-        )
-        .await?;
-        client.pacer().save().await;
-        Ok::<_, AppError>((stored, info))
-    })?;
+    let adopted = rt.block_on(session::verify_and_store(
+        &ctx.config,
+        &ctx.paths,
+        &ctx.archive,
+        creds,
+        args.from_browser.as_deref(),
+        &session::ClientSlot::default(),
+    ))?;
     ctx.archive.flush()?;
-    println!("{}", sync::verified_message(&stored, &info, &ctx.paths));
+    println!(
+        "{}",
+        session::verified_message(&adopted.stored, &adopted.info, &ctx.paths)
+    );
     Ok(())
 }
 

@@ -31,7 +31,6 @@ pub mod archive;
 pub mod auth_sync;
 #[cfg(feature = "browser")]
 pub mod browser;
-pub mod browser_auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
@@ -41,5 +40,6 @@ pub mod logging;
 pub mod model;
 pub mod render;
 pub mod service;
+pub mod session;
 pub mod sync;
 pub mod util;

@@ -15,12 +15,10 @@
 //! one version differ by seconds); a conversation no listing has shown yet (one that
 //! came from an export) is compared with its export time, with a tolerance.
 
-use crate::api::auth::Credentials;
-use crate::api::pace::{self, PaceState, PaceStore, Pacer};
 use crate::api::{ApiError, Client, ListItem, Listing, Project};
 use crate::archive::schema::ConvRecord;
 use crate::archive::{Archive, Outcome};
-use crate::config::{Config, Paths, SyncConfig};
+use crate::config::SyncConfig;
 use crate::model::RawConversation;
 use crate::model::time::{now_secs, secs_to_rfc3339};
 use serde::{Deserialize, Serialize};
@@ -155,28 +153,6 @@ pub struct FileFailure {
 pub const STATE_KEY: &str = "sync";
 /// The last run's report.
 pub const REPORT_KEY: &str = "last_sync";
-/// Credentials health for status.
-pub const CREDENTIALS_KEY: &str = "credentials_status";
-/// The stable device id.
-pub const DEVICE_KEY: &str = "device_id";
-
-/// Credentials health, as `convos status` shows it (never a secret).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct CredentialsStatus {
-    /// `valid`, `expired`, `missing` or `unverified`.
-    pub state: String,
-    /// Where they came from.
-    pub source: Option<String>,
-    /// Fingerprint of the session token (not reversible).
-    pub fingerprint: Option<String>,
-    /// Account id.
-    pub account_id: Option<String>,
-    /// Access token expiry (RFC 3339).
-    pub access_token_expires: Option<String>,
-    /// When this was checked (RFC 3339).
-    pub checked_at: Option<String>,
-}
-
 fn rfc(secs: f64) -> String {
     secs_to_rfc3339(secs).unwrap_or_default()
 }
@@ -186,169 +162,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
     match tokio::task::spawn_blocking(f).await {
         Ok(v) => v,
         Err(e) => std::panic::resume_unwind(e.into_panic()),
-    }
-}
-
-/// Why a sync could not start.
-#[derive(Debug, thiserror::Error)]
-pub enum SetupError {
-    /// No credentials anywhere.
-    #[error(
-        "no ChatGPT session stored: run `convos auth` (paste the __Secure-next-auth.session-token cookie from chatgpt.com) or `convos auth --from-browser`"
-    )]
-    NoCredentials,
-    /// The stored session is the one that died.
-    #[error("session expired: run `convos auth` with a fresh cookie from chatgpt.com")]
-    DeadSession,
-    /// Credentials could not be read.
-    #[error(transparent)]
-    Auth(#[from] crate::api::auth::AuthError),
-    /// The client could not be built.
-    #[error(transparent)]
-    Api(#[from] ApiError),
-    /// The archive failed.
-    #[error(transparent)]
-    Archive(#[from] crate::archive::ArchiveError),
-}
-
-/// The device id sent as `oai-device-id`, generated once and kept.
-pub fn device_id(archive: &Archive) -> Result<String, crate::archive::ArchiveError> {
-    if let Some(id) = archive.state::<String>(DEVICE_KEY)? {
-        return Ok(id);
-    }
-    let id = uuid::Uuid::new_v4().to_string();
-    archive.set_state(DEVICE_KEY, &id)?;
-    Ok(id)
-}
-
-/// Loads credentials (blocking): the environment's, else the stored file.
-pub fn load_credentials(paths: &Paths) -> Result<Option<Credentials>, crate::api::auth::AuthError> {
-    let env = std::env::var("CONVOS_SESSION_TOKEN").ok();
-    Credentials::load(&paths.credentials, env.as_deref())
-}
-
-/// Builds a client for a sync run (blocking: reads credentials and archive state).
-/// Refuses a session already known to be dead, so a dead cookie costs no requests.
-pub fn prepare_client(
-    config: &Config,
-    paths: &Paths,
-    archive: &Archive,
-) -> Result<Client, SetupError> {
-    let creds = load_credentials(paths)?.ok_or(SetupError::NoCredentials)?;
-    if let Some(status) = archive.state::<CredentialsStatus>(CREDENTIALS_KEY)?
-        && status.state == "expired"
-        && status.fingerprint.as_deref() == Some(creds.fingerprint().as_str())
-    {
-        return Err(SetupError::DeadSession);
-    }
-    client_for(config, paths, archive, creds)
-}
-
-/// The request pacer's state, kept in the archive so a restart neither forgets a
-/// cooldown nor bursts again.
-struct ArchivePace(Archive);
-
-impl PaceStore for ArchivePace {
-    fn load(&self) -> Option<PaceState> {
-        match self.0.state(pace::STATE_KEY) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("could not read the saved request pacing: {e}; starting afresh");
-                None
-            }
-        }
-    }
-
-    fn save(&self, state: &PaceState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.set_state(pace::STATE_KEY, state)?;
-        Ok(self.0.flush()?)
-    }
-}
-
-/// Builds a client for given credentials (blocking). The client saves cookies the
-/// service rotates to the credentials file itself, unless they came from
-/// `CONVOS_SESSION_TOKEN` (which wins over the file anyway, so the file is left alone).
-pub fn client_for(
-    config: &Config,
-    paths: &Paths,
-    archive: &Archive,
-    creds: Credentials,
-) -> Result<Client, SetupError> {
-    let device = device_id(archive)?;
-    let pacer = Pacer::load(&config.api, Arc::new(ArchivePace(archive.clone())));
-    let file = (!creds.source.starts_with("environment")).then(|| paths.credentials.clone());
-    Ok(Client::new(&config.api, creds, device, pacer, file)?)
-}
-
-impl CredentialsStatus {
-    /// The status of credentials an exchange has just verified.
-    pub fn verified(creds: &Credentials, info: &crate::api::SessionInfo) -> Self {
-        Self {
-            state: "valid".into(),
-            source: Some(creds.source.clone()),
-            fingerprint: Some(creds.fingerprint()),
-            account_id: info.account_id.clone(),
-            access_token_expires: info
-                .access_token_expires
-                .map(crate::model::time::rfc3339_secs),
-            checked_at: Some(crate::model::time::now_rfc3339()),
-        }
-    }
-}
-
-/// Stores the credentials `client` has just verified by an exchange (0600) and records
-/// them as valid, with the browser to re-read them from (`none` for a pasted token).
-/// What is stored is the client's current credentials: when the exchange rotated the
-/// cookie, the rotated one (the client writes the file, so the newest write wins).
-/// Returns the stored credentials.
-pub async fn store_verified(
-    paths: &Paths,
-    archive: &Archive,
-    client: &Client,
-    info: &crate::api::SessionInfo,
-    browser: Option<&str>,
-) -> Result<Credentials, crate::api::auth::AuthError> {
-    let creds = client.save_credentials(&paths.credentials).await?;
-    let (a, status, browser) = (
-        archive.clone(),
-        CredentialsStatus::verified(&creds, info),
-        browser.unwrap_or("none").to_owned(),
-    );
-    blocking(move || {
-        record_credentials(&a, &status);
-        crate::browser_auth::remember_choice(&a, &browser);
-    })
-    .await;
-    Ok(creds)
-}
-
-/// The confirmation `convos auth` prints.
-pub fn verified_message(
-    creds: &Credentials,
-    info: &crate::api::SessionInfo,
-    paths: &Paths,
-) -> String {
-    format!(
-        "session from {} verified{}; access token valid until {}; saved to {}",
-        creds.source,
-        info.account_id
-            .as_deref()
-            .map(|a| format!(" (account {a})"))
-            .unwrap_or_default(),
-        info.access_token_expires
-            .map(crate::model::time::rfc3339_secs)
-            .unwrap_or_else(|| "an unknown time".into()),
-        paths.credentials.display()
-    )
-}
-
-/// Records the credentials' health for `convos status` (blocking).
-pub fn record_credentials(archive: &Archive, status: &CredentialsStatus) {
-    if let Err(e) = archive
-        .set_state(CREDENTIALS_KEY, status)
-        .and_then(|_| archive.flush())
-    {
-        tracing::warn!("could not record the credentials state: {e}");
     }
 }
 

@@ -11,7 +11,9 @@ use super::{Daemon, notify};
 use crate::api::Client;
 use crate::api::auth::Credentials;
 use crate::config::Config;
-use crate::sync::{self, CredentialsStatus, SyncOptions, SyncReport};
+use crate::session::{self, ClientSlot, SessionError};
+use crate::sync::{self, SyncOptions, SyncReport};
+use crate::util::blocking;
 use secrecy::SecretString;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,7 +31,7 @@ pub(super) struct Jobs {
     reports: watch::Sender<Option<Arc<SyncReport>>>,
     /// The client, kept across runs so access tokens are reused. It owns the
     /// credentials file (it saves the cookies the service rotates).
-    client: tokio::sync::Mutex<Option<Arc<Client>>>,
+    client: ClientSlot,
     /// Wakes the token refresh task when the client changes.
     client_changed: tokio::sync::Notify,
     failures: AtomicU32,
@@ -46,7 +48,7 @@ impl Jobs {
         Self {
             running: tokio::sync::Mutex::new(()),
             reports: watch::channel(None).0,
-            client: tokio::sync::Mutex::new(None),
+            client: ClientSlot::default(),
             client_changed: tokio::sync::Notify::new(),
             failures: AtomicU32::new(0),
             backoff_until: Mutex::new(None),
@@ -167,41 +169,33 @@ async fn guarded_run(
     report
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    tokio::task::spawn_blocking(f).await.ok()
-}
-
 /// The client for the current credentials (with their fingerprint), built or
-/// reused; `Err` says why not.
-async fn client(d: &Arc<Daemon>) -> Result<(String, Arc<Client>), String> {
+/// reused; `Err` says why there is none.
+async fn client(d: &Arc<Daemon>) -> Result<(String, Arc<Client>), SessionError> {
     let paths = d.ctx.paths.clone();
-    let creds = match blocking(move || sync::load_credentials(&paths)).await {
-        Some(Ok(Some(c))) => c,
-        Some(Ok(None)) => {
+    let creds = match blocking("reading the credentials", move || {
+        session::load_credentials(&paths)
+    })
+    .await??
+    {
+        Some(c) => c,
+        None => {
             if !d.jobs.logged_no_creds.swap(true, Ordering::Relaxed) {
                 tracing::info!(
                     "no ChatGPT session stored: scheduled syncs do nothing until you run `convos auth` \
                      (or `convos auth --from-browser`); exports dropped into the watched folders are still imported"
                 );
             }
-            return Err("no ChatGPT session: run `convos auth` first".into());
+            return Err(SessionError::NoCredentials);
         }
-        Some(Err(e)) => return Err(e.to_string()),
-        None => return Err("internal error reading credentials".into()),
     };
     d.jobs.logged_no_creds.store(false, Ordering::Relaxed);
     let fp = creds.fingerprint();
-    let a = d.ctx.archive.clone();
-    let status = blocking(move || {
-        a.state::<CredentialsStatus>(sync::CREDENTIALS_KEY)
-            .ok()
-            .flatten()
+    let (a, c2) = (d.ctx.archive.clone(), creds.clone());
+    if blocking("reading the credentials state", move || {
+        session::known_dead(&a, &c2)
     })
-    .await
-    .flatten();
-    if let Some(s) = status
-        && s.state == "expired"
-        && s.fingerprint.as_deref() == Some(fp.as_str())
+    .await??
     {
         if let Some(fresh) = reauth_from_browser(d, &fp).await {
             return Ok(fresh);
@@ -211,33 +205,18 @@ async fn client(d: &Arc<Daemon>) -> Result<(String, Arc<Client>), String> {
                 "session expired: run `convos auth` with a fresh cookie from chatgpt.com (syncing resumes as soon as you do)"
             );
         }
-        return Err(
-            "session expired: run `convos auth` with a fresh cookie from chatgpt.com".into(),
-        );
+        return Err(SessionError::DeadSession);
     }
     d.jobs.logged_dead.store(false, Ordering::Relaxed);
-    let mut slot = d.jobs.client.lock().await;
-    // The client's current credentials: after a rotation it saved, they match the file.
-    if let Some(c) = slot.as_ref()
-        && c.fingerprint().await == fp
-    {
-        return Ok((fp, c.clone()));
+    let ctx = &d.ctx;
+    let (c, new) = d
+        .jobs
+        .client
+        .for_credentials(&ctx.config, &ctx.paths, &ctx.archive, creds)
+        .await?;
+    if new {
+        d.jobs.client_changed.notify_one();
     }
-    let (config, paths, archive) = (
-        d.ctx.config.clone(),
-        d.ctx.paths.clone(),
-        d.ctx.archive.clone(),
-    );
-    let built = blocking(move || sync::client_for(&config, &paths, &archive, creds))
-        .await
-        .ok_or_else(|| "internal error building the client".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let c = Arc::new(built);
-    if let Some(old) = slot.replace(c.clone()) {
-        // The file changed under it: its rotations must not overwrite the new cookie.
-        old.own_credentials_file(false).await;
-    }
-    d.jobs.client_changed.notify_one();
     Ok((fp, c))
 }
 
@@ -256,9 +235,12 @@ async fn reauth_from_browser(
     dead_fingerprint: &str,
 ) -> Option<(String, Arc<Client>)> {
     let (choice, archive) = (d.ctx.config.auth.browser.clone(), d.ctx.archive.clone());
-    let browser = blocking(move || crate::browser_auth::reauth_browser(&choice, &archive))
-        .await
-        .flatten()?;
+    let browser = blocking("reading the browser choice", move || {
+        session::browser::reauth_browser(&choice, &archive)
+    })
+    .await
+    .ok()
+    .flatten()?;
     {
         let r = d.jobs.reauth.lock().ok()?;
         if let Some(at) = r.1
@@ -286,27 +268,28 @@ async fn reauth_from_browser(
             wait.as_secs() / 60
         );
     };
-    let home = d.ctx.platform.home.clone();
-    let b2 = browser.clone();
-    let creds = match blocking(move || crate::browser_auth::read_browser_in(&b2, home.as_deref()))
-        .await
-        .ok_or_else(|| "internal error".to_owned())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-    {
-        Ok(c) => c,
-        Err(why) => {
-            fail(why);
+    let (home, b2, dead) = (
+        d.ctx.platform.home.clone(),
+        browser.clone(),
+        dead_fingerprint.to_owned(),
+    );
+    let read = blocking("reading the browser's cookies", move || {
+        session::browser::reread(&b2, home.as_deref(), &dead)
+    })
+    .await;
+    let creds = match read {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => {
+            fail(e.to_string());
+            return None;
+        }
+        Err(e) => {
+            fail(e.to_string());
             return None;
         }
     };
-    if creds.fingerprint() == dead_fingerprint {
-        fail(format!(
-            "{browser} still holds the same expired session: log in to chatgpt.com in {browser}"
-        ));
-        return None;
-    }
     match adopt(d, &creds, Some(&browser)).await {
-        Ok((fp, client, _)) => {
+        Ok(adopted) => {
             if let Ok(mut r) = d.jobs.reauth.lock() {
                 *r = (0, None);
             }
@@ -314,60 +297,35 @@ async fn reauth_from_browser(
                 "session expired; re-authenticated with the session cookie from {}",
                 creds.source
             );
-            Some((fp, client))
+            Some((adopted.stored.fingerprint(), adopted.client))
         }
         Err(why) => {
-            fail(why);
+            fail(why.to_string());
             None
         }
     }
 }
 
-/// Verifies credentials by an exchange, stores them (0600, recorded as valid, with
-/// the browser to re-read them from) and makes them the daemon's client. What is
-/// stored is the new client's current credentials (a cookie the exchange rotated),
-/// and the old client stops writing the file first: the newest cookie stays on disk.
+/// Verifies credentials by an exchange, stores them and makes them the daemon's
+/// client (see [`session::verify_and_store`]).
 async fn adopt(
     d: &Arc<Daemon>,
     creds: &Credentials,
     browser: Option<&str>,
-) -> Result<(String, Arc<Client>, crate::api::SessionInfo), String> {
-    let (config, paths, archive) = (
-        d.ctx.config.clone(),
-        d.ctx.paths.clone(),
-        d.ctx.archive.clone(),
-    );
-    let c2 = creds.clone();
-    let client = blocking(move || sync::client_for(&config, &paths, &archive, c2))
-        .await
-        .ok_or("internal error")?
-        .map_err(|e| e.to_string())?;
-    let info = client
-        .refresh_session()
-        .await
-        .map_err(|e| format!("the session could not be verified, so it was not saved: {e}"))?;
-    let client = Arc::new(client);
-    let mut slot = d.jobs.client.lock().await;
-    let old = slot.clone();
-    if let Some(old) = &old {
-        old.own_credentials_file(false).await;
-    }
-    let stored =
-        match sync::store_verified(&d.ctx.paths, &d.ctx.archive, &client, &info, browser).await {
-            Ok(stored) => stored,
-            Err(e) => {
-                if let Some(old) = &old {
-                    old.own_credentials_file(true).await;
-                }
-                return Err(e.to_string());
-            }
-        };
-    let fp = stored.fingerprint();
-    *slot = Some(client.clone());
-    drop(slot);
+) -> Result<session::Adopted, SessionError> {
+    let ctx = &d.ctx;
+    let adopted = session::verify_and_store(
+        &ctx.config,
+        &ctx.paths,
+        &ctx.archive,
+        creds.clone(),
+        browser,
+        &d.jobs.client,
+    )
+    .await?;
     d.jobs.client_changed.notify_one();
     d.jobs.logged_dead.store(false, Ordering::Relaxed);
-    Ok((fp, client, info))
+    Ok(adopted)
 }
 
 async fn run_sync(d: &Arc<Daemon>, full: bool) -> SyncReport {
@@ -375,7 +333,7 @@ async fn run_sync(d: &Arc<Daemon>, full: bool) -> SyncReport {
         Ok(c) => c,
         Err(e) => {
             return SyncReport {
-                error: Some(e),
+                error: Some(e.to_string()),
                 ..SyncReport::default()
             };
         }
@@ -411,14 +369,16 @@ async fn one_run(d: &Arc<Daemon>, client: &Arc<Client>, full: bool) -> SyncRepor
             SyncReport { error: Some("interrupted by shutdown".into()), ..SyncReport::default() }
         }
     };
-    let ctx = d.ctx.clone();
-    let (c2, r2) = (client.clone(), report.clone());
-    let _ = blocking(move || crate::auth_sync::note_credentials(&ctx, &c2, &r2)).await;
-    if report
+    let expired = report
         .error
         .as_deref()
-        .is_some_and(|e| e.starts_with("session expired"))
-    {
+        .is_some_and(|e| e.starts_with("session expired"));
+    let (paths, archive, c2) = (d.ctx.paths.clone(), d.ctx.archive.clone(), client.clone());
+    let _ = blocking("recording the credentials state", move || {
+        session::record_after_use(&paths, &archive, &c2, expired)
+    })
+    .await;
+    if expired {
         d.jobs.logged_dead.store(true, Ordering::Relaxed);
     }
     super::trim_heap();
@@ -439,7 +399,7 @@ async fn one_run(d: &Arc<Daemon>, client: &Arc<Client>, full: bool) -> SyncRepor
 /// Re-exchanges the session shortly before the access token expires.
 async fn refresh_loop(d: &Arc<Daemon>) {
     loop {
-        let current = d.jobs.client.lock().await.clone();
+        let current = d.jobs.client.current().await;
         let due = current
             .as_ref()
             .and_then(|c| c.session_info().access_token_expires)
@@ -470,10 +430,11 @@ async fn refresh_loop(d: &Arc<Daemon>) {
                     Err(e) => {
                         tracing::warn!("token refresh failed: {e}");
                         if matches!(e, crate::api::ApiError::SessionExpired) {
-                            let ctx = d.ctx.clone();
-                            let report = SyncReport { error: Some(e.to_string()), ..SyncReport::default() };
-                            let c2 = c.clone();
-                            let _ = blocking(move || crate::auth_sync::note_credentials(&ctx, &c2, &report)).await;
+                            let (paths, archive, c2) = (d.ctx.paths.clone(), d.ctx.archive.clone(), c.clone());
+                            let _ = blocking("recording the credentials state", move || {
+                                session::record_after_use(&paths, &archive, &c2, true)
+                            })
+                            .await;
                             let fp = c.fingerprint().await;
                             if reauth_from_browser(d, &fp).await.is_some() {
                                 continue;
@@ -502,7 +463,10 @@ pub(super) async fn authenticate(
         .map(|(n, v)| (n, SecretString::from(v)))
         .collect();
     let creds = Credentials::from_cookies(cookies, &payload.source).map_err(|e| e.to_string())?;
-    let (_, _, info) = adopt(d, &creds, payload.browser.as_deref()).await?;
+    let info = adopt(d, &creds, payload.browser.as_deref())
+        .await
+        .map_err(|e| e.to_string())?
+        .info;
     d.jobs.failures.store(0, Ordering::Relaxed);
     if let Ok(mut b) = d.jobs.backoff_until.lock() {
         *b = None;
@@ -513,6 +477,6 @@ pub(super) async fn authenticate(
     );
     Ok(format!(
         "{} (the running daemon uses it now)",
-        sync::verified_message(&creds, &info, &d.ctx.paths)
+        session::verified_message(&creds, &info, &d.ctx.paths)
     ))
 }

@@ -261,7 +261,7 @@ pub async fn run(
     }
     let creds = tokio::task::spawn_blocking({
         let paths = paths.clone();
-        move || crate::sync::load_credentials(&paths)
+        move || crate::session::load_credentials(&paths)
     })
     .await
     .ok();
@@ -276,7 +276,7 @@ pub async fn run(
     };
     let a = archive.clone();
     let token_line = tokio::task::spawn_blocking(move || {
-        a.state::<crate::sync::CredentialsStatus>(crate::sync::CREDENTIALS_KEY)
+        a.state::<crate::session::CredentialsStatus>(crate::session::CREDENTIALS_KEY)
     })
     .await
     .ok()

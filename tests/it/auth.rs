@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use convos::api::auth::{Credentials, SESSION_COOKIE};
 use convos::auth_sync::run_sync;
-use convos::sync::{self, CREDENTIALS_KEY, CredentialsStatus, SetupError, SyncReport};
+use convos::session::{self, CREDENTIALS_KEY, CredentialState, CredentialsStatus, SessionError};
+use convos::sync::SyncReport;
 
 use crate::support::cli::CliEnv;
 use crate::support::fake_server::{FakeChatGpt, Fault, Route, RouteKind};
@@ -193,7 +194,7 @@ fn a_dead_session_is_recorded_and_refused_without_requests_until_the_credentials
     let out = String::from_utf8(out).unwrap();
     assert!(out.contains(EXPIRED), "{out}");
     let status: CredentialsStatus = env.archive.state(CREDENTIALS_KEY).unwrap().unwrap();
-    assert_eq!(status.state, "expired");
+    assert_eq!(status.state, CredentialState::Expired);
     assert_eq!(status.fingerprint, Some(creds(TOKEN).fingerprint()));
 
     // The same dead cookie is refused before any request, but imports still work.
@@ -209,8 +210,8 @@ fn a_dead_session_is_recorded_and_refused_without_requests_until_the_credentials
     assert!(env.fake.requests().is_empty(), "{:#?}", env.fake.requests());
     assert!(env.record("imported").is_some(), "the import ran first");
     assert!(matches!(
-        sync::prepare_client(&env.config, &env.paths, &env.archive),
-        Err(SetupError::DeadSession)
+        session::prepare_client(&env.config, &env.paths, &env.archive),
+        Err(SessionError::DeadSession)
     ));
     assert!(env.fake.requests().is_empty());
 
@@ -224,7 +225,7 @@ fn a_dead_session_is_recorded_and_refused_without_requests_until_the_credentials
     assert_eq!(r.new, 2);
     assert_eq!(env.fake.count(RouteKind::Session), 1);
     let status: CredentialsStatus = env.archive.state(CREDENTIALS_KEY).unwrap().unwrap();
-    assert_eq!(status.state, "valid");
+    assert_eq!(status.state, CredentialState::Valid);
     assert_eq!(status.fingerprint, Some(creds(fresh).fingerprint()));
 }
 
@@ -497,7 +498,7 @@ async fn secrets_never_reach_logs_debug_output_or_errors() {
     env.fake.push_fault(Route::Session, Fault::Challenge);
     let r3 = env.sync(&env.client_with(saved.clone()).await).await;
     assert!(r3.error.as_deref().unwrap_or("").contains("bot protection"));
-    let setup = sync::prepare_client(&env.config, &env.paths, &env.archive);
+    let setup = session::prepare_client(&env.config, &env.paths, &env.archive);
     let logs = capture.text();
     drop(capture);
 
@@ -718,7 +719,7 @@ async fn every_rotated_cookie_is_on_disk_when_the_exchange_returns() {
     }
     // What `convos auth` stores after verifying is the client's current cookie.
     let info = client.refresh_session().await.expect("exchange");
-    let stored = sync::store_verified(&env.paths, &env.archive, &client, &info, None)
+    let stored = session::store_verified(&env.paths, &env.archive, &client, &info, None)
         .await
         .expect("stored");
     let on_disk = saved_session(&env.paths.credentials);

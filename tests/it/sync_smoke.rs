@@ -40,7 +40,7 @@ async fn smoke_sync_twice() {
         .expect("creds");
     let (c2, p2, a2) = (loaded.config.clone(), loaded.paths.clone(), archive.clone());
     let client =
-        tokio::task::spawn_blocking(move || convos::sync::client_for(&c2, &p2, &a2, creds))
+        tokio::task::spawn_blocking(move || convos::session::client_for(&c2, &p2, &a2, creds))
             .await
             .expect("join")
             .expect("client");

@@ -121,7 +121,7 @@ impl SyncEnv {
             self.paths.clone(),
             self.archive.clone(),
         );
-        tokio::task::spawn_blocking(move || sync::client_for(&c, &p, &a, creds))
+        tokio::task::spawn_blocking(move || convos::session::client_for(&c, &p, &a, creds))
             .await
             .expect("join")
             .expect("client")
