@@ -30,16 +30,10 @@ pub fn sync_command(
     let mut out = crate::render::terminal::CleanWriter::new(std::io::stdout().lock(), true);
     let report = run_sync(&ctx, full, &mut out)?;
     out.finish().map(drop)?;
-    if report.failed() {
-        return Err(AppError::from(anyhow::anyhow!(
-            "{}",
-            report.error.clone().unwrap_or_else(|| format!(
-                "{} conversations could not be fetched; they will be retried next run",
-                report.failed
-            ))
-        )));
+    match report.failure_message() {
+        Some(message) => Err(AppError::from(anyhow::anyhow!(message))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// Imports the configured paths, then runs one sync, printing both outcomes.
@@ -73,58 +67,12 @@ pub fn run_sync(ctx: &Context, full: bool, out: &mut dyn Write) -> Result<SyncRe
 
 /// Records the credentials' health after a run (for `convos status`).
 pub fn note_credentials(ctx: &Context, client: &crate::api::Client, report: &SyncReport) {
-    let expired = report
-        .error
-        .as_deref()
-        .is_some_and(|e| e.starts_with("session expired"));
-    session::record_after_use(&ctx.paths, &ctx.archive, client, expired);
+    session::record_after_use(&ctx.paths, &ctx.archive, client, report.session_expired());
 }
 
 /// Prints a sync report.
 pub fn print_sync_report(r: &SyncReport, out: &mut dyn Write) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "sync{}: {} listed, {} new, {} updated, {} unchanged, {} failed; {} attachments downloaded; {} requests in {:.1} s",
-        if r.full { " --full" } else { "" },
-        r.listed,
-        r.new,
-        r.updated,
-        r.unchanged,
-        r.failed,
-        r.attachments,
-        r.requests,
-        r.seconds
-    )?;
-    if r.deleted_remotely > 0 {
-        writeln!(
-            out,
-            "  {} conversations are no longer on chatgpt.com (kept, marked deleted_remotely)",
-            r.deleted_remotely
-        )?;
-    }
-    for f in &r.failures {
-        writeln!(out, "  failed: {f}")?;
-    }
-    if r.unreadable_rows > 0 {
-        writeln!(
-            out,
-            "  {} listing rows could not be read and were skipped: {}{}",
-            r.unreadable_rows,
-            r.unreadable.join(", "),
-            if r.unreadable_rows > r.unreadable.len() as u64 {
-                ", …"
-            } else {
-                ""
-            }
-        )?;
-    }
-    for d in &r.degraded {
-        writeln!(out, "  degraded: {d}")?;
-    }
-    if let Some(e) = &r.error {
-        writeln!(out, "  stopped: {e}")?;
-    }
-    Ok(())
+    r.write_to(out)
 }
 
 /// `convos auth`: reads the session token (or a browser's cookie store), verifies it by

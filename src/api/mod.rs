@@ -538,9 +538,14 @@ impl Client {
     }
 
     async fn retry_pause(&self, attempt: u32, e: &ApiError) {
-        let base = self.cfg.retry_base_secs.max(0.0)
-            * f64::from(1u32 << attempt.saturating_sub(1).min(10));
-        let wait = pace::secs_f64(base * (1.0 + fastrand::f64() * 0.25)).min(MAX_SERVER_WAIT);
+        let base = crate::util::backoff(
+            pace::secs_f64(self.cfg.retry_base_secs),
+            attempt,
+            MAX_SERVER_WAIT,
+        );
+        let wait = base
+            .mul_f64(1.0 + fastrand::f64() * 0.25)
+            .min(MAX_SERVER_WAIT);
         tracing::warn!(
             "{e}; retrying in {:.1} s (attempt {} of {})",
             wait.as_secs_f64(),

@@ -265,11 +265,8 @@ impl Pacer {
         let wait = match retry_after {
             Some(d) => d.min(MAX_SERVER_WAIT),
             None => {
-                let exp = b.consecutive_429.saturating_sub(1).min(16);
-                let backoff = self
-                    .base_backoff
-                    .saturating_mul(1u32 << exp)
-                    .min(self.max_backoff);
+                let backoff =
+                    crate::util::backoff(self.base_backoff, b.consecutive_429, self.max_backoff);
                 let jitter = 1.0 + fastrand::f64() * 0.25;
                 secs_f64(backoff.as_secs_f64() * jitter)
                     .min(secs_f64(self.max_backoff.as_secs_f64() * 1.25))

@@ -348,18 +348,9 @@ async fn run_request(
         ControlRequest::Command(Request::Sync(args)) => {
             let report = daemon.sync_now(args.full).await;
             let mut text = Vec::new();
-            let _ = crate::auth_sync::print_sync_report(&report, &mut text);
+            let _ = report.write_to(&mut text);
             let _ = tx.send((b'o', text)).await;
-            done(if report.failed() {
-                Err(report.error.clone().unwrap_or_else(|| {
-                    format!(
-                        "{} conversations could not be fetched; they will be retried next run",
-                        report.failed
-                    )
-                }))
-            } else {
-                Ok(())
-            })
+            done(report.failure_message().map_or(Ok(()), Err))
         }
         ControlRequest::Auth(payload) => done(daemon.authenticate(payload).await.map(|msg| {
             let _ = tx.try_send((b'o', format!("{msg}\n").into_bytes()));

@@ -142,14 +142,13 @@ async fn guarded_run(
         Ok(r) => r,
         Err(e) => {
             tracing::error!("the sync job failed unexpectedly: {e}; the daemon keeps running");
-            SyncReport {
-                error: Some(format!("internal error: {e}")),
-                ..SyncReport::default()
-            }
+            SyncReport::stopped(sync::StopReason::Internal {
+                error: format!("internal error: {e}"),
+            })
         }
     };
     d.live.sync_running.store(false, Ordering::Relaxed);
-    let failed = report.error.is_some();
+    let failed = report.stop.is_some();
     let n = if failed {
         d.jobs.failures.fetch_add(1, Ordering::Relaxed) + 1
     } else {
@@ -158,9 +157,7 @@ async fn guarded_run(
     };
     if let Ok(mut b) = d.jobs.backoff_until.lock() {
         *b = (n > 0).then(|| {
-            let wait = Duration::from_secs(60)
-                .saturating_mul(1 << (n - 1).min(10))
-                .min(MAX_BACKOFF);
+            let wait = crate::util::backoff(Duration::from_secs(60), n, MAX_BACKOFF);
             tokio::time::Instant::now() + wait
         });
     }
@@ -220,13 +217,6 @@ async fn client(d: &Arc<Daemon>) -> Result<(String, Arc<Client>), SessionError> 
     Ok((fp, c))
 }
 
-/// Whether a run ended because the session died.
-fn session_died(r: &SyncReport) -> bool {
-    r.error.as_deref().is_some_and(|e| {
-        e.starts_with("session expired") || e.contains("refused the access token twice")
-    })
-}
-
 /// When the session dies, re-reads the session cookie from the configured browser,
 /// verifies it and switches to it. At most one browser read per failed exchange, with
 /// backoff after failures; one log line either way.
@@ -259,9 +249,7 @@ async fn reauth_from_browser(
             Err(_) => return,
         };
         r.0 += 1;
-        let wait = Duration::from_secs(300)
-            .saturating_mul(1 << (r.0 - 1).min(8))
-            .min(MAX_BACKOFF);
+        let wait = crate::util::backoff(Duration::from_secs(300), r.0, MAX_BACKOFF);
         r.1 = Some(tokio::time::Instant::now() + wait);
         tracing::warn!(
             "session expired and re-authentication from {browser} failed: {why}; next try in {} min (or run `convos auth`)",
@@ -332,14 +320,11 @@ async fn run_sync(d: &Arc<Daemon>, full: bool) -> SyncReport {
     let (fp, client) = match client(d).await {
         Ok(c) => c,
         Err(e) => {
-            return SyncReport {
-                error: Some(e.to_string()),
-                ..SyncReport::default()
-            };
+            return SyncReport::stopped(e.into());
         }
     };
     let mut report = one_run(d, &client, full).await;
-    if session_died(&report)
+    if report.session_died()
         && !d.shutdown.is_cancelled()
         && let Some((_, fresh)) = reauth_from_browser(d, &fp).await
     {
@@ -366,13 +351,10 @@ async fn one_run(d: &Arc<Daemon>, client: &Arc<Client>, full: bool) -> SyncRepor
             tokio::time::sleep(Duration::from_secs(2)).await;
         } => {
             tracing::info!("sync interrupted by shutdown; it resumes on the next run");
-            SyncReport { error: Some("interrupted by shutdown".into()), ..SyncReport::default() }
+            SyncReport::stopped(sync::StopReason::Cancelled)
         }
     };
-    let expired = report
-        .error
-        .as_deref()
-        .is_some_and(|e| e.starts_with("session expired"));
+    let expired = report.session_expired();
     let (paths, archive, c2) = (d.ctx.paths.clone(), d.ctx.archive.clone(), client.clone());
     let _ = blocking("recording the credentials state", move || {
         session::record_after_use(&paths, &archive, &c2, expired)
@@ -382,7 +364,7 @@ async fn one_run(d: &Arc<Daemon>, client: &Arc<Client>, full: bool) -> SyncRepor
         d.jobs.logged_dead.store(true, Ordering::Relaxed);
     }
     super::trim_heap();
-    let mut summary = match &report.error {
+    let mut summary = match &report.stop {
         None => format!(
             "last sync: {} new, {} updated, {} failed",
             report.new, report.updated, report.failed

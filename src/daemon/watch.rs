@@ -305,7 +305,11 @@ impl Watcher {
                 );
                 return Verdict::Drop;
             }
-            let backoff = settle.max(Duration::from_secs(1)) * (1 << p.zip_attempts);
+            let backoff = crate::util::backoff(
+                settle.max(Duration::from_secs(1)),
+                p.zip_attempts + 1,
+                Duration::MAX,
+            );
             tracing::debug!(
                 "{} is not a readable ZIP yet ({e}); checking again in {} s",
                 path.display(),
