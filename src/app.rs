@@ -4,10 +4,11 @@
 //! archive's lock).
 
 use crate::archive::{Archive, OpenOptions};
-use crate::cli::{Cli, Command, ExportFormat, ShowFormat};
-use crate::commands::{self, CommandError, Context, Request};
+use crate::cli::{Cli, Command};
+use crate::commands::{self, CommandError, Context};
 use crate::config::{Loaded, PlatformDirs};
-use crate::daemon::control::{self, ControlRequest};
+use crate::control::client::{self, Reply};
+use crate::control::{ControlRequest, FailureKind, Request};
 use crate::ingest::ProgressMode;
 use crate::render::terminal::CleanWriter;
 use std::io::IsTerminal;
@@ -79,7 +80,7 @@ pub fn run(cli: Cli, loaded: Loaded, platform: PlatformDirs) -> Result<(), AppEr
     }
     let ctx = open_context(&loaded, platform, cli.quiet == 0)?;
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(CleanWriter::new(stdout.lock(), !prints_json(&request)));
+    let mut out = std::io::BufWriter::new(CleanWriter::new(stdout.lock(), !request.prints_json()));
     let result = commands::handle(&ctx, &request, &mut out);
     let flushed = out
         .into_inner()
@@ -89,21 +90,16 @@ pub fn run(cli: Cli, loaded: Loaded, platform: PlatformDirs) -> Result<(), AppEr
     match result {
         Ok(()) => ignore_broken_pipe(flushed),
         Err(CommandError::Io(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(AppError::with_code(e.exit_code(), e.into())),
+        Err(e) => Err(AppError::with_code(exit_code(e.kind()), e.into())),
     }
 }
 
-/// Whether a request prints JSON, which stays exact, rather than text for people, whose
-/// control characters (from titles, messages, file names) are made visible on the way to
-/// standard output: one filter for every human output, whoever wrote it.
-fn prints_json(req: &Request) -> bool {
-    match req {
-        Request::Status(a) => a.json,
-        Request::List(a) => a.json,
-        Request::Search(a) => a.json,
-        Request::Show(a) => matches!(a.format, ShowFormat::Json),
-        Request::Export(a) => a.out == "-" && !matches!(a.format, ExportFormat::Md),
-        Request::Import(_) | Request::Sync(_) => false,
+/// The exit code of a kind of failure.
+pub fn exit_code(kind: FailureKind) -> u8 {
+    match kind {
+        FailureKind::Failed => 1,
+        FailureKind::Usage => 2,
+        FailureKind::Config => crate::config::EXIT_CONFIG,
     }
 }
 
@@ -112,28 +108,13 @@ pub fn via_daemon(
     socket: &std::path::Path,
     req: &ControlRequest,
 ) -> Result<Option<Result<(), AppError>>, AppError> {
-    let exact = matches!(req, ControlRequest::Command(r) if prints_json(r));
-    let mut out = CleanWriter::new(std::io::stdout(), !exact);
-    let mut err = std::io::stderr();
-    let called = control::call(socket, req, &mut out, &mut err)
-        // A byte held back at the very end (a lone `\r`) is written now.
-        .and_then(|exit| out.finish().map(|_| exit));
-    match called {
-        Ok(None) => Ok(None),
-        Ok(Some(exit)) if exit.code == 0 => Ok(Some(Ok(()))),
-        Ok(Some(exit)) => Ok(Some(Err(AppError::with_code(
-            exit.code,
-            anyhow::anyhow!(
-                exit.error
-                    .unwrap_or_else(|| "the daemon reported a failure".into())
-            ),
-        )))),
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(Some(Ok(()))),
-        Err(e) => Err(AppError::from(anyhow::anyhow!(
-            "the running daemon did not answer on {}: {e}",
-            socket.display()
-        ))),
-    }
+    Ok(client::via_daemon(socket, req)?.map(|reply| match reply {
+        Reply::Done => Ok(()),
+        Reply::Failed { kind, message } => Err(AppError::with_code(
+            exit_code(kind),
+            anyhow::anyhow!(message),
+        )),
+    }))
 }
 
 /// `convos run`: the daemon in the foreground until SIGTERM or SIGINT.

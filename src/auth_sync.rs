@@ -91,12 +91,12 @@ pub fn auth_command(
         })?,
         None => read_token(args.token_stdin)?,
     };
-    let payload = crate::daemon::control::AuthPayload {
+    let payload = crate::control::AuthPayload {
         cookies: creds.expose_cookies(),
         source: creds.source.clone(),
         browser: args.from_browser.clone(),
     };
-    let req = crate::daemon::control::ControlRequest::Auth(payload);
+    let req = crate::control::ControlRequest::Auth(payload);
     if let Some(result) = crate::app::via_daemon(&loaded.paths.socket, &req)? {
         return result;
     }

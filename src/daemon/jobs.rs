@@ -437,7 +437,7 @@ async fn refresh_loop(d: &Arc<Daemon>) {
 /// Verifies new cookies (from `convos auth` while the daemon runs) and stores them.
 pub(super) async fn authenticate(
     d: &Arc<Daemon>,
-    payload: super::control::AuthPayload,
+    payload: crate::control::AuthPayload,
 ) -> Result<String, String> {
     let cookies = payload
         .cookies

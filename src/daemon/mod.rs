@@ -4,8 +4,8 @@
 //! shutdown stops taking work, lets the running unit of work reach a safe point,
 //! flushes the archive and exits.
 
-pub mod control;
 mod jobs;
+pub mod server;
 pub mod watch;
 
 use crate::archive::{Archive, ArchiveError, OpenOptions};
@@ -248,13 +248,13 @@ pub async fn run(
         }
     }
 
-    let listener = control::bind(&paths.socket).map_err(|source| DaemonError::Socket {
+    let listener = server::bind(&paths.socket).map_err(|source| DaemonError::Socket {
         path: paths.socket.clone(),
         source,
     })?;
     daemon
         .tracker
-        .spawn(control::serve(daemon.clone(), listener));
+        .spawn(server::serve(daemon.clone(), listener));
     if !watch_dirs.is_empty() {
         let d = daemon.clone();
         daemon.tracker.spawn(watch::run(d, watch_dirs.clone()));
@@ -398,7 +398,7 @@ impl Daemon {
     /// Verifies and stores new credentials sent by `convos auth`.
     pub(crate) async fn authenticate(
         self: &Arc<Self>,
-        payload: control::AuthPayload,
+        payload: crate::control::AuthPayload,
     ) -> Result<String, String> {
         jobs::authenticate(self, payload).await
     }

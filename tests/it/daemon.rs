@@ -645,7 +645,7 @@ fn connect_and_send(sock: &Path, request: &[u8]) -> std::os::unix::net::UnixStre
 
 /// The request line of `convos export --format jsonl`.
 fn export_request() -> Vec<u8> {
-    let req = convos::daemon::control::ControlRequest::Command(convos::commands::Request::Export(
+    let req = convos::control::ControlRequest::Command(convos::control::Request::Export(
         convos::cli::ExportArgs {
             format: convos::cli::ExportFormat::Jsonl,
             out: "-".into(),
@@ -699,11 +699,11 @@ fn run_stops_at_once_after_clients_hang_up_stall_or_say_nothing() {
     let stalled = connect_and_send(&sock, &export_request());
     let silent = connect_and_send(&sock, b"");
 
-    let mut huge = vec![b' '; convos::daemon::control::MAX_REQUEST + 10];
+    let mut huge = vec![b' '; convos::control::MAX_REQUEST + 10];
     huge.push(b'\n');
     let mut s = connect_and_send(&sock, &huge);
     let exit = read_exit(&mut s);
-    assert_eq!(exit["code"], 2, "{exit}");
+    assert_eq!(exit["failure"], "usage", "{exit}");
     assert!(
         exit["error"]
             .as_str()
