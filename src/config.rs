@@ -6,9 +6,6 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-/// Exit code for a bad configuration (EX_CONFIG), which systemd is told not to restart on.
-pub const EXIT_CONFIG: u8 = 78;
-
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

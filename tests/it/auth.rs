@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use convos::api::auth::{Credentials, SESSION_COOKIE};
-use convos::auth_sync::run_sync;
+use convos::app::sync::run_sync;
 use convos::session::{self, CREDENTIALS_KEY, CredentialState, CredentialsStatus, SessionError};
 use convos::sync::{StopReason, SyncReport};
 

@@ -1562,7 +1562,7 @@ fn an_unreadable_listing_row_is_counted_and_the_walk_goes_on() {
     );
     creds(TOKEN).save(&env.paths.credentials).unwrap();
     let mut out = Vec::new();
-    let r = convos::auth_sync::run_sync(&env.context(), false, &mut out).expect("runs");
+    let r = convos::app::sync::run_sync(&env.context(), false, &mut out).expect("runs");
     assert_clean(&r);
     assert_eq!((r.listed, r.new), (229, 229), "{r:#?}");
     assert_eq!(env.archive.len(), 229);
@@ -1591,7 +1591,7 @@ fn an_unreadable_listing_row_is_counted_and_the_walk_goes_on() {
     // The next run fetches nothing again (the odd row's time is unreadable, so it is left
     // alone) and still reports the row.
     env.fake.reset_counts();
-    let r = convos::auth_sync::run_sync(&env.context(), false, &mut Vec::new()).expect("runs");
+    let r = convos::app::sync::run_sync(&env.context(), false, &mut Vec::new()).expect("runs");
     assert_clean(&r);
     assert_eq!(env.fake.count(RouteKind::Detail), 0);
     assert_eq!(r.unreadable_rows, 1);
