@@ -23,12 +23,33 @@ pub struct DaemonSnapshot {
     pub pid: u32,
     /// Seconds since start.
     pub uptime_secs: u64,
-    /// Next scheduled sync (RFC 3339).
+    /// Next scheduled sync (RFC 3339, UTC): the `sync` job's next run.
     pub next_sync: Option<String>,
     /// Whether a sync is running now.
     pub sync_running: bool,
     /// Folders being watched.
     pub watching: Vec<String>,
+    /// The time zone schedules are read in.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// The daemon's scheduled jobs.
+    #[serde(default)]
+    pub jobs: Vec<JobStatus>,
+}
+
+/// One of the daemon's scheduled jobs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// `sync`, `reconcile`, `token refresh` or `rescan`.
+    pub name: String,
+    /// When it runs, in words (a cron schedule and its zone, an interval).
+    pub schedule: String,
+    /// Its next run (RFC 3339, UTC), when one is planned.
+    pub next_run: Option<String>,
+    /// The same moment as wall-clock time in the schedule's zone, with its offset.
+    pub next_run_local: Option<String>,
+    /// Whether it runs now.
+    pub running: bool,
 }
 
 /// The last import, as remembered in the archive.
@@ -76,10 +97,19 @@ pub struct StatusReport {
     pub counts: Counts,
     /// The last sync's report, as recorded by the sync.
     pub last_sync: Option<serde_json::Value>,
-    /// The sync schedule (cron with seconds, UTC).
+    /// The sync schedule (cron with seconds, in `timezone`).
     pub schedule: String,
-    /// Next run of the schedule from now (RFC 3339), when no daemon tells better.
+    /// The full sync's schedule (cron with seconds, in `timezone`).
+    #[serde(default)]
+    pub reconcile_schedule: String,
+    /// The time zone schedules are read in.
+    #[serde(default)]
+    pub timezone: String,
+    /// Next run of the schedule from now (RFC 3339, UTC), when no daemon tells better.
     pub next_scheduled: Option<String>,
+    /// The same moment as wall-clock time in `timezone`.
+    #[serde(default)]
+    pub next_scheduled_local: Option<String>,
     /// Credentials state (never their value).
     pub credentials: serde_json::Value,
     /// Folders watched for exports.
@@ -125,10 +155,10 @@ pub fn remember_import(archive: &Archive, report: &ImportReport) {
 /// Gathers the status report.
 pub fn report(ctx: &Context) -> Result<StatusReport, CommandError> {
     let a = &ctx.archive;
-    let next_scheduled = crate::config::parse_schedule(&ctx.config.sync.schedule)
+    let zone = ctx.config.sync.zone();
+    let next = crate::config::parse_schedule(&ctx.config.sync.schedule)
         .ok()
-        .and_then(|c| c.find_next_occurrence(&chrono::Utc::now(), false).ok())
-        .map(crate::model::time::rfc3339_secs);
+        .and_then(|c| zone.next_after(&c, chrono::Utc::now()));
     Ok(StatusReport {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         running: ctx.daemon.is_some(),
@@ -138,7 +168,10 @@ pub fn report(ctx: &Context) -> Result<StatusReport, CommandError> {
         counts: a.counts()?,
         last_sync: a.state("last_sync")?,
         schedule: ctx.config.sync.schedule.clone(),
-        next_scheduled,
+        reconcile_schedule: ctx.config.sync.reconcile_schedule.clone(),
+        timezone: zone.to_string(),
+        next_scheduled: next.map(crate::model::time::rfc3339_secs),
+        next_scheduled_local: next.map(|t| zone.wall_clock(t)),
         credentials: a
             .state("credentials_status")?
             .unwrap_or(serde_json::Value::Null),
@@ -224,19 +257,7 @@ fn write_human(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()> {
         Some(s) => writeln!(out, "last sync:    {}", describe_sync(s))?,
         None => writeln!(out, "last sync:    never")?,
     }
-    let next = r
-        .daemon
-        .as_ref()
-        .and_then(|d| d.next_sync.clone())
-        .or_else(|| r.daemon.as_ref().and(r.next_scheduled.clone()));
-    match next {
-        Some(n) => writeln!(out, "next sync:    {n} (schedule {})", r.schedule)?,
-        None => writeln!(
-            out,
-            "next sync:    when the daemon runs (schedule {})",
-            r.schedule
-        )?,
-    }
+    write_schedule(r, out)?;
     writeln!(
         out,
         "credentials:  {}",
@@ -267,6 +288,58 @@ fn write_human(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()> {
             }
         }
         None => writeln!(out, "last import:  never")?,
+    }
+    Ok(())
+}
+
+/// The next sync and, when a daemon runs, each of its jobs with its next run in UTC
+/// and in the schedules' zone.
+fn write_schedule(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()> {
+    let zone = if r.timezone.is_empty() {
+        "UTC"
+    } else {
+        &r.timezone
+    };
+    let Some(d) = &r.daemon else {
+        writeln!(
+            out,
+            "next sync:    when the daemon runs (schedule {}, {zone}; full sync {})",
+            r.schedule, r.reconcile_schedule
+        )?;
+        return Ok(());
+    };
+    let sync_job = d.jobs.iter().find(|j| j.name == "sync");
+    match (
+        d.next_sync.as_deref(),
+        sync_job.and_then(|j| j.next_run_local.as_deref()),
+    ) {
+        (Some(utc), Some(local)) => writeln!(
+            out,
+            "next sync:    {utc} ({local} {zone}; schedule {})",
+            r.schedule
+        )?,
+        (Some(utc), None) => writeln!(out, "next sync:    {utc} (schedule {})", r.schedule)?,
+        (None, _) => writeln!(out, "next sync:    none planned (schedule {})", r.schedule)?,
+    }
+    let width = d.jobs.iter().map(|j| j.name.len()).max().unwrap_or(0);
+    for (i, j) in d.jobs.iter().enumerate() {
+        let when = match (&j.next_run, &j.next_run_local) {
+            _ if j.running => "running now".to_owned(),
+            (Some(utc), Some(local)) => format!("next {utc} ({local} {zone})"),
+            (Some(utc), None) => format!("next {utc}"),
+            (None, _) => "not planned".to_owned(),
+        };
+        writeln!(
+            out,
+            "{}{:<width$}  {when}; {}",
+            if i == 0 {
+                "jobs:         "
+            } else {
+                "              "
+            },
+            j.name,
+            j.schedule
+        )?;
     }
     Ok(())
 }

@@ -288,6 +288,10 @@ async fn run_request(
             Err(e) => Exit::failed(FailureKind::Failed, e.to_string()),
         },
         ControlRequest::Command(req) => {
+            if matches!(req, Request::Status(_)) {
+                // The jobs' next runs, fresh from the scheduler.
+                super::jobs::refresh_view(&daemon).await;
+            }
             let is_import = matches!(req, Request::Import(_));
             let _guard = if is_import {
                 Some(daemon.import_lock.lock().await)
@@ -297,7 +301,7 @@ async fn run_request(
             // This request's own stop flag: set when its client leaves or the daemon stops.
             let mut ctx = daemon.ctx.clone();
             ctx.cancel = cancel;
-            let result = tokio::task::spawn_blocking(move || {
+            let result = crate::util::blocking("running a command", move || {
                 // Handlers write in small pieces; one frame per piece would cost a
                 // syscall each (a 10,000-line listing took 2 s instead of 0.1 s).
                 let mut out = io::BufWriter::with_capacity(64 * 1024, FrameWriter { tx });

@@ -20,14 +20,19 @@ where
     F: FnOnce() -> T + Send + 'static,
 {
     tokio::task::spawn_blocking(f).await.map_err(|e| {
-        let message = if e.is_cancelled() {
-            "cancelled: the runtime is shutting down".to_owned()
-        } else {
-            panic_message(e.into_panic())
-        };
+        let message = panic_message_of(e);
         tracing::error!("internal error while {what}: {message}; the work was abandoned");
         Panicked { what, message }
     })
+}
+
+/// Why a task did not finish: its panic's message, or that it was cancelled.
+pub fn panic_message_of(e: tokio::task::JoinError) -> String {
+    if e.is_cancelled() {
+        "cancelled: the runtime is shutting down".to_owned()
+    } else {
+        panic_message(e.into_panic())
+    }
 }
 
 /// The text of a panic payload (`panic!` passes a `&str` or a `String`).
