@@ -225,6 +225,39 @@ impl Drop for TempDirGuard {
     }
 }
 
+/// Writes what every upsert branch writes besides the documents, inside its
+/// transaction: the record, its entry in the update-time index, and its file links.
+struct RecordWriter<'t> {
+    meta: &'t sled::transaction::TransactionalTree,
+    by_updated: &'t sled::transaction::TransactionalTree,
+    conv_files: &'t sled::transaction::TransactionalTree,
+}
+
+impl RecordWriter<'_> {
+    /// Writes `record`; `replaced_version` is the version whose index entry it
+    /// replaces (when the version changed).
+    fn write(
+        &self,
+        id: &str,
+        record: &ConvRecord,
+        replaced_version: Option<i64>,
+    ) -> std::result::Result<(), sled::transaction::UnabortableTransactionError> {
+        self.meta.insert(id.as_bytes(), to_json(record))?;
+        if let Some(v) = replaced_version {
+            self.by_updated.remove(schema::version_key(v, id))?;
+        }
+        self.by_updated.insert(
+            schema::version_key(record.version, id),
+            &schema::index_value(record.summary.message_count, record.deleted_remotely)[..],
+        )?;
+        for f in &record.summary.file_ids {
+            self.conv_files
+                .insert(schema::conv_file_key(id, f), &[][..])?;
+        }
+        Ok(())
+    }
+}
+
 fn abort(e: ArchiveError) -> ConflictableTransactionError<ArchiveError> {
     ConflictableTransactionError::Abort(e)
 }
@@ -387,50 +420,50 @@ impl Archive {
             &self.conv_files,
         );
         tx_result(trees.transaction(|(raw_t, extra_t, meta_t, idx_t, cf_t)| {
+            let index = RecordWriter {
+                meta: meta_t,
+                by_updated: idx_t,
+                conv_files: cf_t,
+            };
             let old_record: Option<ConvRecord> = match meta_t.get(id.as_bytes())? {
                 Some(b) => Some(from_json(&id, &b).map_err(abort)?),
                 None => None,
             };
+            // A new conversation: stored as it came.
             let Some(old) = old_record else {
                 let raw_chunks = tx_put_doc(raw_t, &id, &packed_new, 0)?;
-                let record = ConvRecord {
-                    node_count: summary.node_count,
-                    summary: summary.clone(),
-                    version,
-                    raw_chunks,
-                    extra_chunks: 0,
-                    archived_at: now,
-                    written_at: now,
-                    deleted_remotely: false,
-                    remote: RemoteState::default(),
-                };
-                meta_t.insert(id.as_bytes(), to_json(&record))?;
-                idx_t.insert(
-                    schema::version_key(version, &id),
-                    &schema::index_value(summary.message_count, false)[..],
+                index.write(
+                    &id,
+                    &ConvRecord {
+                        node_count: summary.node_count,
+                        summary: summary.clone(),
+                        version,
+                        raw_chunks,
+                        extra_chunks: 0,
+                        archived_at: now,
+                        written_at: now,
+                        deleted_remotely: false,
+                        remote: RemoteState::default(),
+                    },
+                    None,
                 )?;
-                for f in &summary.file_ids {
-                    cf_t.insert(schema::conv_file_key(&id, f), &[][..])?;
-                }
                 return Ok(Outcome::New);
             };
             if version == old.version {
                 return Ok(Outcome::Unchanged);
             }
-            let stored_raw = tx_get_doc(raw_t, &id, old.raw_chunks)?
-                .ok_or_else(|| abort(ArchiveError::Corrupt(id.clone())))?;
+            let corrupt = || abort(ArchiveError::Corrupt(id.clone()));
+            let stored_raw = tx_get_doc(raw_t, &id, old.raw_chunks)?.ok_or_else(corrupt)?;
             let stored_extra = match old.extra_chunks {
                 0 => None,
-                n => Some(
-                    tx_get_doc(extra_t, &id, n)?
-                        .ok_or_else(|| abort(ArchiveError::Corrupt(id.clone())))?,
-                ),
+                n => Some(tx_get_doc(extra_t, &id, n)?.ok_or_else(corrupt)?),
             };
-            let corrupt = |_| abort(ArchiveError::Corrupt(id.clone()));
             if version > old.version {
+                // A newer version replaces the stored one; nodes only the stored one has
+                // are kept beside it.
                 let kept =
                     merge::retained_after_replace(&stored_raw, stored_extra.as_deref(), &bytes)
-                        .map_err(corrupt)?;
+                        .map_err(|_| corrupt())?;
                 let summary = match &kept {
                     Some(k) => resummarize(&id, &bytes, Some(k)).map_err(abort)?,
                     None => summary.clone(),
@@ -438,49 +471,42 @@ impl Archive {
                 let raw_chunks = tx_put_doc(raw_t, &id, &packed_new, old.raw_chunks)?;
                 let extra_packed = kept.as_deref().map(schema::pack).unwrap_or_default();
                 let extra_chunks = tx_put_doc(extra_t, &id, &extra_packed, old.extra_chunks)?;
-                let record = ConvRecord {
-                    node_count: summary.node_count,
-                    summary,
-                    version,
-                    raw_chunks,
-                    extra_chunks,
-                    written_at: now,
-                    ..old.clone()
-                };
-                meta_t.insert(id.as_bytes(), to_json(&record))?;
-                idx_t.remove(schema::version_key(old.version, &id))?;
-                idx_t.insert(
-                    schema::version_key(version, &id),
-                    &schema::index_value(record.summary.message_count, record.deleted_remotely)[..],
+                index.write(
+                    &id,
+                    &ConvRecord {
+                        node_count: summary.node_count,
+                        summary,
+                        version,
+                        raw_chunks,
+                        extra_chunks,
+                        written_at: now,
+                        ..old.clone()
+                    },
+                    Some(old.version),
                 )?;
-                for f in &record.summary.file_ids {
-                    cf_t.insert(schema::conv_file_key(&id, f), &[][..])?;
-                }
                 return Ok(Outcome::Updated);
             }
+            // An older version: the stored one stays; nodes only the older one has are
+            // kept beside it.
             let Some(kept) =
                 merge::retained_after_older(&stored_raw, stored_extra.as_deref(), &bytes)
-                    .map_err(corrupt)?
+                    .map_err(|_| corrupt())?
             else {
                 return Ok(Outcome::Unchanged);
             };
             let summary = resummarize(&id, &stored_raw, Some(&kept)).map_err(abort)?;
             let extra_chunks = tx_put_doc(extra_t, &id, &schema::pack(&kept), old.extra_chunks)?;
-            let record = ConvRecord {
-                node_count: summary.node_count,
-                summary,
-                extra_chunks,
-                written_at: now,
-                ..old.clone()
-            };
-            meta_t.insert(id.as_bytes(), to_json(&record))?;
-            idx_t.insert(
-                schema::version_key(record.version, &id),
-                &schema::index_value(record.summary.message_count, record.deleted_remotely)[..],
+            index.write(
+                &id,
+                &ConvRecord {
+                    node_count: summary.node_count,
+                    summary,
+                    extra_chunks,
+                    written_at: now,
+                    ..old.clone()
+                },
+                None,
             )?;
-            for f in &record.summary.file_ids {
-                cf_t.insert(schema::conv_file_key(&id, f), &[][..])?;
-            }
             Ok(Outcome::Updated)
         }))
     }
