@@ -457,7 +457,7 @@ impl Daemon {
     pub(crate) async fn authenticate(
         self: &Arc<Self>,
         payload: crate::control::AuthPayload,
-    ) -> Result<String, String> {
+    ) -> Result<String, crate::session::SessionError> {
         sync_runs::authenticate(self, payload).await
     }
 }

@@ -403,17 +403,14 @@ pub(super) async fn current_client(d: &Daemon) -> Option<Arc<Client>> {
 pub(super) async fn authenticate(
     d: &Arc<Daemon>,
     payload: crate::control::AuthPayload,
-) -> Result<String, String> {
+) -> Result<String, SessionError> {
     let cookies = payload
         .cookies
         .into_iter()
         .map(|(n, v)| (n, SecretString::from(v)))
         .collect();
-    let creds = Credentials::from_cookies(cookies, &payload.source).map_err(|e| e.to_string())?;
-    let info = adopt(d, &creds, payload.browser.as_deref())
-        .await
-        .map_err(|e| e.to_string())?
-        .info;
+    let creds = Credentials::from_cookies(cookies, &payload.source)?;
+    let info = adopt(d, &creds, payload.browser.as_deref()).await?.info;
     d.runs.failures.store(0, Ordering::Relaxed);
     if let Ok(mut b) = d.runs.backoff_until.lock() {
         *b = None;
