@@ -45,8 +45,8 @@ impl Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon in the foreground: scheduled syncs (in local time unless [sync]
-    /// timezone says otherwise), a weekly full sync, Downloads watcher, control socket
+    /// Run the daemon in the foreground: scheduled syncs (in local time unless `[sync]
+    /// timezone` says otherwise), a weekly full sync, Downloads watcher, control socket
     Run,
     /// Sync from chatgpt.com once, then exit (through the daemon when it runs)
     Sync(SyncArgs),

@@ -6,8 +6,10 @@
 //! modules import each other.
 //! - [`app`]: the command-line application: dispatch, `AppError`, every exit code
 //!   ([`app::exit`]), one file per command family; nothing imports it but `main.rs`
-//! - [`daemon`]: `convos run`, the composition root (nothing imports it): the job
-//!   schedule, the folder watcher, the control socket's server
+//! - [`daemon`]: `convos run`, the composition root (nothing imports it): `jobs` (one
+//!   tokio-cron-scheduler for sync, reconcile, token refresh and rescan, in the local
+//!   time zone), `sync_runs` (running syncs, re-authentication, backoff), the folder
+//!   watcher, the control socket's server
 //! - [`control`]: the local socket protocol shared by CLI and daemon: `Request`,
 //!   `Frame`, and the client side
 //! - [`commands`]: the handlers behind status/list/show/search/export/import, shared

@@ -204,6 +204,8 @@ async fn fire(weak: Weak<Daemon>, name: JobName) {
             JobName::Sync => sync_runs::scheduled(&d2, false).await,
             JobName::Reconcile => sync_runs::scheduled(&d2, true).await,
             JobName::TokenRefresh => {
+                // A one-shot job: it is spent now, whatever the next plan is.
+                d2.jobs.planned.lock().await.remove(&JobName::TokenRefresh);
                 let next = sync_runs::refresh_token(&d2).await;
                 plan_refresh_at(&d2, next).await;
             }

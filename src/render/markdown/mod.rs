@@ -1,6 +1,6 @@
 //! Markdown rendering: one Obsidian-friendly document per conversation (file names
 //! for it are in [`super::filename`]). The parts of a document are in their own files:
-//! [`front_matter`], message [`blocks`], [`attachments`] and [`text`] helpers.
+//! `front_matter`, message `blocks`, `attachments` and `text` helpers.
 //!
 //! Conventions:
 //! - YAML front matter; every string value is double-quoted and escaped, so any title
