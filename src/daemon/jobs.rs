@@ -199,7 +199,7 @@ async fn fire(weak: Weak<Daemon>, name: JobName) {
         return;
     }
     let d2 = d.clone();
-    let work = d.tracker.spawn(async move {
+    let work = async move {
         match name {
             JobName::Sync => sync_runs::scheduled(&d2, false).await,
             JobName::Reconcile => sync_runs::scheduled(&d2, true).await,
@@ -212,30 +212,44 @@ async fn fire(weak: Weak<Daemon>, name: JobName) {
             JobName::Rescan => d2.jobs.rescan.notify_one(),
             JobName::ZoneCheck => {}
         }
-    });
-    if let Err(e) = work.await {
-        tracing::error!(
-            "the {name} job failed unexpectedly: {}; it runs again at its next time",
-            crate::util::blocking::panic_message_of(e)
-        );
-        if name == JobName::TokenRefresh {
-            // A one-shot job: plan it again, or the token would never be refreshed.
-            plan_refresh(&d).await;
-        }
+    };
+    if !run_caught(&d.tracker, name, work).await && name == JobName::TokenRefresh {
+        // A one-shot job: plan it again, or the token would never be refreshed.
+        plan_refresh(&d).await;
     }
     follow_zone(&d).await;
+}
+
+/// Runs a job's work in a task of its own on `tracker` (so shutdown waits for it): a
+/// panic there is logged and reported as `false`; the daemon and the job go on.
+async fn run_caught(
+    tracker: &tokio_util::task::TaskTracker,
+    name: JobName,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) -> bool {
+    match tracker.spawn(work).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(
+                "the {name} job failed unexpectedly: {}; it runs again at its next time",
+                crate::util::blocking::panic_message_of(e)
+            );
+            false
+        }
+    }
 }
 
 /// Creates the cron jobs again when the zone's UTC offset is no longer the one they were
 /// created with (the crate would otherwise run them an hour off after a DST change).
 async fn follow_zone(d: &Arc<Daemon>) {
-    let now = d.jobs.zone.offset_at(Utc::now());
+    let at = Utc::now();
+    let now = d.jobs.zone.offset_at(at);
     let mut planned = d.jobs.planned.lock().await;
     for name in [JobName::Sync, JobName::Reconcile] {
         let Some(p) = planned.get(&name) else {
             continue;
         };
-        if p.offset.is_none_or(|o| o == now) {
+        if !offset_moved(p.offset, d.jobs.zone, at) {
             continue;
         }
         let old = p.id;
@@ -255,6 +269,12 @@ async fn follow_zone(d: &Arc<Daemon>) {
             }
         }
     }
+}
+
+/// Whether a cron job created with the zone's offset `created` must be created again
+/// at `at`: its zone's offset is another one now (a job without one is not a cron job).
+fn offset_moved(created: Option<FixedOffset>, zone: Zone, at: DateTime<Utc>) -> bool {
+    created.is_some_and(|o| o != zone.offset_at(at))
 }
 
 /// Plans the token refresh for the client in use (ten minutes before its access token
@@ -335,4 +355,42 @@ pub(super) async fn refresh_view(d: &Daemon) {
         });
     }
     d.live.set_jobs(view);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
+    }
+
+    #[tokio::test]
+    async fn a_job_that_panics_is_caught_and_the_next_run_goes_ahead() {
+        let tracker = tokio_util::task::TaskTracker::new();
+        assert!(!run_caught(&tracker, JobName::Rescan, async { panic!("boom") }).await);
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r = ran.clone();
+        let work = async move { r.store(true, std::sync::atomic::Ordering::Relaxed) };
+        assert!(run_caught(&tracker, JobName::Rescan, work).await);
+        assert!(ran.load(std::sync::atomic::Ordering::Relaxed));
+    }
+
+    #[test]
+    fn cron_jobs_are_recreated_once_the_zone_changes_its_offset() {
+        let paris = Zone::parse("Europe/Paris").expect("zone");
+        // Created in winter (UTC+1); Paris moves to UTC+2 at 01:00 UTC on 29 March 2026.
+        let winter = Some(paris.offset_at(at("2026-03-28T12:00:00Z")));
+        assert!(!offset_moved(winter, paris, at("2026-03-29T00:59:00Z")));
+        assert!(offset_moved(winter, paris, at("2026-03-29T01:01:00Z")));
+        let summer = Some(paris.offset_at(at("2026-03-29T12:00:00Z")));
+        assert!(!offset_moved(summer, paris, at("2026-06-01T00:00:00Z")));
+        // UTC never moves; a job that is not a cron job is never re-created.
+        let utc = Zone::parse("UTC").expect("utc");
+        let created = Some(utc.offset_at(at("2026-03-28T12:00:00Z")));
+        assert!(!offset_moved(created, utc, at("2026-07-01T00:00:00Z")));
+        assert!(!offset_moved(None, paris, at("2026-03-29T01:01:00Z")));
+    }
 }
