@@ -225,6 +225,138 @@ impl Drop for TempDirGuard {
     }
 }
 
+/// A conversation on its way into the archive.
+struct Incoming {
+    id: String,
+    bytes: Vec<u8>,
+    packed: Vec<u8>,
+    summary: Summary,
+    version: i64,
+    now: f64,
+}
+
+type TxResult<T> = std::result::Result<T, ConflictableTransactionError<ArchiveError>>;
+
+/// The three ways an upsert goes, inside its transaction.
+struct UpsertTx<'t> {
+    raw: &'t sled::transaction::TransactionalTree,
+    extra: &'t sled::transaction::TransactionalTree,
+    records: RecordWriter<'t>,
+    c: &'t Incoming,
+}
+
+impl UpsertTx<'_> {
+    /// A conversation the archive has never seen: stored as it came.
+    fn insert_new(&self) -> TxResult<Outcome> {
+        let c = self.c;
+        let raw_chunks = tx_put_doc(self.raw, &c.id, &c.packed, 0)?;
+        let record = ConvRecord {
+            node_count: c.summary.node_count,
+            summary: c.summary.clone(),
+            version: c.version,
+            raw_chunks,
+            extra_chunks: 0,
+            archived_at: c.now,
+            written_at: c.now,
+            deleted_remotely: false,
+            remote: RemoteState::default(),
+        };
+        self.records.write(&c.id, &record, None)?;
+        Ok(Outcome::New)
+    }
+
+    /// A newer version replaces the stored one; nodes only the stored one has are kept
+    /// beside it.
+    fn replace_older(
+        &self,
+        old: &ConvRecord,
+        stored_raw: &[u8],
+        stored_extra: Option<&[u8]>,
+    ) -> TxResult<Outcome> {
+        let c = self.c;
+        let kept = merge::retained_after_replace(stored_raw, stored_extra, &c.bytes)
+            .map_err(|_| abort(ArchiveError::Corrupt(c.id.clone())))?;
+        let summary = match &kept {
+            Some(k) => resummarize(&c.id, &c.bytes, Some(k)).map_err(abort)?,
+            None => c.summary.clone(),
+        };
+        let raw_chunks = tx_put_doc(self.raw, &c.id, &c.packed, old.raw_chunks)?;
+        let extra_packed = kept.as_deref().map(schema::pack).unwrap_or_default();
+        let extra_chunks = tx_put_doc(self.extra, &c.id, &extra_packed, old.extra_chunks)?;
+        let record = ConvRecord {
+            node_count: summary.node_count,
+            summary,
+            version: c.version,
+            raw_chunks,
+            extra_chunks,
+            written_at: c.now,
+            ..old.clone()
+        };
+        self.records.write(&c.id, &record, Some(old.version))?;
+        Ok(Outcome::Updated)
+    }
+
+    /// An older version: the stored one stays; nodes only the older one has are kept
+    /// beside it (when there are none, nothing is written).
+    fn keep_newer(
+        &self,
+        old: &ConvRecord,
+        stored_raw: &[u8],
+        stored_extra: Option<&[u8]>,
+    ) -> TxResult<Outcome> {
+        let c = self.c;
+        let Some(kept) = merge::retained_after_older(stored_raw, stored_extra, &c.bytes)
+            .map_err(|_| abort(ArchiveError::Corrupt(c.id.clone())))?
+        else {
+            return Ok(Outcome::Unchanged);
+        };
+        let summary = resummarize(&c.id, stored_raw, Some(&kept)).map_err(abort)?;
+        let extra_chunks = tx_put_doc(self.extra, &c.id, &schema::pack(&kept), old.extra_chunks)?;
+        let record = ConvRecord {
+            node_count: summary.node_count,
+            summary,
+            extra_chunks,
+            written_at: c.now,
+            ..old.clone()
+        };
+        self.records.write(&c.id, &record, None)?;
+        Ok(Outcome::Updated)
+    }
+}
+
+/// Writes what every upsert branch writes besides the documents, inside its
+/// transaction: the record, its entry in the update-time index, and its file links.
+struct RecordWriter<'t> {
+    meta: &'t sled::transaction::TransactionalTree,
+    by_updated: &'t sled::transaction::TransactionalTree,
+    conv_files: &'t sled::transaction::TransactionalTree,
+}
+
+impl RecordWriter<'_> {
+    /// Writes `record`; `replaced_version` is the version whose index entry it
+    /// replaces (when the version changed).
+    fn write(
+        &self,
+        id: &str,
+        record: &ConvRecord,
+        replaced_version: Option<i64>,
+    ) -> std::result::Result<(), sled::transaction::UnabortableTransactionError> {
+        self.meta.insert(id.as_bytes(), to_json(record))?;
+        if let Some(v) = replaced_version {
+            self.by_updated.remove(schema::version_key(v, id))?;
+        }
+        self.by_updated.insert(
+            schema::version_key(record.version, id),
+            &schema::index_value(record.summary.message_count, record.deleted_remotely)[..],
+        )?;
+        for f in &record.summary.file_ids {
+            self.conv_files
+                .insert(schema::conv_file_key(id, f), &[][..])?;
+        }
+        Ok(())
+    }
+}
+
 fn abort(e: ArchiveError) -> ConflictableTransactionError<ArchiveError> {
     ConflictableTransactionError::Abort(e)
 }
@@ -376,9 +508,14 @@ impl Archive {
             .or(summary.create_time)
             .map(crate::model::time::secs_to_micros)
             .unwrap_or(0);
-        let id = summary.id.clone();
-        let now = now_secs();
-        let packed_new = schema::pack(&bytes);
+        let incoming = Incoming {
+            id: summary.id.clone(),
+            packed: schema::pack(&bytes),
+            bytes,
+            summary,
+            version,
+            now: now_secs(),
+        };
         let trees = (
             &self.raw,
             &self.extra,
@@ -386,103 +523,39 @@ impl Archive {
             &self.by_updated,
             &self.conv_files,
         );
-        tx_result(trees.transaction(|(raw_t, extra_t, meta_t, idx_t, cf_t)| {
-            let old_record: Option<ConvRecord> = match meta_t.get(id.as_bytes())? {
-                Some(b) => Some(from_json(&id, &b).map_err(abort)?),
-                None => None,
-            };
-            let Some(old) = old_record else {
-                let raw_chunks = tx_put_doc(raw_t, &id, &packed_new, 0)?;
-                let record = ConvRecord {
-                    node_count: summary.node_count,
-                    summary: summary.clone(),
-                    version,
-                    raw_chunks,
-                    extra_chunks: 0,
-                    archived_at: now,
-                    written_at: now,
-                    deleted_remotely: false,
-                    remote: RemoteState::default(),
+        tx_result(
+            trees.transaction(|(raw, extra, meta, by_updated, conv_files)| {
+                let tx = UpsertTx {
+                    raw,
+                    extra,
+                    records: RecordWriter {
+                        meta,
+                        by_updated,
+                        conv_files,
+                    },
+                    c: &incoming,
                 };
-                meta_t.insert(id.as_bytes(), to_json(&record))?;
-                idx_t.insert(
-                    schema::version_key(version, &id),
-                    &schema::index_value(summary.message_count, false)[..],
-                )?;
-                for f in &summary.file_ids {
-                    cf_t.insert(schema::conv_file_key(&id, f), &[][..])?;
+                let id = &incoming.id;
+                let Some(old) = meta.get(id.as_bytes())? else {
+                    return tx.insert_new();
+                };
+                let old: ConvRecord = from_json(id, &old).map_err(abort)?;
+                if incoming.version == old.version {
+                    return Ok(Outcome::Unchanged);
                 }
-                return Ok(Outcome::New);
-            };
-            if version == old.version {
-                return Ok(Outcome::Unchanged);
-            }
-            let stored_raw = tx_get_doc(raw_t, &id, old.raw_chunks)?
-                .ok_or_else(|| abort(ArchiveError::Corrupt(id.clone())))?;
-            let stored_extra = match old.extra_chunks {
-                0 => None,
-                n => Some(
-                    tx_get_doc(extra_t, &id, n)?
-                        .ok_or_else(|| abort(ArchiveError::Corrupt(id.clone())))?,
-                ),
-            };
-            let corrupt = |_| abort(ArchiveError::Corrupt(id.clone()));
-            if version > old.version {
-                let kept =
-                    merge::retained_after_replace(&stored_raw, stored_extra.as_deref(), &bytes)
-                        .map_err(corrupt)?;
-                let summary = match &kept {
-                    Some(k) => resummarize(&id, &bytes, Some(k)).map_err(abort)?,
-                    None => summary.clone(),
+                let corrupt = || abort(ArchiveError::Corrupt(id.clone()));
+                let stored_raw = tx_get_doc(raw, id, old.raw_chunks)?.ok_or_else(corrupt)?;
+                let stored_extra = match old.extra_chunks {
+                    0 => None,
+                    n => Some(tx_get_doc(extra, id, n)?.ok_or_else(corrupt)?),
                 };
-                let raw_chunks = tx_put_doc(raw_t, &id, &packed_new, old.raw_chunks)?;
-                let extra_packed = kept.as_deref().map(schema::pack).unwrap_or_default();
-                let extra_chunks = tx_put_doc(extra_t, &id, &extra_packed, old.extra_chunks)?;
-                let record = ConvRecord {
-                    node_count: summary.node_count,
-                    summary,
-                    version,
-                    raw_chunks,
-                    extra_chunks,
-                    written_at: now,
-                    ..old.clone()
-                };
-                meta_t.insert(id.as_bytes(), to_json(&record))?;
-                idx_t.remove(schema::version_key(old.version, &id))?;
-                idx_t.insert(
-                    schema::version_key(version, &id),
-                    &schema::index_value(record.summary.message_count, record.deleted_remotely)[..],
-                )?;
-                for f in &record.summary.file_ids {
-                    cf_t.insert(schema::conv_file_key(&id, f), &[][..])?;
+                if incoming.version > old.version {
+                    tx.replace_older(&old, &stored_raw, stored_extra.as_deref())
+                } else {
+                    tx.keep_newer(&old, &stored_raw, stored_extra.as_deref())
                 }
-                return Ok(Outcome::Updated);
-            }
-            let Some(kept) =
-                merge::retained_after_older(&stored_raw, stored_extra.as_deref(), &bytes)
-                    .map_err(corrupt)?
-            else {
-                return Ok(Outcome::Unchanged);
-            };
-            let summary = resummarize(&id, &stored_raw, Some(&kept)).map_err(abort)?;
-            let extra_chunks = tx_put_doc(extra_t, &id, &schema::pack(&kept), old.extra_chunks)?;
-            let record = ConvRecord {
-                node_count: summary.node_count,
-                summary,
-                extra_chunks,
-                written_at: now,
-                ..old.clone()
-            };
-            meta_t.insert(id.as_bytes(), to_json(&record))?;
-            idx_t.insert(
-                schema::version_key(record.version, &id),
-                &schema::index_value(record.summary.message_count, record.deleted_remotely)[..],
-            )?;
-            for f in &record.summary.file_ids {
-                cf_t.insert(schema::conv_file_key(&id, f), &[][..])?;
-            }
-            Ok(Outcome::Updated)
-        }))
+            }),
+        )
     }
 
     /// The stored conversation with this exact id.
