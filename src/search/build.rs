@@ -34,6 +34,16 @@ impl ChangeFeed for NoFeed {
     }
 }
 
+/// The archive's own change feed (see `Archive::changes_since`).
+impl ChangeFeed for Archive {
+    fn last_seq(&self) -> Result<u64, ArchiveError> {
+        self.last_change_seq()
+    }
+    fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, ArchiveError> {
+        Archive::changes_since(self, after).take(limit).collect()
+    }
+}
+
 /// Which kind of work a [`Progress`] report is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stage {

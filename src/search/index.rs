@@ -302,8 +302,25 @@ impl SearchIndex {
             .index()
             .load_metas()
             .map_err(|e| index_err(&self.dir, e))?;
+        Ok(stats_of(&self.dir, &metas))
+    }
+
+    /// Figures of the index in `dir`, read without changing anything (for a status
+    /// taken while another process may write it); `None` when there is no index yet.
+    pub fn peek(dir: &Path) -> Result<Option<IndexStats>, SearchError> {
+        if !dir.join("meta.json").exists() {
+            return Ok(None);
+        }
+        let index = Index::open_in_dir(dir).map_err(|e| index_err(dir, e))?;
+        let metas = index.load_metas().map_err(|e| index_err(dir, e))?;
+        Ok(Some(stats_of(dir, &metas)))
+    }
+}
+
+fn stats_of(dir: &Path, metas: &tantivy::IndexMeta) -> IndexStats {
+    {
         let messages = metas.segments.iter().map(|s| u64::from(s.num_docs())).sum();
-        let bytes = std::fs::read_dir(&self.dir)
+        let bytes = std::fs::read_dir(dir)
             .map(|rd| {
                 rd.flatten()
                     .filter_map(|e| e.metadata().ok())
@@ -312,12 +329,12 @@ impl SearchIndex {
                     .sum()
             })
             .unwrap_or(0);
-        Ok(IndexStats {
+        IndexStats {
             messages,
             segments: metas.segments.len(),
             bytes,
             mark: Payload::parse(metas.payload.as_deref()).and_then(|p| p.mark),
-        })
+        }
     }
 }
 

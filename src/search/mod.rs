@@ -11,7 +11,9 @@
 //!   archive, and [`SearchIndex::catch_up`] follows a [`ChangeFeed`] from the
 //!   high-water mark kept in the index's own commit payload, so a crash between an
 //!   archive write and the index commit re-indexes, never skips.
-//! - worker.rs runs that catching up on a thread of its own, off the write path.
+//! - worker.rs runs that catching up on a thread of its own, off the write path;
+//!   [`LiveIndex`] (live.rs) is the daemon's index: that thread woken by the change
+//!   feed, queries that wait briefly for it, a reader dropped when idle.
 //! - query.rs reads the query syntax and filters; exec.rs ranks (BM25, title matches
 //!   boosted, adjacent words boosted), groups one hit per conversation and cuts
 //!   snippets; tokenize.rs is the text analysis both sides share.
@@ -19,6 +21,7 @@
 mod build;
 mod exec;
 mod index;
+mod live;
 pub mod query;
 pub mod schema;
 pub mod tokenize;
@@ -27,11 +30,17 @@ mod worker;
 pub use build::{BuildReport, ChangeFeed, NoFeed, Progress, Stage, UpdateReport};
 pub use exec::{Hit, SearchRequest};
 pub use index::{IndexOptions, IndexStats, Opened, SearchIndex};
+pub use live::{IndexStatus, LiveIndex};
 pub use query::{Filters, Query, QueryError, Role};
 pub use worker::Indexer;
 
 use crate::archive::ArchiveError;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+
+/// Where the index of the data dir `data_dir` lives: `<data dir>/index/`.
+pub fn index_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("index")
+}
 
 /// Errors from the search index.
 #[derive(Debug, thiserror::Error)]

@@ -43,7 +43,7 @@ impl Shared {
 /// A thread that keeps a [`SearchIndex`] current.
 pub struct Indexer {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
 }
 
 impl Indexer {
@@ -68,7 +68,7 @@ impl Indexer {
             .spawn(move || run(&s, &index, &archive, &*feed))?;
         Ok(Indexer {
             shared,
-            thread: Some(thread),
+            thread: Mutex::new(Some(thread)),
         })
     }
 
@@ -121,15 +121,16 @@ impl Indexer {
 
     /// Stops at the next safe point (a running build is abandoned without a commit;
     /// updates stop between batches) and waits for the thread.
-    pub fn stop(mut self) {
-        self.shutdown();
-    }
-
-    fn shutdown(&mut self) {
+    pub fn stop(&self) {
         self.shared.cancel.store(true, Ordering::Relaxed);
         self.shared.lock().stop = true;
         self.shared.cv.notify_all();
-        if let Some(t) = self.thread.take()
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(t) = thread
             && t.join().is_err()
         {
             tracing::warn!("the search indexer thread panicked");
@@ -139,7 +140,7 @@ impl Indexer {
 
 impl Drop for Indexer {
     fn drop(&mut self) {
-        self.shutdown();
+        self.stop();
     }
 }
 

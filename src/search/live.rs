@@ -1,0 +1,134 @@
+//! The daemon's index: one [`SearchIndex`] shared by the indexer thread (which
+//! follows the archive's change feed) and the queries that arrive on the control
+//! socket. The reader is opened by the first query and dropped again after a while
+//! without one; the writer is held only while the indexer works.
+
+use super::SearchError;
+use super::build::ChangeFeed;
+use super::index::{IndexOptions, IndexStats, SearchIndex};
+use super::worker::Indexer;
+use crate::archive::Archive;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A search index kept current by a thread of its own, for a long-lived process.
+pub struct LiveIndex {
+    index: Arc<SearchIndex>,
+    indexer: Indexer,
+    archive: Archive,
+    last_query: Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for LiveIndex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveIndex")
+            .field("dir", &self.index.dir())
+            .finish()
+    }
+}
+
+/// What `convos status` shows of the index.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct IndexStatus {
+    /// Figures of the last commit; `None` when the index cannot be read.
+    pub stats: Option<IndexStats>,
+    /// The archive's newest change-feed sequence number.
+    pub feed: u64,
+    /// Whether indexing is running or pending.
+    pub busy: bool,
+    /// The last indexing error, if the last round failed.
+    pub last_error: Option<String>,
+}
+
+impl LiveIndex {
+    /// Opens (or starts over) the index in `dir` and starts its indexer, which
+    /// catches up with the archive right away and then whenever [`Self::poke`]d.
+    pub fn start(dir: &Path, archive: Archive) -> Result<LiveIndex, SearchError> {
+        let index = Arc::new(SearchIndex::open(dir, IndexOptions::default())?);
+        // The check at open left a reader; queries open their own when they come.
+        index.release_reader();
+        let feed: Arc<dyn ChangeFeed + Send + Sync> = Arc::new(archive.clone());
+        let indexer = Indexer::start(index.clone(), archive.clone(), feed).map_err(|source| {
+            SearchError::Io {
+                what: "cannot start the search indexer for",
+                path: dir.to_path_buf(),
+                source,
+            }
+        })?;
+        Ok(LiveIndex {
+            index,
+            indexer,
+            archive,
+            last_query: Mutex::new(None),
+        })
+    }
+
+    /// The index.
+    pub fn index(&self) -> &SearchIndex {
+        &self.index
+    }
+
+    /// Says the archive changed.
+    pub fn poke(&self) {
+        self.indexer.poke();
+    }
+
+    /// Gets ready for a query: when the index is behind the archive's change feed, waits
+    /// up to `wait` for the indexer to catch up. Returns how many changes it is still
+    /// behind (0 when current).
+    pub fn prepare_query(&self, wait: Duration) -> Result<u64, SearchError> {
+        *self
+            .last_query
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
+        let behind = self.behind()?;
+        if behind > 0 {
+            self.indexer.poke();
+            self.indexer.wait_idle(wait);
+            return self.behind();
+        }
+        Ok(0)
+    }
+
+    /// Changes in the feed the index has not taken in yet (every one, when it has no
+    /// mark).
+    pub fn behind(&self) -> Result<u64, SearchError> {
+        let feed = self.archive.last_change_seq()?;
+        Ok(match self.index.mark()? {
+            Some(m) => feed.saturating_sub(m),
+            None => feed.max(1),
+        })
+    }
+
+    /// Drops the reader when no query came for `idle` (it maps the index's files).
+    pub fn release_if_idle(&self, idle: Duration) {
+        let last = *self
+            .last_query
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if last.is_none_or(|t| t.elapsed() >= idle) && self.index.holds_reader() {
+            self.index.release_reader();
+            tracing::debug!(
+                "search index reader released after {} s idle",
+                idle.as_secs()
+            );
+        }
+    }
+
+    /// The index's state for `convos status`.
+    pub fn status(&self) -> IndexStatus {
+        IndexStatus {
+            stats: self.index.stats().ok(),
+            feed: self.archive.last_change_seq().unwrap_or(0),
+            busy: self.indexer.is_busy(),
+            last_error: self.indexer.last_error(),
+        }
+    }
+
+    /// Stops the indexer at its next safe point and waits for it.
+    pub fn stop(&self) {
+        self.indexer.stop();
+        self.index.release_writer();
+    }
+}
