@@ -147,12 +147,15 @@ pub enum ShowFormat {
 #[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
 #[command(
     after_help = "Query syntax: every word must appear (in any form: case and accents \
-are ignored); \"exact phrase\" in quotes; -word excludes; word* matches words that start so. \
+are ignored); \"exact phrase\" in quotes (an argument with spaces is a phrase too); -word \
+excludes (write it after `--`, as in `convos search fox -- -evening`); word* matches words \
+that start so. \
 Results are ranked (BM25, title matches first), one line per conversation with its best \
 message. Dates are YYYY, YYYY-MM, YYYY-MM-DD (UTC) or RFC 3339 times."
 )]
 pub struct SearchArgs {
-    /// Words to find: all must appear; "exact phrases", -excluded, prefix*
+    /// Words to find: all must appear; "exact phrases" (or one argument with spaces),
+    /// -excluded (after `--`), prefix*
     #[arg(required = true, value_name = "WORDS")]
     pub query: Vec<String>,
     /// Print one JSON array of {id, title, update_time, score, message_id, role, snippet}

@@ -110,11 +110,6 @@ fn open_current(ctx: &Context) -> Result<SearchIndex, CommandError> {
         &mut |p| bar.show(p),
         &ctx.cancel,
     ) {
-        Ok(r) if r.full_build => tracing::info!(
-            "search index built: {} conversations, {} messages",
-            r.indexed.conversations,
-            r.indexed.messages
-        ),
         Ok(_) => {}
         Err(SearchError::Busy(_)) => {
             tracing::warn!(
@@ -237,4 +232,88 @@ fn write_snippet(out: &mut dyn Write, h: &Hit, highlight: bool) -> std::io::Resu
         at = r.end;
     }
     write!(out, "{}", terminal::line(s.get(at..).unwrap_or_default()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hit(title: &str, snippet: &str, highlights: Vec<std::ops::Range<usize>>) -> Hit {
+        Hit {
+            id: "c1".into(),
+            title: Some(title.into()),
+            update_time: Some("2025-01-02T03:04:05Z".into()),
+            score: 1.0,
+            message_id: Some("m1".into()),
+            role: Some("user".into()),
+            snippet: snippet.into(),
+            highlights,
+            node_id: None,
+            on_active_branch: true,
+        }
+    }
+
+    fn shown(h: &Hit, highlight: bool) -> String {
+        let mut out = Vec::new();
+        write_hit(&mut out, h, highlight).expect("write");
+        String::from_utf8(out).expect("utf8")
+    }
+
+    #[test]
+    fn matches_are_bold_on_a_terminal_and_content_controls_are_not_sent() {
+        let h = hit(
+            "Evil\x1b[2J\ntitle",
+            "a walrus and \x1b[31mred\x1b[0m walrus",
+            vec![2..8, 26..32],
+        );
+        assert_eq!(
+            shown(&h, true),
+            "2025-01-02  c1  Evil␛[2J title  — user: a \x1b[1mwalrus\x1b[22m and ␛[31mred␛[0m \
+             \x1b[1mwalrus\x1b[22m\n"
+        );
+        assert_eq!(
+            shown(&h, false),
+            "2025-01-02  c1  Evil␛[2J title  — user: a walrus and ␛[31mred␛[0m walrus\n"
+        );
+    }
+
+    #[test]
+    fn arguments_become_a_checked_request() {
+        let args = |f: &dyn Fn(&mut SearchArgs)| {
+            let mut a = SearchArgs {
+                query: vec!["walrus".into()],
+                json: false,
+                limit: 5,
+                role: None,
+                since: None,
+                until: None,
+                project: None,
+                model: None,
+                archived: false,
+                no_archived: false,
+                deleted: false,
+                highlight: false,
+            };
+            f(&mut a);
+            request(&a)
+        };
+        let r = args(&|a| {
+            a.no_archived = true;
+            a.deleted = true;
+            a.role = Some("Tool".into());
+        })
+        .expect("request");
+        assert_eq!(r.limit, 5);
+        assert_eq!(r.filters.archived, Some(false));
+        assert_eq!(r.filters.deleted, Some(true));
+        assert_eq!(r.filters.role, Some(search::Role::Tool));
+        assert!(matches!(
+            args(&|a| a.since = Some("soon".into())),
+            Err(QueryError::BadDate { .. })
+        ));
+        assert!(matches!(
+            args(&|a| a.query = vec!["\"open".into()]),
+            Err(QueryError::UnbalancedQuote)
+        ));
+    }
 }

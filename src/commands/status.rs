@@ -211,7 +211,14 @@ fn index_status(ctx: &Context) -> Result<crate::search::IndexStatus, CommandErro
         Ok(s) => (s, None),
         Err(e) => (None, Some(e.to_string())),
     };
+    let pending = match stats.as_ref().and_then(|s| s.mark) {
+        Some(m) => Some(crate::search::pending(&ctx.archive, m).map_err(|e| {
+            CommandError::Failed(format!("cannot read the archive's change feed: {e}"))
+        })?),
+        None => None,
+    };
     Ok(crate::search::IndexStatus {
+        pending,
         stats,
         feed: ctx.archive.last_change_seq()?,
         busy: false,
@@ -236,14 +243,12 @@ fn describe_index(s: &crate::search::IndexStatus, daemon: bool) -> String {
                 st.messages,
                 st.bytes as f64 / 1_000_000.0
             );
-            match st.mark {
-                None => format!("{size}, not built yet ({when})"),
-                Some(m) if m >= s.feed => format!("{size}, up to date (change {m})"),
-                Some(m) => format!(
-                    "{size}, {} change(s) behind the archive (at change {m} of {}; {when})",
-                    s.feed - m,
-                    s.feed
-                ),
+            match (st.mark, s.pending) {
+                (None, _) | (_, None) => format!("{size}, not built yet ({when})"),
+                (Some(_), Some(0)) => format!("{size}, up to date"),
+                (Some(_), Some(n)) => {
+                    format!("{size}, {n} conversation(s) changed since it was updated ({when})")
+                }
             }
         }
     };

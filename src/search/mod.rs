@@ -30,7 +30,7 @@ mod worker;
 pub use build::{BuildReport, ChangeFeed, NoFeed, Progress, Stage, UpdateReport};
 pub use exec::{Hit, SearchRequest};
 pub use index::{IndexOptions, IndexStats, Opened, SearchIndex};
-pub use live::{IndexStatus, LiveIndex};
+pub use live::{IndexStatus, LiveIndex, pending};
 pub use query::{Filters, Query, QueryError, Role};
 pub use worker::Indexer;
 

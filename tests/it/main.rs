@@ -12,6 +12,7 @@ mod fixtures_selftest;
 mod import;
 mod reauth;
 mod search;
+mod search_cli;
 mod service;
 mod sync;
 mod sync_smoke;
