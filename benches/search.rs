@@ -8,6 +8,8 @@
 //! - two-word query latency (median, p95), with the index opened fresh for every
 //!   query (what a `convos search` process does, without process start) and with a
 //!   warm reader (the daemon), for moderately common words and for very common ones;
+//! - `convos search` processes (start, open, query, print) without a daemon and
+//!   through a running `convos run`, and that daemon's idle RSS;
 //! - archive writes with the indexer thread running against the same writes alone.
 //!
 //! Environment: `CONVOS_BENCH_CONVERSATIONS` (default 100000),
@@ -18,15 +20,15 @@
 #[path = "support/synth.rs"]
 mod synth;
 
-use convos::archive::{Archive, ArchiveError, OpenOptions};
+use convos::archive::{Archive, OpenOptions};
 use convos::model::RawConversation;
 use convos::search::{
-    ChangeFeed, Filters, IndexOptions, Indexer, NoFeed, Query, SearchIndex, SearchRequest,
+    ChangeFeed, Filters, IndexOptions, Indexer, Query, SearchIndex, SearchRequest,
 };
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use synth::{Rng, Vocab};
 
@@ -178,21 +180,6 @@ fn measure(qs: &[String], mut run: impl FnMut(&SearchRequest) -> usize) -> ([f64
     )
 }
 
-/// An in-memory change feed standing in for the archive's.
-#[derive(Default)]
-struct MemFeed(Mutex<Vec<(u64, String)>>);
-
-impl ChangeFeed for MemFeed {
-    fn last_seq(&self) -> Result<u64, ArchiveError> {
-        Ok(self.0.lock().expect("feed").last().map_or(0, |e| e.0))
-    }
-    fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<(u64, String)>, ArchiveError> {
-        let v = self.0.lock().expect("feed");
-        let from = v.partition_point(|e| e.0 <= after);
-        Ok(v[from..].iter().take(limit).cloned().collect())
-    }
-}
-
 /// Upserts every document, calling `after` with each one's index and id; seconds.
 fn write_all(docs: &[Vec<u8>], archive: &Archive, after: &mut dyn FnMut(usize, &str)) -> f64 {
     let start = Instant::now();
@@ -236,7 +223,7 @@ fn concurrent(vocab: &Vocab, n: usize, work: &Path) {
         drop(a);
         let archive = Archive::open(&work.join(format!("with-{round}")), &OpenOptions::default())
             .expect("archive");
-        let feed = Arc::new(MemFeed::default());
+        let feed: Arc<dyn ChangeFeed + Send + Sync> = Arc::new(archive.clone());
         let index = Arc::new(
             SearchIndex::open(
                 &work.join(format!("index-{round}")),
@@ -244,13 +231,10 @@ fn concurrent(vocab: &Vocab, n: usize, work: &Path) {
             )
             .expect("index"),
         );
-        let indexer =
-            Indexer::start(index.clone(), archive.clone(), feed.clone()).expect("indexer");
+        let indexer = Indexer::start(index.clone(), archive.clone(), feed).expect("indexer");
         indexer.wait_idle(Duration::from_secs(60));
-        let mut seq = 0u64;
-        let secs = write_all(&docs, &archive, &mut |i, id| {
-            seq += 1;
-            feed.0.lock().expect("feed").push((seq, id.to_owned()));
+        let secs = write_all(&docs, &archive, &mut |i, _| {
+            // The daemon pokes on every change-feed bump; its watch channel folds them.
             if i % 100 == 99 {
                 indexer.poke();
             }
@@ -273,6 +257,96 @@ fn concurrent(vocab: &Vocab, n: usize, work: &Path) {
         mb / alone,
         mb / with,
         (with / alone - 1.0) * 100.0,
+    );
+}
+
+/// A `convos` command on the bench's data dir, sealed from the user's config.
+fn convos(bin: &Path, data: &Path) -> Command {
+    let mut cmd = Command::new(bin);
+    cmd.arg("--data-dir")
+        .arg(data)
+        .arg("-q")
+        .env("CONVOS_CONFIG", "/dev/null")
+        .env("XDG_RUNTIME_DIR", data.join("run"))
+        .env("CONVOS_WATCH_DIRS", data.join("watched"))
+        .env_remove("CONVOS_SESSION_TOKEN")
+        .env_remove("RUST_LOG");
+    cmd
+}
+
+/// `convos search` as a user runs it, one process per query (start, open, query,
+/// print to a pipe): wall-clock median and p95, ms.
+fn per_process(bin: &Path, data: &Path, qs: &[String]) -> (f64, f64) {
+    let mut wall = Vec::with_capacity(qs.len());
+    for q in qs {
+        let start = Instant::now();
+        let out = convos(bin, data)
+            .arg("search")
+            .args(q.split_whitespace())
+            .output()
+            .expect("run convos search");
+        wall.push(start.elapsed());
+        assert!(
+            out.status.success(),
+            "convos search {q}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    wall.sort();
+    (percentile(&wall, 0.5), percentile(&wall, 0.95))
+}
+
+/// A process's resident memory, MB.
+fn rss_of(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// `convos run` on the archive: idle RSS once its index is current, `convos search`
+/// processes answered through its socket, RSS after them.
+fn daemon(bin: &Path, data: &Path, qs: &[String]) {
+    std::fs::create_dir_all(data.join("run")).expect("run dir");
+    std::fs::create_dir_all(data.join("watched")).expect("watch dir");
+    let log = std::fs::File::create(data.join("daemon.log")).expect("log");
+    let mut child = convos(bin, data)
+        .arg("run")
+        .stdout(std::process::Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("run convos run");
+    let start = Instant::now();
+    loop {
+        let out = convos(bin, data)
+            .args(["status", "--json"])
+            .output()
+            .expect("status");
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let ix = &v["search_index"];
+        if v["running"] == true && ix["busy"] == false && ix["pending"] == 0 {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "the daemon's index did not settle: {v}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_secs(5));
+    let idle = rss_of(child.id());
+    let (med, p95) = per_process(bin, data, qs);
+    let after = rss_of(child.id());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    let _ = child.wait();
+    println!(
+        "daemon (convos run): idle RSS {idle:.1} MB with its index current (target ≤ 20 MB); \
+         `convos search` processes through its socket: median {med:.1} ms, p95 {p95:.1} ms; \
+         RSS {after:.1} MB after them (the reader is dropped after 2 minutes without a query)"
     );
 }
 
@@ -337,7 +411,7 @@ fn main() {
     let report = index
         .catch_up(
             &archive,
-            &NoFeed,
+            &archive,
             &mut |p| {
                 let f = p.done as f64 / p.total.unwrap_or(1).max(1) as f64;
                 if f >= next_report {
@@ -404,7 +478,18 @@ fn main() {
         );
     }
 
-    // 4. Writes with the indexer beside them.
+    // 4. Whole processes, as a user runs them: without a daemon, then with one (the
+    // archive's lock is let go first).
+    drop(archive);
+    let sample: Vec<String> = typical.iter().take(nq.min(60)).cloned().collect();
+    let (med, p95) = per_process(&bin, &data, &sample);
+    println!(
+        "`convos search` processes (start, open, query, print), two words, no daemon: median \
+         {med:.1} ms, p95 {p95:.1} ms (target ≤ 50 ms)"
+    );
+    daemon(&bin, &data, &sample);
+
+    // 5. Writes with the indexer beside them.
     if n_concurrent > 0 {
         let work = dir.join("concurrent");
         let _ = std::fs::remove_dir_all(&work);

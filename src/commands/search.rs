@@ -37,7 +37,7 @@ pub(super) fn run(
         }
         None => {
             let index = open_current(ctx)?;
-            (index.search(&ctx.archive, &req).map_err(failed)?, 0)
+            (index.search(&ctx.archive, &req).map_err(failed)?, Some(0))
         }
     };
     if args.json {
@@ -55,12 +55,18 @@ pub(super) fn run(
     for h in &hits {
         write_hit(out, h, args.highlight)?;
     }
-    if behind > 0 {
-        writeln!(
+    match behind {
+        Some(0) => {}
+        Some(n) => writeln!(
             out,
-            "(the search index is still taking in {behind} recent change(s); run the search \
-             again shortly for complete results)"
-        )?;
+            "(the search index is still taking in {n} changed conversation(s); search again \
+             shortly for complete results)"
+        )?,
+        None => writeln!(
+            out,
+            "(the search index is still being built from the archive; search again shortly \
+             for complete results)"
+        )?,
     }
     Ok(())
 }

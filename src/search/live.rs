@@ -79,28 +79,28 @@ impl LiveIndex {
     }
 
     /// Gets ready for a query: when the index is behind the archive's change feed, waits
-    /// up to `wait` for the indexer to catch up. Returns how many changes it is still
-    /// behind (0 when current).
-    pub fn prepare_query(&self, wait: Duration) -> Result<u64, SearchError> {
+    /// up to `wait` for the indexer to catch up. Returns how many conversations it is
+    /// still behind by (0 when current), or `None` while its first build runs.
+    pub fn prepare_query(&self, wait: Duration) -> Result<Option<u64>, SearchError> {
         *self
             .last_query
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(Instant::now());
-        let behind = self.behind()?;
-        if behind > 0 {
+        if self.behind()? != Some(0) {
             self.indexer.poke();
             self.indexer.wait_idle(wait);
             return self.behind();
         }
-        Ok(0)
+        Ok(Some(0))
     }
 
-    /// Conversations changed since the index's mark (at least 1 when it has none).
-    pub fn behind(&self) -> Result<u64, SearchError> {
-        Ok(match self.index.mark()? {
-            Some(m) => pending(&self.archive, m)?,
-            None => 1,
-        })
+    /// Conversations changed since the index's mark; `None` when it has none (it needs
+    /// a full build).
+    pub fn behind(&self) -> Result<Option<u64>, SearchError> {
+        self.index
+            .mark()?
+            .map(|m| pending(&self.archive, m))
+            .transpose()
     }
 
     /// Drops the reader when no query came for `idle` (it maps the index's files).
