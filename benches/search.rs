@@ -12,7 +12,8 @@
 //!   through a running `convos run`, and that daemon's idle RSS;
 //! - archive writes with the indexer thread running against the same writes alone.
 //!
-//! Environment: `CONVOS_BENCH_CONVERSATIONS` (default 100000),
+//! Environment: `CONVOS_BENCH_CONVERSATIONS` (default 100000), `CONVOS_BENCH_SIZES`
+//! (`MIN,MAX` bytes per conversation, default 4000,72000),
 //! `CONVOS_BENCH_QUERIES` (default 200), `CONVOS_BENCH_CONCURRENT` (conversations in
 //! the concurrent-indexing run, default 10000; 0 skips it), `CONVOS_BENCH_DIR` (work
 //! there and keep it; a second run reuses its generated archive), `CONVOS_BENCH_KEEP=1`.
@@ -34,6 +35,19 @@ use synth::{Rng, Vocab};
 
 /// Conversation sizes (bytes): with synth's spread, a mean of about 27 KB.
 const SIZES: (usize, usize) = (4_000, 72_000);
+
+/// The conversation sizes to generate: [`SIZES`], or `CONVOS_BENCH_SIZES=MIN,MAX`
+/// (100,000 conversations of the default sizes need about 6 GB of scratch space).
+fn sizes() -> (usize, usize) {
+    std::env::var("CONVOS_BENCH_SIZES")
+        .ok()
+        .and_then(|v| {
+            let (a, b) = v.split_once(',')?;
+            Some((a.trim().parse().ok()?, b.trim().parse().ok()?))
+        })
+        .filter(|(a, b)| a < b)
+        .unwrap_or(SIZES)
+}
 const VOCAB_WORDS: usize = 50_000;
 const VOCAB_SEED: u64 = 0x5ea2_c4b0_0c0f_fee1;
 
@@ -198,8 +212,8 @@ fn concurrent(vocab: &Vocab, n: usize, work: &Path) {
     let mut rng = Rng(0xc0c0_a5a5_1234_5678);
     let docs: Vec<Vec<u8>> = (0..n)
         .map(|i| {
-            let span = (SIZES.1 - SIZES.0) as u64;
-            let size = SIZES.0 + rng.below(span / 2) as usize;
+            let (lo, hi) = sizes();
+            let size = lo + rng.below((hi - lo) as u64 / 2) as usize;
             serde_json::to_vec(&synth::conversation_in(
                 &mut rng,
                 5_000_000 + i,
@@ -371,14 +385,14 @@ fn main() {
     let recorded = dir.join(format!("import-{n}"));
     let json_bytes = if recorded.exists() && data.join("archive").exists() {
         println!("reusing {}", data.display());
-        std::fs::metadata(&json).expect("json").len()
+        std::fs::metadata(&json).map_or(0, |m| m.len())
     } else {
         let _ = std::fs::remove_dir_all(&data);
         let bytes = if json.exists() {
             std::fs::metadata(&json).expect("json").len()
         } else {
             let start = Instant::now();
-            let bytes = synth::generate_in(&json, usize::MAX / 2_000_000, n, SIZES, Some(&vocab));
+            let bytes = synth::generate_in(&json, usize::MAX / 2_000_000, n, sizes(), Some(&vocab));
             println!("generated in {:.1} s", start.elapsed().as_secs_f64());
             bytes
         };
@@ -388,7 +402,11 @@ fn main() {
             bytes as f64 / 1e6,
             bytes as f64 / 1e6 / secs
         );
-        std::fs::write(&recorded, format!("{secs} {cpu}")).expect("write");
+        std::fs::write(&recorded, format!("{secs} {cpu} {bytes}")).expect("write");
+        if !keep {
+            // Scratch space: the archive holds it all now.
+            let _ = std::fs::remove_file(&json);
+        }
         bytes
     };
     let recorded = std::fs::read_to_string(&recorded).unwrap_or_default();
@@ -397,6 +415,7 @@ fn main() {
         .map(|v| v.parse::<f64>().unwrap_or(f64::NAN));
     let import_secs = recorded.next().unwrap_or(f64::NAN);
     let import_cpu = recorded.next().unwrap_or(f64::NAN);
+    let json_bytes = recorded.next().map_or(json_bytes, |b| b as u64);
     let archive_bytes = dir_size(&data.join("archive"));
 
     // 2. The index, built from scratch.
