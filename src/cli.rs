@@ -150,11 +150,11 @@ pub enum ShowFormat {
 are ignored); \"exact phrase\" in quotes (an argument with spaces is a phrase too); -word \
 excludes (write it after `--`, as in `convos search fox -- -evening`); word* matches words \
 that start so. \
-Results are ranked (BM25, title matches first), one line per conversation with its best \
-message. Dates are YYYY, YYYY-MM, YYYY-MM-DD (UTC) or RFC 3339 times."
+Results are ranked (BM25; matches in the title rank higher), one line per conversation with \
+its best message. Dates are YYYY, YYYY-MM, YYYY-MM-DD (UTC) or RFC 3339 times."
 )]
 pub struct SearchArgs {
-    /// Words to find: all must appear; "exact phrases" (or one argument with spaces),
+    /// Words to find, all in one message: "exact phrases" (or one argument with spaces),
     /// -excluded (after `--`), prefix*
     #[arg(required = true, value_name = "WORDS")]
     pub query: Vec<String>,

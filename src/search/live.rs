@@ -148,3 +148,66 @@ pub fn pending(archive: &Archive, mark: u64) -> Result<u64, SearchError> {
     }
     Ok(n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::RawConversation;
+    use crate::search::{Filters, Query, SearchRequest};
+
+    fn put(archive: &Archive, id: &str, text: &str) {
+        let conv = serde_json::json!({
+            "id": id, "title": "T", "create_time": 1.7e9, "update_time": 1.7e9,
+            "current_node": "m",
+            "mapping": {
+                "root": {"id": "root", "message": null, "parent": null, "children": ["m"]},
+                "m": {"id": "m", "parent": "root", "children": [], "message": {
+                    "id": "m", "author": {"role": "user"}, "create_time": 1.7e9,
+                    "content": {"content_type": "text", "parts": [text]}}}
+            }
+        });
+        let raw = RawConversation::from_bytes(serde_json::to_vec(&conv).expect("json"))
+            .expect("conversation");
+        archive.upsert(raw).expect("upsert");
+    }
+
+    #[test]
+    fn queries_wait_for_the_indexer_and_an_idle_reader_is_dropped() {
+        let archive = Archive::temporary().expect("archive");
+        let dir = tempfile::tempdir().expect("tempdir");
+        put(&archive, "a", "ocelot");
+        let live = LiveIndex::start(&dir.path().join("index"), archive.clone()).expect("start");
+        assert!(!live.index().holds_reader(), "no reader until a query");
+        // Written after the start, never poked: the query itself waits for it.
+        put(&archive, "b", "ocelot");
+        assert_eq!(
+            live.prepare_query(Duration::from_secs(30)).expect("ready"),
+            Some(0)
+        );
+        let req = SearchRequest {
+            query: Query::parse("ocelot").expect("query"),
+            filters: Filters::default(),
+            limit: 10,
+        };
+        assert_eq!(
+            live.index().search(&archive, &req).expect("search").len(),
+            2
+        );
+        assert!(live.index().holds_reader());
+        assert!(
+            !live.index().holds_writer(),
+            "the writer is let go when idle"
+        );
+        live.release_if_idle(Duration::from_secs(600));
+        assert!(live.index().holds_reader(), "a recent query keeps it");
+        live.release_if_idle(Duration::ZERO);
+        assert!(!live.index().holds_reader());
+        let st = live.status();
+        assert_eq!(st.pending, Some(0));
+        assert_eq!(
+            st.stats.and_then(|s| s.mark),
+            Some(archive.last_change_seq().expect("seq"))
+        );
+        live.stop();
+    }
+}
