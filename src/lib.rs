@@ -10,6 +10,8 @@
 //!   every source writes conversations through; attachments stored by content hash
 //! - [`ingest`]: export ZIPs, folders and JSON files → raw conversations (streaming)
 //! - [`render`]: the Export schema v1 view, JSON and Markdown
+//! - [`mirror`]: the Markdown mirror, a derived store: one note per conversation in a
+//!   folder (an Obsidian vault), updated incrementally, keeping what the user adds
 //! - [`commands`]: the handlers behind status/list/show/search/export/import, shared
 //!   by the CLI and the daemon's control socket
 //! - [`api`]: the chatgpt.com client: credentials, session exchange, pacing, typed errors
@@ -38,6 +40,7 @@ pub mod config;
 pub mod daemon;
 pub mod ingest;
 pub mod logging;
+pub mod mirror;
 pub mod model;
 pub mod render;
 pub mod service;
