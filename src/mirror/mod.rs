@@ -356,7 +356,7 @@ impl Mirror {
                 }
             }
             done += 1;
-            if done as u64 % FLUSH_EVERY == 0 {
+            if (done as u64).is_multiple_of(FLUSH_EVERY) {
                 self.save(&mut root, &mut run)?;
                 self.archive.flush()?;
             }

@@ -10,6 +10,7 @@ mod daemon;
 mod fake_server_selftest;
 mod fixtures_selftest;
 mod import;
+mod mirror;
 mod reauth;
 mod service;
 mod sync;
