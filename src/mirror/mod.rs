@@ -521,8 +521,24 @@ impl Mirror {
         run.report.conversations += 1;
         let key = state::note_key(&run.mid, id);
         let old: Option<NoteState> = self.archive.state(&key).map_err(NoteError::archive)?;
-        let folder = names::project_folder(view.project.as_deref());
+        let mut folder = names::project_folder(view.project.as_deref());
         let version = stored.record.version;
+        if let Some(s) = &old
+            && s.folder != folder
+            && !(s.user_deleted && !run.rebuild)
+            && !self.free_for(run, &names::note_path(&folder, &s.name), id)
+        {
+            tracing::warn!(
+                "mirror: the note {} stays where it is: {} already holds a file of that name",
+                names::note_path(&s.folder, &s.name),
+                if folder.is_empty() {
+                    "the mirror folder"
+                } else {
+                    &folder
+                },
+            );
+            folder = s.folder.clone();
+        }
 
         if let Some(s) = &old
             && s.user_deleted
@@ -624,8 +640,9 @@ impl Mirror {
             }
         }
         let (existing, mode) = match &found {
+            // Permissions the user gave the note are kept (special bits are not).
             Some((bytes, mode)) => match parse_bytes(bytes) {
-                Some(e) => (Some(e), *mode),
+                Some(e) => (Some(e), *mode & 0o777),
                 None => {
                     return Err(NoteError::Failed(format!(
                         "the note {} is not UTF-8 text; convos leaves it as it is until it is",
@@ -759,6 +776,22 @@ impl Mirror {
             .map_err(|e| self.write_error(dir.join(&name), e))?;
         run.report.files_written += 1;
         Ok(format!("{CONFLICTS}/{name}"))
+    }
+
+    /// Whether a note may be written at `rel`: nothing is there, or this conversation's
+    /// own note (moved by a run that stopped before recording it).
+    fn free_for(&self, run: &mut Run, rel: &str, id: &str) -> bool {
+        match files::kind(&self.dir.join(rel)) {
+            Ok(Kind::Missing) => true,
+            Ok(Kind::File) => self
+                .read_note(run, rel)
+                .ok()
+                .flatten()
+                .and_then(|(b, _)| parse_bytes(&b))
+                .and_then(|e| e.id)
+                .is_some_and(|theirs| theirs == id),
+            _ => false,
+        }
     }
 
     /// Reads a note (`rel` from the root), not following links.

@@ -679,6 +679,26 @@ fn a_conversation_moving_project_moves_its_note_under_the_same_name() {
     assert!(!env.path("Travel 2026").exists());
 }
 
+#[test]
+fn a_move_never_replaces_a_file_of_the_users() {
+    let env = Env::new();
+    let c = conv("a0000010-0000-4000-8000-000000000010", "Clash", 1);
+    env.put(&c);
+    env.changed(&[]);
+    fs::create_dir(env.path("Work")).expect("mkdir");
+    fs::write(env.path("Work/2026-01-02 Clash.md"), "the user's own note").expect("write");
+    env.archive
+        .update_remote(c.id(), |r| r.remote.project = Some("Work".to_owned()))
+        .expect("project");
+    let r = env.changed(&[c.id()]);
+    assert_eq!(r.written, 1);
+    assert_eq!(env.read("Work/2026-01-02 Clash.md"), "the user's own note");
+    assert!(
+        env.read("2026-01-02 Clash.md")
+            .contains("project: \"Work\"\n")
+    );
+}
+
 // ---- atomic, minimal, no links followed ----
 
 #[test]
