@@ -525,7 +525,7 @@ impl Mirror {
         let version = stored.record.version;
         if let Some(s) = &old
             && s.folder != folder
-            && !(s.user_deleted && !run.rebuild)
+            && (!s.user_deleted || run.rebuild)
             && !self.free_for(run, &names::note_path(&folder, &s.name), id)
         {
             tracing::warn!(
