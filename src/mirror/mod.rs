@@ -3,23 +3,39 @@
 //! adds to the notes.
 //!
 //! - One note per conversation, rendered as `export --format md` renders it, with the
-//!   front matter of [`note`]; attachments copied once into `attachments/` and linked
-//!   relatively; a project's conversations in a sub-folder named after the project;
-//!   `index.md` lists every conversation by month.
+//!   front matter described in `note.rs` (`id`, `url`, `title`, `aliases`, `created`,
+//!   `updated`, `model`, `project`, `gizmo_id`, `archived`, `deleted_remotely`);
+//!   attachments copied once into `attachments/` and linked relatively; a project's
+//!   conversations in a sub-folder named after the project; `index.md` lists every
+//!   conversation by creation month (so updates move no line), with Markdown links any
+//!   reader resolves.
 //! - A note's file name is chosen when it is first written and never changes. When a
 //!   conversation moves to another project its note moves to that project's folder
 //!   under the same name: names are unique across the whole mirror, and Obsidian
 //!   resolves `[[name]]` links by name wherever the note is, so links keep working
-//!   while the folders keep telling the truth about projects.
+//!   while the folders keep telling the truth about projects (git records a rename).
+//!   A move never replaces a file of the user's: then the note stays where it is.
 //! - What the user adds is kept: everything below [`MARKER`] and every front-matter key
-//!   convos does not own. If the user edited convos' part, their version is saved under
-//!   `.convos/conflicts/` before the rewrite. A note the user deleted stays deleted
-//!   until [`Scope::Rebuild`].
-//! - Writes are minimal (a note is written only when its bytes change) and atomic
-//!   (temp file plus rename in the same folder); links inside the mirror are never
-//!   followed for writing. The mirror's memory lives in the archive ([`state`]), keyed
-//!   by the folder's identity in `.convos/mirror-id`: updating one conversation writes
-//!   its note, its new attachments and `index.md`, and reads only that note.
+//!   convos does not own (`tags` is seeded with `[chatgpt]` once, then it is theirs).
+//!   If the user edited convos' part (compared by value, so Obsidian re-quoting a
+//!   property is no edit), or damaged it (malformed front matter, the marker line
+//!   removed), their version is saved under `.convos/conflicts/` before the rewrite,
+//!   with one warning naming it. A note the user deleted stays deleted until
+//!   [`Scope::Rebuild`].
+//! - Writes are minimal (a note is written only when its bytes change; nothing volatile
+//!   is written) and atomic (temp file plus rename in the same folder; synced first
+//!   when the note holds the user's words); links inside the mirror are never followed
+//!   for writing. New files get the user's permissions ([`Modes`]), not the archive's.
+//! - The mirror's memory lives in the archive (see `state.rs`), keyed by the folder's
+//!   identity in `.convos/mirror-id`: which version each note shows, its name, a hash
+//!   of what convos last wrote, the index entries by month. Updating one conversation
+//!   writes its note, its new attachments and `index.md` (when a line of it changed),
+//!   and reads only that note (and the 33-byte identity file). A folder whose identity
+//!   is gone starts afresh and adopts the notes already there by name and id.
+//! - Faults: a missing, read-only or full folder stops the run with a
+//!   [`MirrorError`] recorded for [`status`]; what was written stays recorded, the rest
+//!   is done by the next run (a first run stays a full one until one finishes). One
+//!   unreadable note is that conversation's error, retried by the next run.
 //!
 //! Everything here is blocking I/O: async callers use `spawn_blocking`.
 
@@ -54,8 +70,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 const ID_FILE: &str = "mirror-id";
 /// Where the user's versions of edited notes are saved.
 const CONFLICTS: &str = ".convos/conflicts";
-/// The archive is flushed this often during a long run, so a crash loses little state.
-const FLUSH_EVERY: u64 = 1000;
 /// Problems listed in a report (the counts are complete).
 const MAX_PROBLEMS: usize = 20;
 
@@ -228,8 +242,9 @@ impl Mirror {
     }
 
     /// Brings the mirror up to date for `scope`; `now` is the time recorded as the last
-    /// update. The outcome, error included, is saved for [`status`]. Stops at the next
-    /// note once `cancel` is set.
+    /// update. The outcome, error included, is saved for [`status`] (in the archive,
+    /// unflushed: the caller flushes as it does after any unit of work). Stops at the
+    /// next note once `cancel` is set.
     pub fn run(
         &self,
         scope: Scope,
@@ -256,11 +271,7 @@ impl Mirror {
             Err(MirrorError::Cancelled) => {}
             Err(e) => st.last_error = Some(e.to_string()),
         }
-        if let Err(e) = self
-            .archive
-            .set_state(state::STATUS_KEY, &st)
-            .and_then(|()| self.archive.flush())
-        {
+        if let Err(e) = self.archive.set_state(state::STATUS_KEY, &st) {
             tracing::warn!("cannot record the mirror's status in the archive: {e}");
         }
         result.map(|(r, _)| r)
@@ -356,10 +367,6 @@ impl Mirror {
                 }
             }
             done += 1;
-            if (done as u64).is_multiple_of(FLUSH_EVERY) {
-                self.save(&mut root, &mut run)?;
-                self.archive.flush()?;
-            }
         }
         if stopped.is_some() && !full {
             // What this run did not reach is done first next time.
@@ -370,8 +377,8 @@ impl Mirror {
             root.complete = true;
         }
         self.save(&mut root, &mut run)?;
+        self.archive.set_state(&state::root_key(&run.mid), &root)?;
         if let Some(e) = stopped {
-            self.archive.set_state(&state::root_key(&run.mid), &root)?;
             return Err(e);
         }
         let doc = index::render(&run.entries);
@@ -390,8 +397,10 @@ impl Mirror {
             run.report.files_written += 1;
             root.index_hash = hash;
         }
+        // Not flushed here: the caller's flush (the daemon's after each unit, the
+        // archive's on close) makes it durable, and a record lost in a crash only costs
+        // the next run a read: it adopts the notes already written as they are.
         self.archive.set_state(&state::root_key(&run.mid), &root)?;
-        self.archive.flush()?;
         let notes = run.entries.values().filter(|e| !e.hidden).count() as u64;
         tracing::debug!(
             "mirror {}: {} written, {} unchanged, {} skipped, {} conflicts, {} errors",
@@ -672,7 +681,7 @@ impl Mirror {
                 .map_err(|e| self.write_error(dir.join(&name), e))?;
             run.report.files_written += 1;
             run.report.written += 1;
-            if old.is_none() {
+            if old.is_none() && found.is_none() {
                 run.report.created += 1;
             }
             if let Some(cur) = current_rel.as_deref().filter(|_| moved) {
