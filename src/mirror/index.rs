@@ -1,7 +1,10 @@
 //! `index.md`: every conversation by month, newest first, linking its note.
 //!
-//! The entries live in the archive (one record per creation month), so an update of
-//! one conversation rewrites the index without reading a single note. Conversations
+//! The entries are also the mirror's record of each note (its path, the version it
+//! shows, the hash of what convos wrote). They live in the archive, one record per
+//! creation month, read once per run: an update of one conversation rewrites the index
+//! without reading a single note, and a first run of 10,000 notes does no per-note
+//! lookup in the archive. Conversations
 //! are grouped by creation date, which never changes, so an update moves no line; a
 //! title change edits one.
 
@@ -9,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 
-/// What the index shows of one conversation (and the name its note holds).
+/// One conversation's note: what the index shows of it, and what the mirror wrote.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Entry {
     /// Conversation id.
@@ -28,9 +31,16 @@ pub struct Entry {
     /// Gone from chatgpt.com.
     #[serde(default)]
     pub deleted_remotely: bool,
-    /// The user deleted the note: left out of the index (its name stays reserved).
+    /// The user deleted the note: left out of the index (its name stays reserved), and
+    /// not written again until a rebuild.
     #[serde(default)]
     pub hidden: bool,
+    /// The conversation version the note shows (the archive's `ConvRecord::version`).
+    #[serde(default)]
+    pub version: i64,
+    /// Canonical hash of the convos-owned part last written (see `note.rs`).
+    #[serde(default)]
+    pub hash: String,
 }
 
 impl Entry {

@@ -59,7 +59,7 @@ use names::{ATTACHMENTS, CONTROL, INDEX};
 use note::{Damage, Existing, Owned};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
-use state::{AttState, Month, NoteState, Root};
+use state::{AttState, Month, Root};
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io;
@@ -70,6 +70,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 const ID_FILE: &str = "mirror-id";
 /// Where the user's versions of edited notes are saved.
 const CONFLICTS: &str = ".convos/conflicts";
+/// A long run records its progress this often (notes), so a crash costs little.
+const SAVE_EVERY: u64 = 1000;
 /// Problems listed in a report (the counts are complete).
 const MAX_PROBLEMS: usize = 20;
 
@@ -367,6 +369,9 @@ impl Mirror {
                 }
             }
             done += 1;
+            if (done as u64).is_multiple_of(SAVE_EVERY) {
+                self.save(&mut root, &mut run)?;
+            }
         }
         if stopped.is_some() && !full {
             // What this run did not reach is done first next time.
@@ -528,8 +533,7 @@ impl Mirror {
         let view = view::build(&self.archive, &stored)
             .map_err(|e| NoteError::Failed(format!("cannot be rendered: {e}")))?;
         run.report.conversations += 1;
-        let key = state::note_key(&run.mid, id);
-        let old: Option<NoteState> = self.archive.state(&key).map_err(NoteError::archive)?;
+        let old: Option<NoteState> = run.entries.get(id).map(NoteState::of);
         let mut folder = names::project_folder(view.project.as_deref());
         let version = stored.record.version;
         if let Some(s) = &old
@@ -554,7 +558,8 @@ impl Mirror {
             && !run.rebuild
         {
             run.report.skipped += 1;
-            run.set_entry(entry(&view, &names::note_path(&s.folder, &s.name), true));
+            let rel = names::note_path(&s.folder, &s.name);
+            run.set_entry(entry(&view, &rel, true, s.version, &s.hash));
             return Ok(());
         }
 
@@ -598,16 +603,7 @@ impl Mirror {
             && s.folder == folder
         {
             run.report.unchanged += 1;
-            if s.version != version {
-                let s = NoteState {
-                    version,
-                    ..s.clone()
-                };
-                self.archive
-                    .set_state(&key, &s)
-                    .map_err(NoteError::archive)?;
-            }
-            run.set_entry(entry(&view, &rel, false));
+            run.set_entry(entry(&view, &rel, false, version, &s.hash));
             return Ok(());
         }
 
@@ -636,15 +632,12 @@ impl Mirror {
                     "mirror: the note {cur} was deleted; it stays deleted (`convos mirror \
                      --rebuild` brings it back)"
                 );
-                let s = NoteState {
-                    user_deleted: true,
-                    ..old.clone().unwrap_or_default()
-                };
-                self.archive
-                    .set_state(&key, &s)
-                    .map_err(NoteError::archive)?;
+                let (v, h) = old
+                    .as_ref()
+                    .map(|s| (s.version, s.hash.clone()))
+                    .unwrap_or_default();
                 run.report.skipped += 1;
-                run.set_entry(entry(&view, &cur, true));
+                run.set_entry(entry(&view, &cur, true, v, &h));
                 return Ok(());
             }
         }
@@ -692,17 +685,7 @@ impl Mirror {
                 }
             }
         }
-        let s = NoteState {
-            folder,
-            name,
-            version,
-            hash: owned.hash,
-            user_deleted: false,
-        };
-        self.archive
-            .set_state(&key, &s)
-            .map_err(NoteError::archive)?;
-        run.set_entry(entry(&view, &rel, false));
+        run.set_entry(entry(&view, &rel, false, version, &owned.hash));
         Ok(())
     }
 
@@ -980,8 +963,31 @@ impl AttachmentLinks for Links {
     }
 }
 
-/// The index entry of a conversation.
-fn entry(view: &ConversationView, rel: &str, hidden: bool) -> Entry {
+/// What the mirror wrote for one conversation, as the note's code reads it.
+#[derive(Clone, Debug, Default)]
+struct NoteState {
+    folder: String,
+    name: String,
+    version: i64,
+    hash: String,
+    user_deleted: bool,
+}
+
+impl NoteState {
+    fn of(e: &Entry) -> Self {
+        let (folder, name) = e.path.rsplit_once('/').unwrap_or(("", &e.path));
+        Self {
+            folder: folder.to_owned(),
+            name: name.to_owned(),
+            version: e.version,
+            hash: e.hash.clone(),
+            user_deleted: e.hidden,
+        }
+    }
+}
+
+/// The record of a conversation's note: its index line and what was written.
+fn entry(view: &ConversationView, rel: &str, hidden: bool, version: i64, hash: &str) -> Entry {
     let date = [&view.create_time, &view.update_time]
         .into_iter()
         .flatten()
@@ -1000,6 +1006,8 @@ fn entry(view: &ConversationView, rel: &str, hidden: bool) -> Entry {
         archived: view.is_archived,
         deleted_remotely: view.deleted_remotely,
         hidden,
+        version,
+        hash: hash.to_owned(),
     }
 }
 

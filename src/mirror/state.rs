@@ -2,8 +2,9 @@
 //! which is the user's): per mirror folder, identified by the id in its
 //! `.convos/mirror-id`, so two folders mirrored from one archive never mix.
 //!
-//! Keys: `mirror/<mid>` (the folder's [`Root`]), `mirror/<mid>/note/<conversation id>`
-//! ([`NoteState`]), `mirror/<mid>/index/<YYYY-MM>` (the index entries of a month),
+//! Keys: `mirror/<mid>` (the folder's [`Root`]), `mirror/<mid>/index/<YYYY-MM>` (the
+//! records of the notes of conversations created that month: path, version shown,
+//! hash of what was written, index line),
 //! `mirror/<mid>/att/<file name>` ([`AttState`]), and `mirror/status` (the last run,
 //! for `convos status`).
 
@@ -19,11 +20,6 @@ pub const STATUS_KEY: &str = "mirror/status";
 /// Key of a mirror folder's root record.
 pub fn root_key(mid: &str) -> String {
     format!("mirror/{mid}")
-}
-
-/// Key of a note's record.
-pub fn note_key(mid: &str, id: &str) -> String {
-    format!("mirror/{mid}/note/{id}")
 }
 
 /// Key of a month's index entries.
@@ -50,22 +46,6 @@ pub struct Root {
     pub pending: BTreeSet<String>,
     /// Hash of the `index.md` last written.
     pub index_hash: String,
-}
-
-/// What the mirror wrote for one conversation.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct NoteState {
-    /// Sub-folder (a project's), `""` for the root.
-    pub folder: String,
-    /// File name, chosen when the note was first written and never changed.
-    pub name: String,
-    /// The conversation version the note shows (the archive's `ConvRecord::version`).
-    pub version: i64,
-    /// Canonical hash of the convos-owned part last written.
-    pub hash: String,
-    /// The user deleted the note: it is not written again until a rebuild.
-    #[serde(default)]
-    pub user_deleted: bool,
 }
 
 /// An attachment copied into the mirror.
