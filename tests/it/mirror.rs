@@ -23,7 +23,7 @@ const NOW: f64 = 1_800_000_000.0;
 struct Env {
     archive: Archive,
     _data: TempDir,
-    _vault: TempDir,
+    vault: TempDir,
     dir: PathBuf,
 }
 
@@ -38,7 +38,7 @@ impl Env {
         Env {
             archive,
             _data: data,
-            _vault: vault,
+            vault: vault,
             dir,
         }
     }
@@ -905,7 +905,7 @@ impl Drop for Tmpfs {
 #[test]
 fn a_read_only_or_full_folder_is_an_error_and_later_runs_catch_up() {
     let env = Env::new();
-    let mount = env._vault.path().join("small");
+    let mount = env.vault.path().join("small");
     let Some(fs_) = Tmpfs::mount(&mount, "256k") else {
         eprintln!("skipped: cannot mount a tmpfs here (needs root)");
         return;
@@ -1026,7 +1026,7 @@ fn two_folders_mirrored_from_one_archive_keep_separate_state() {
     let env = Env::new();
     let c = conv("c2000001-0000-4000-8000-000000000001", "Twice", 1);
     env.put(&c);
-    let other = env._vault.path().join("Other");
+    let other = env.vault.path().join("Other");
     fs::create_dir(&other).expect("mkdir");
     env.changed(&[]);
     let r = env
