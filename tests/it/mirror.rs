@@ -787,6 +787,33 @@ fn files_get_the_users_permissions_not_the_archives() {
     assert_eq!(Modes::default(), Modes::from_umask(0o022));
 }
 
+#[test]
+fn attachments_are_copied_once_and_a_rebuild_restores_them() {
+    let env = Env::new();
+    let mut c = conv("a000000d-0000-4000-8000-00000000000d", "Pictures", 1);
+    c.user_image("img", "file-Once1", "once.png", "image/png");
+    env.put(&c);
+    env.archive
+        .store_file(
+            "file-Once1",
+            Some("once.png"),
+            Some("image/png"),
+            &b"first"[..],
+        )
+        .expect("store");
+    assert_eq!(env.changed(&[]).attachments_copied, 1);
+    let att = "attachments/file-Once1-once.png";
+    fs::remove_file(env.path(att)).expect("rm");
+    c.assistant("more");
+    env.put(&c);
+    let r = env.changed(&[c.id()]);
+    assert_eq!((r.written, r.attachments_copied), (1, 0), "copied once");
+    assert!(!env.path(att).exists());
+    let r = env.run(Scope::Rebuild);
+    assert_eq!(r.attachments_copied, 1);
+    assert_eq!(fs::read(env.path(att)).expect("restored"), b"first");
+}
+
 // ---- where the mirror may live, and faults ----
 
 #[test]
