@@ -38,7 +38,7 @@ impl Env {
         Env {
             archive,
             _data: data,
-            vault: vault,
+            vault,
             dir,
         }
     }
