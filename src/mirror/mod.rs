@@ -569,7 +569,7 @@ impl Mirror {
         let name = match &old {
             Some(s) => s.name.clone(),
             None => loop {
-                let name = markdown::file_name(&view, &mut run.taken);
+                let name = crate::render::filename::file_name(&view, &mut run.taken);
                 let path = self.dir.join(&folder).join(&name);
                 match files::kind(&path) {
                     Ok(Kind::Missing) => break name,
@@ -956,7 +956,7 @@ impl Links {
 impl AttachmentLinks for Links {
     fn link(&self, a: &AttachmentView) -> Option<String> {
         let sha = a.sha256.as_deref()?;
-        let name = markdown::attachment_file_name(a);
+        let name = crate::render::filename::attachment_file_name(a);
         let link = format!("{}{ATTACHMENTS}/{name}", self.prefix);
         self.wanted.borrow_mut().push((name, sha.to_owned()));
         Some(link)
@@ -1020,5 +1020,5 @@ fn file_part(rel: &str) -> &str {
 }
 
 fn hash_hex(bytes: &[u8]) -> String {
-    crate::archive::blobs::hex(&Sha256::digest(bytes)[..16])
+    crate::util::hex(&Sha256::digest(bytes)[..16])
 }

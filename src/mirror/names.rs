@@ -1,6 +1,5 @@
 //! Names in the mirror: project folders, and where the mirror may live.
 
-use crate::render::markdown;
 use crate::render::view::ConversationView;
 use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
@@ -32,7 +31,7 @@ pub fn project_folder(project: Option<&str>) -> String {
         node_count: 0,
         messages: Vec::new(),
     };
-    let name = markdown::file_name(&view, &mut HashSet::new());
+    let name = crate::render::filename::file_name(&view, &mut HashSet::new());
     let name = name.strip_suffix(".md").unwrap_or(&name).to_owned();
     // A project must not take the place of the mirror's own entries.
     let lower = name.to_lowercase();

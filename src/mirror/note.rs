@@ -378,7 +378,7 @@ fn canonical_hash(front: &HashMap<String, Yaml>, body: &str) -> String {
         h.update(line.trim_end_matches([' ', '\t', '\r']).as_bytes());
         h.update(b"\n");
     }
-    crate::archive::blobs::hex(&h.finalize()[..16])
+    crate::util::hex(&h.finalize()[..16])
 }
 
 /// A stable, unambiguous text for a YAML value (strings length-prefixed).
