@@ -65,6 +65,9 @@ pub enum Command {
     Search(SearchArgs),
     /// Export the archive as Markdown, JSON or JSON lines
     Export(ExportArgs),
+    /// Bring the Markdown mirror (a folder of notes, e.g. in an Obsidian vault) up to
+    /// date once (through the daemon when it runs; the daemon also keeps it current)
+    Mirror(MirrorArgs),
     /// Install, remove or inspect the background service (systemd user unit / launchd agent)
     Service(ServiceArgs),
 }
@@ -175,6 +178,18 @@ pub enum ExportFormat {
     Json,
     /// JSON lines
     Jsonl,
+}
+
+/// `convos mirror`
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MirrorArgs {
+    /// Mirror into this folder (created if its parent exists) instead of `[mirror] dir`
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Check every note and attachment on disk: recreate notes you deleted, rewrite
+    /// index.md (your notes below the convos line and your properties are still kept)
+    #[arg(long)]
+    pub rebuild: bool,
 }
 
 /// `convos service`

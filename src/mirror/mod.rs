@@ -32,6 +32,10 @@
 //!   writes its note, its new attachments and `index.md` (when a line of it changed),
 //!   and reads only that note (and the 33-byte identity file). A folder whose identity
 //!   is gone starts afresh and adopts the notes already there by name and id.
+//! - What to update comes from the archive's change feed ([`Scope::Feed`]): each folder
+//!   keeps its own mark in its state, moved on only together with the list of what a
+//!   run left unfinished, so a change is never skipped; a folder without a mark gets a
+//!   full run (the mark taken before it starts).
 //! - Faults: a missing, read-only or full folder stops the run with a
 //!   [`MirrorError`] recorded for [`status`]; what was written stays recorded, the rest
 //!   is done by the next run (a first run stays a full one until one finishes). One
@@ -92,6 +96,11 @@ pub struct MirrorOptions {
 /// Which conversations a run brings up to date.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
+    /// What the archive's change feed lists after this folder's mark, plus any a previous
+    /// run left unfinished; the mark then moves on, saved with the folder's state (so a
+    /// run that stops part way never skips a change). A full run when the folder has no
+    /// mark yet (the mark is taken before it starts).
+    Feed,
     /// These conversations (from the archive's change feed), plus any a previous run
     /// left unfinished. The first run into a folder is always a full one.
     Changed(Vec<String>),
@@ -174,14 +183,6 @@ pub enum MirrorError {
     Cancelled,
 }
 
-impl MirrorError {
-    /// Whether the mirror recorded what it still has to do, so a caller feeding it from
-    /// the change feed may move past these changes (everything but archive failures).
-    pub fn progress_saved(&self) -> bool {
-        !matches!(self, MirrorError::Archive(_))
-    }
-}
-
 /// The mirror of one archive into one folder.
 #[derive(Clone, Debug)]
 pub struct Mirror {
@@ -208,9 +209,9 @@ pub fn check_location<'a>(
     Ok(())
 }
 
-/// The last run's status, for `convos status`.
-pub fn status(archive: &Archive) -> Result<Option<MirrorStatus>, ArchiveError> {
-    archive.state(state::STATUS_KEY)
+/// The last run's status for the mirror folder `dir`, for `convos status`.
+pub fn status(archive: &Archive, dir: &Path) -> Result<Option<MirrorStatus>, ArchiveError> {
+    archive.state(&state::status_key(dir))
 }
 
 impl Mirror {
@@ -254,12 +255,12 @@ impl Mirror {
         cancel: &AtomicBool,
     ) -> Result<MirrorReport, MirrorError> {
         let result = self.run_inner(scope, now, cancel);
+        let key = state::status_key(&self.dir);
         let mut st: MirrorStatus = self
             .archive
-            .state(state::STATUS_KEY)
+            .state(&key)
             .ok()
             .flatten()
-            .filter(|s: &MirrorStatus| s.dir == self.dir)
             .unwrap_or_default();
         st.dir = self.dir.clone();
         st.last_run = Some(now);
@@ -273,7 +274,7 @@ impl Mirror {
             Err(MirrorError::Cancelled) => {}
             Err(e) => st.last_error = Some(e.to_string()),
         }
-        if let Err(e) = self.archive.set_state(state::STATUS_KEY, &st) {
+        if let Err(e) = self.archive.set_state(&key, &st) {
             tracing::warn!("cannot record the mirror's status in the archive: {e}");
         }
         result.map(|(r, _)| r)
@@ -303,20 +304,40 @@ impl Mirror {
             }
         }
         let rebuild = scope == Scope::Rebuild;
-        let full = rebuild || scope == Scope::All || !root.complete;
+        let full = match scope {
+            Scope::Rebuild | Scope::All => true,
+            Scope::Feed => !root.complete || root.feed_mark.is_none(),
+            Scope::Changed(_) => !root.complete,
+        };
+        // How far the change feed is covered once this run's work is recorded: a full
+        // run covers what was in the feed before it started.
+        let mut feed_mark = root.feed_mark;
         let ids: Vec<String> = if full {
+            feed_mark = Some(self.archive.last_change_seq()?);
             let mut ids = Vec::with_capacity(self.archive.len());
             for rec in self.archive.iter_newest_first() {
                 ids.push(rec?.summary.id);
             }
             ids
         } else {
-            let Scope::Changed(changed) = scope else {
-                unreachable!("only Changed scopes are partial")
+            let changed = match scope {
+                Scope::Changed(ids) => ids,
+                _ => {
+                    let mut ids = Vec::new();
+                    for change in self.archive.changes_since(feed_mark.unwrap_or(0)) {
+                        let (seq, id) = change?;
+                        feed_mark = Some(seq);
+                        ids.push(id);
+                    }
+                    ids
+                }
             };
+            // The unfinished ones stay recorded until the run's end (a crash meanwhile
+            // must not lose them).
             let mut seen = HashSet::new();
-            std::mem::take(&mut root.pending)
-                .into_iter()
+            root.pending
+                .iter()
+                .cloned()
                 .chain(changed)
                 .filter(|id| seen.insert(id.clone()))
                 .collect()
@@ -373,9 +394,18 @@ impl Mirror {
                 self.save(&mut root, &mut run)?;
             }
         }
-        if stopped.is_some() && !full {
-            // What this run did not reach is done first next time.
-            run.failed.extend(ids[done..].iter().cloned());
+        match (&stopped, full) {
+            // What a partial run did not reach is done first next time, and the mark
+            // moves on with it.
+            (Some(_), false) => {
+                run.failed.extend(ids[done..].iter().cloned());
+                root.feed_mark = feed_mark;
+            }
+            // A full run that stopped is done again in full when the folder was never
+            // complete; otherwise the next run takes up from the old mark and whatever
+            // was pending.
+            (Some(_), true) => run.failed.extend(root.pending.iter().cloned()),
+            (None, _) => root.feed_mark = feed_mark,
         }
         root.pending = std::mem::take(&mut run.failed);
         if stopped.is_none() && full {

@@ -5,17 +5,22 @@
 //! Keys: `mirror/<mid>` (the folder's [`Root`]), `mirror/<mid>/index/<YYYY-MM>` (the
 //! records of the notes of conversations created that month: path, version shown,
 //! hash of what was written, index line),
-//! `mirror/<mid>/att/<file name>` ([`AttState`]), and `mirror/status` (the last run,
-//! for `convos status`).
+//! `mirror/<mid>/att/<file name>` ([`AttState`]), and `mirror/status/<folder>` (the
+//! last run into a folder, by its path, for `convos status`).
 
 use super::MirrorReport;
 use super::index::Entry;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-/// Key of the last run's status.
-pub const STATUS_KEY: &str = "mirror/status";
+/// Key of the last run's status for the folder at `dir` (by path: `status` is asked
+/// about the configured folder, which may be missing, so its identity is unknown).
+pub fn status_key(dir: &Path) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(dir.as_os_str().as_encoded_bytes());
+    format!("mirror/status/{}", crate::util::hex(&digest[..12]))
+}
 
 /// Key of a mirror folder's root record.
 pub fn root_key(mid: &str) -> String {
@@ -46,6 +51,11 @@ pub struct Root {
     pub pending: BTreeSet<String>,
     /// Hash of the `index.md` last written.
     pub index_hash: String,
+    /// The archive's change feed up to this sequence number is mirrored (or listed in
+    /// `pending`): a [`super::Scope::Feed`] run reads the feed after it. Saved together
+    /// with `pending`, so a change is never skipped; `None` until a run sets it.
+    #[serde(default)]
+    pub feed_mark: Option<u64>,
 }
 
 /// An attachment copied into the mirror.

@@ -275,7 +275,7 @@ fn first_run_writes_every_note_its_attachments_and_the_index() {
     assert!(index.contains("- 2026-01-04 [Porto weekend](2026-01-04%20Porto%20weekend.md)\n"));
     assert!(index.contains("[Archived thing](2026-02-10%20Archived%20thing.md) · archived\n"));
 
-    let st = status(&env.archive).expect("status").expect("recorded");
+    let st = status(&env.archive, &env.dir).expect("status").expect("recorded");
     assert_eq!(st.dir, env.dir);
     assert_eq!(st.notes, 3);
     assert_eq!(st.last_update, Some(NOW));
@@ -870,7 +870,7 @@ fn a_missing_folder_is_an_error_until_it_comes_back() {
         .expect_err("missing");
     assert!(matches!(err, MirrorError::FolderMissing(_)));
     assert!(err.to_string().contains("does not exist"), "{err}");
-    let st = status(&env.archive).expect("status").expect("recorded");
+    let st = status(&env.archive, &env.dir).expect("status").expect("recorded");
     assert!(
         st.last_error
             .as_deref()
@@ -890,7 +890,7 @@ fn a_missing_folder_is_an_error_until_it_comes_back() {
         .run(Scope::Changed(vec![]), NOW + 1.0, &AtomicBool::new(false))
         .expect("run");
     assert_eq!(r.written, 1);
-    let st = status(&env.archive).expect("status").expect("recorded");
+    let st = status(&env.archive, &env.dir).expect("status").expect("recorded");
     assert_eq!(
         (st.last_error, st.notes, st.last_update),
         (None, 1, Some(NOW + 1.0))
@@ -960,7 +960,7 @@ fn a_read_only_or_full_folder_is_an_error_and_later_runs_catch_up() {
         }
         other => panic!("expected a folder error, got {other:?}"),
     }
-    let st = status(&env.archive).expect("status").expect("recorded");
+    let st = status(&env.archive, &dir).expect("status").expect("recorded");
     assert!(st.last_error.is_some_and(|e| e.contains("cannot write")));
     let written_before = fs::read_dir(&dir)
         .expect("ls")
@@ -993,7 +993,7 @@ fn a_read_only_or_full_folder_is_an_error_and_later_runs_catch_up() {
         .run(Scope::Changed(vec![]), NOW, &AtomicBool::new(false))
         .expect("steady");
     assert_eq!((r.conversations, r.written, r.full), (0, 0, false));
-    let st = status(&env.archive).expect("status").expect("recorded");
+    let st = status(&env.archive, &dir).expect("status").expect("recorded");
     assert_eq!((st.last_error, st.notes), (None, 30));
 }
 
@@ -1012,7 +1012,6 @@ fn a_stopped_run_resumes_and_lost_state_adopts_the_notes_already_there() {
         .run(Scope::Changed(vec![]), NOW, &cancel)
         .expect_err("stopped");
     assert!(matches!(err, MirrorError::Cancelled));
-    assert!(err.progress_saved());
     assert_eq!(env.changed(&[]).written, 5, "still a full run");
     let rel = "2026-01-03 Note 2.md";
     let mine = env.read(rel) + "mine\n";
