@@ -572,4 +572,32 @@ mod tests {
             "expired, access token expires 2026-01-01T00:00:00Z (from firefox (default))"
         );
     }
+
+    #[test]
+    fn the_mirror_shows_its_folder_notes_last_update_and_error() {
+        let show = |m: Option<&MirrorInfo>| {
+            let mut out = Vec::new();
+            write_mirror(m, &mut out).expect("write");
+            String::from_utf8(out).expect("utf8")
+        };
+        assert!(show(None).starts_with("mirror:       off (set `dir` under [mirror]"));
+        let mut m = MirrorInfo {
+            dir: "/v/ChatGPT".into(),
+            ..MirrorInfo::default()
+        };
+        assert_eq!(show(Some(&m)), "mirror:       /v/ChatGPT: not mirrored yet\n");
+        m.last_run = Some("2026-01-01T00:00:00Z".into());
+        m.last_error = Some("the mirror folder /v/ChatGPT does not exist".into());
+        assert_eq!(
+            show(Some(&m)),
+            "mirror:       /v/ChatGPT: never brought up to date\n              last run \
+             (2026-01-01T00:00:00Z) FAILED: the mirror folder /v/ChatGPT does not exist\n"
+        );
+        m.notes = 12;
+        m.last_update = Some("2025-12-31T00:00:00Z".into());
+        assert!(
+            show(Some(&m))
+                .starts_with("mirror:       /v/ChatGPT: 12 notes, updated 2025-12-31T00:00:00Z\n")
+        );
+    }
 }

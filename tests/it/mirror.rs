@@ -1063,3 +1063,107 @@ fn two_folders_mirrored_from_one_archive_keep_separate_state() {
     let r = env.changed(&[c.id()]);
     assert_eq!((r.full, r.unchanged, r.written), (false, 1, 0));
 }
+
+// ---- the change feed drives the runs ----
+
+fn feed(env: &Env, dir: &Path, cancel: bool) -> Result<MirrorReport, MirrorError> {
+    env.mirror_in(dir)
+        .run(Scope::Feed, NOW, &AtomicBool::new(cancel))
+}
+
+#[test]
+fn the_feed_scope_is_a_full_run_first_then_only_what_changed() {
+    let env = Env::new();
+    let mut a = conv("f0000001-0000-4000-8000-000000000001", "Fed one", 1);
+    env.put(&a);
+    env.put(&conv("f0000002-0000-4000-8000-000000000002", "Fed two", 2));
+    let r = feed(&env, &env.dir, false).expect("first");
+    assert_eq!((r.full, r.conversations, r.created), (true, 2, 2));
+    let r = feed(&env, &env.dir, false).expect("nothing new");
+    assert_eq!((r.full, r.conversations, r.written), (false, 0, 0), "{r:?}");
+
+    a.assistant("A later answer.");
+    env.put(&a);
+    let r = feed(&env, &env.dir, false).expect("one change");
+    assert_eq!((r.full, r.conversations, r.written), (false, 1, 1), "{r:?}");
+    assert!(env.read("2026-01-02 Fed one.md").contains("A later answer."));
+
+    // A flag the archive changes without a new version (the remote deletion mark).
+    env.archive
+        .update_remote(a.id(), |r| r.deleted_remotely = true)
+        .expect("mark");
+    let r = feed(&env, &env.dir, false).expect("the mark");
+    assert_eq!((r.conversations, r.written), (1, 1), "{r:?}");
+    assert!(front(&env.read("2026-01-02 Fed one.md")).contains(&"deleted_remotely: true"));
+    assert_eq!(feed(&env, &env.dir, false).expect("quiet").conversations, 0);
+}
+
+#[test]
+fn a_stopped_run_never_skips_a_change_of_the_feed() {
+    let env = Env::new();
+    let mut convs: Vec<ConvBuilder> = (0..3)
+        .map(|i| {
+            conv(
+                &format!("f100000{i}-0000-4000-8000-000000000000"),
+                &format!("Stop {i}"),
+                i,
+            )
+        })
+        .collect();
+    for c in &convs {
+        env.put(c);
+    }
+    feed(&env, &env.dir, false).expect("first");
+    for c in &mut convs {
+        c.assistant("Changed while the mirror was stopped.");
+        env.put(c);
+    }
+    // A run from the feed stopped before its first note: the three stay to do.
+    assert!(matches!(
+        feed(&env, &env.dir, true),
+        Err(MirrorError::Cancelled)
+    ));
+    let r = feed(&env, &env.dir, false).expect("resumed");
+    assert_eq!((r.full, r.written), (false, 3), "{r:?}");
+
+    // A full run (a rebuild) that stops takes the feed no further either.
+    convs[1].assistant("Changed again.");
+    env.put(&convs[1]);
+    let stopped = env
+        .mirror()
+        .run(Scope::Rebuild, NOW, &AtomicBool::new(true));
+    assert!(matches!(stopped, Err(MirrorError::Cancelled)));
+    let r = feed(&env, &env.dir, false).expect("after the rebuild stopped");
+    assert_eq!((r.full, r.conversations, r.written), (false, 1, 1), "{r:?}");
+    assert!(env.read("2026-01-02 Stop 1.md").contains("Changed again."));
+}
+
+#[test]
+fn each_folder_keeps_its_own_place_in_the_feed_and_its_own_status() {
+    let env = Env::new();
+    let mut a = conv("f2000001-0000-4000-8000-000000000001", "Two places", 1);
+    env.put(&a);
+    let other = env.vault.path().join("Other");
+    fs::create_dir(&other).expect("mkdir");
+    feed(&env, &env.dir, false).expect("first folder");
+    feed(&env, &other, false).expect("second folder");
+    a.assistant("Seen by both.");
+    env.put(&a);
+    let r = feed(&env, &env.dir, false).expect("first folder again");
+    assert_eq!((r.full, r.written), (false, 1));
+    // The first folder's run moved its own mark only.
+    let r = feed(&env, &other, false).expect("second folder again");
+    assert_eq!((r.full, r.written), (false, 1), "{r:?}");
+
+    fs::remove_dir_all(&other).expect("rm");
+    assert!(feed(&env, &other, false).is_err());
+    let mine = status(&env.archive, &env.dir).expect("status").expect("kept");
+    assert_eq!((mine.notes, mine.last_error), (1, None));
+    let theirs = status(&env.archive, &other).expect("status").expect("kept");
+    assert!(
+        theirs
+            .last_error
+            .is_some_and(|e| e.contains("does not exist")),
+        "the other folder's error is its own"
+    );
+}
