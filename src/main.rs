@@ -59,6 +59,8 @@ fn main() -> ExitCode {
 fn private_files() -> u32 {
     // SAFETY: umask only sets this process's file creation mask; no other thread exists yet.
     let before = unsafe { libc::umask(0o077) };
+    // mode_t is u32 on Linux and u16 on macOS.
+    #[allow(clippy::useless_conversion)]
     u32::from(before)
 }
 

@@ -172,7 +172,11 @@ fn write_mirror(m: Option<&MirrorInfo>, out: &mut dyn Write) -> std::io::Result<
         );
     };
     match (&m.last_update, &m.last_run) {
-        (Some(at), _) => writeln!(out, "mirror:       {}: {} notes, updated {at}", m.dir, m.notes)?,
+        (Some(at), _) => writeln!(
+            out,
+            "mirror:       {}: {} notes, updated {at}",
+            m.dir, m.notes
+        )?,
         (None, Some(_)) => writeln!(out, "mirror:       {}: never brought up to date", m.dir)?,
         (None, None) => writeln!(out, "mirror:       {}: not mirrored yet", m.dir)?,
     }
@@ -585,7 +589,10 @@ mod tests {
             dir: "/v/ChatGPT".into(),
             ..MirrorInfo::default()
         };
-        assert_eq!(show(Some(&m)), "mirror:       /v/ChatGPT: not mirrored yet\n");
+        assert_eq!(
+            show(Some(&m)),
+            "mirror:       /v/ChatGPT: not mirrored yet\n"
+        );
         m.last_run = Some("2026-01-01T00:00:00Z".into());
         m.last_error = Some("the mirror folder /v/ChatGPT does not exist".into());
         assert_eq!(

@@ -286,7 +286,10 @@ fn a_mirror_folder_inside_or_around_the_data_dir_or_relative_is_refused() {
     };
     // The data dir is <tmp>/data (the platform's).
     for (text, why) in [
-        ("[mirror]\ndir = \"~/data/notes\"\n", "inside the data folder"),
+        (
+            "[mirror]\ndir = \"~/data/notes\"\n",
+            "inside the data folder",
+        ),
         ("[mirror]\ndir = \"~/data\"\n", "inside the data folder"),
         ("[mirror]\ndir = \"~\"\n", "around the data folder"),
         ("[mirror]\ndir = \"notes\"\n", "relative path"),
@@ -305,7 +308,9 @@ fn a_mirror_folder_inside_or_around_the_data_dir_or_relative_is_refused() {
     .expect_err("env inside");
     assert!(
         err.to_string().contains("CONVOS_MIRROR_DIR")
-            && err.to_string().contains("choose a mirror folder outside it"),
+            && err
+                .to_string()
+                .contains("choose a mirror folder outside it"),
         "{err}"
     );
     // Beside the data dir is fine.

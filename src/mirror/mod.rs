@@ -256,12 +256,7 @@ impl Mirror {
     ) -> Result<MirrorReport, MirrorError> {
         let result = self.run_inner(scope, now, cancel);
         let key = state::status_key(&self.dir);
-        let mut st: MirrorStatus = self
-            .archive
-            .state(&key)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
+        let mut st: MirrorStatus = self.archive.state(&key).ok().flatten().unwrap_or_default();
         st.dir = self.dir.clone();
         st.last_run = Some(now);
         match &result {

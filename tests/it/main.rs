@@ -11,6 +11,7 @@ mod fake_server_selftest;
 mod fixtures_selftest;
 mod import;
 mod mirror;
+mod mirror_daemon;
 mod reauth;
 mod service;
 mod sync;

@@ -2,6 +2,7 @@
 //! real mirror folder, every rule of the issue checked on the files.
 
 use crate::support::fixtures::{BASE_EPOCH, ConvBuilder, asset_bytes};
+use crate::support::tmpfs::Tmpfs;
 use convos::archive::{Archive, OpenOptions};
 use convos::mirror::{
     MARKER, Mirror, MirrorError, MirrorOptions, MirrorReport, Modes, Scope, status,
@@ -275,7 +276,9 @@ fn first_run_writes_every_note_its_attachments_and_the_index() {
     assert!(index.contains("- 2026-01-04 [Porto weekend](2026-01-04%20Porto%20weekend.md)\n"));
     assert!(index.contains("[Archived thing](2026-02-10%20Archived%20thing.md) · archived\n"));
 
-    let st = status(&env.archive, &env.dir).expect("status").expect("recorded");
+    let st = status(&env.archive, &env.dir)
+        .expect("status")
+        .expect("recorded");
     assert_eq!(st.dir, env.dir);
     assert_eq!(st.notes, 3);
     assert_eq!(st.last_update, Some(NOW));
@@ -870,7 +873,9 @@ fn a_missing_folder_is_an_error_until_it_comes_back() {
         .expect_err("missing");
     assert!(matches!(err, MirrorError::FolderMissing(_)));
     assert!(err.to_string().contains("does not exist"), "{err}");
-    let st = status(&env.archive, &env.dir).expect("status").expect("recorded");
+    let st = status(&env.archive, &env.dir)
+        .expect("status")
+        .expect("recorded");
     assert!(
         st.last_error
             .as_deref()
@@ -890,43 +895,13 @@ fn a_missing_folder_is_an_error_until_it_comes_back() {
         .run(Scope::Changed(vec![]), NOW + 1.0, &AtomicBool::new(false))
         .expect("run");
     assert_eq!(r.written, 1);
-    let st = status(&env.archive, &env.dir).expect("status").expect("recorded");
+    let st = status(&env.archive, &env.dir)
+        .expect("status")
+        .expect("recorded");
     assert_eq!(
         (st.last_error, st.notes, st.last_update),
         (None, 1, Some(NOW + 1.0))
     );
-}
-
-/// Runs `f` on a small tmpfs mounted for the test (root only); `None` when mounting is
-/// not possible here.
-struct Tmpfs(PathBuf);
-
-impl Tmpfs {
-    fn mount(dir: &Path, size: &str) -> Option<Self> {
-        fs::create_dir_all(dir).ok()?;
-        let ok = std::process::Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir)
-            .stderr(std::process::Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Tmpfs(dir.to_path_buf()))
-    }
-
-    fn remount(&self, opts: &str) {
-        let ok = std::process::Command::new("mount")
-            .args(["-o", &format!("remount,{opts}")])
-            .arg(&self.0)
-            .status()
-            .is_ok_and(|s| s.success());
-        assert!(ok, "remount {opts}");
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = std::process::Command::new("umount").arg(&self.0).status();
-    }
 }
 
 #[test]
@@ -960,7 +935,9 @@ fn a_read_only_or_full_folder_is_an_error_and_later_runs_catch_up() {
         }
         other => panic!("expected a folder error, got {other:?}"),
     }
-    let st = status(&env.archive, &dir).expect("status").expect("recorded");
+    let st = status(&env.archive, &dir)
+        .expect("status")
+        .expect("recorded");
     assert!(st.last_error.is_some_and(|e| e.contains("cannot write")));
     let written_before = fs::read_dir(&dir)
         .expect("ls")
@@ -993,7 +970,9 @@ fn a_read_only_or_full_folder_is_an_error_and_later_runs_catch_up() {
         .run(Scope::Changed(vec![]), NOW, &AtomicBool::new(false))
         .expect("steady");
     assert_eq!((r.conversations, r.written, r.full), (0, 0, false));
-    let st = status(&env.archive, &dir).expect("status").expect("recorded");
+    let st = status(&env.archive, &dir)
+        .expect("status")
+        .expect("recorded");
     assert_eq!((st.last_error, st.notes), (None, 30));
 }
 
@@ -1086,7 +1065,10 @@ fn the_feed_scope_is_a_full_run_first_then_only_what_changed() {
     env.put(&a);
     let r = feed(&env, &env.dir, false).expect("one change");
     assert_eq!((r.full, r.conversations, r.written), (false, 1, 1), "{r:?}");
-    assert!(env.read("2026-01-02 Fed one.md").contains("A later answer."));
+    assert!(
+        env.read("2026-01-02 Fed one.md")
+            .contains("A later answer.")
+    );
 
     // A flag the archive changes without a new version (the remote deletion mark).
     env.archive
@@ -1157,7 +1139,9 @@ fn each_folder_keeps_its_own_place_in_the_feed_and_its_own_status() {
 
     fs::remove_dir_all(&other).expect("rm");
     assert!(feed(&env, &other, false).is_err());
-    let mine = status(&env.archive, &env.dir).expect("status").expect("kept");
+    let mine = status(&env.archive, &env.dir)
+        .expect("status")
+        .expect("kept");
     assert_eq!((mine.notes, mine.last_error), (1, None));
     let theirs = status(&env.archive, &other).expect("status").expect("kept");
     assert!(
