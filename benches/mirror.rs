@@ -7,7 +7,8 @@
 //! - the first mirror of the same archive into an empty folder (the library, opening
 //!   the archive included), against issue 14's target of ≤ 1.5× the export;
 //! - a second run with nothing changed, and a `--rebuild` run (every note read back);
-//! - an incremental update after one conversation changed: the files read and written.
+//! - an incremental update after one conversation changed, from the change feed as the
+//!   daemon runs it: the files read and written.
 //!
 //! The synthetic conversations carry no attachments (the export and the mirror copy
 //! them the same way, once).
@@ -147,7 +148,7 @@ fn main() {
     let mirror_dir = dir.join("vault");
     std::fs::create_dir_all(&mirror_dir).expect("vault");
     let (first, first_run, first_report) =
-        mirror_run(&archive_dir, &mirror_dir, Scope::Changed(Vec::new()));
+        mirror_run(&archive_dir, &mirror_dir, Scope::Feed);
     let export_after = export(2);
     let export_secs = (export_before + export_after) / 2.0;
     println!("export --format md, again                    {export_after:>7.2} s");
@@ -189,7 +190,9 @@ fn main() {
         archive.flush().expect("flush");
         id.clone()
     };
-    let (secs, run, r) = mirror_run(&archive_dir, &mirror_dir, Scope::Changed(vec![changed]));
+    // As the daemon runs it: what the change feed lists after the folder's mark.
+    let (secs, run, r) = mirror_run(&archive_dir, &mirror_dir, Scope::Feed);
+    assert_eq!(r.conversations, 1, "the feed lists the one change ({changed})");
     println!(
         "one conversation changed                     {:>7.1} ms, {:.1} ms with the archive's opening ({})",
         run * 1000.0,

@@ -152,7 +152,8 @@ fn mirror_info(ctx: &Context) -> Option<MirrorInfo> {
             None
         })
         .unwrap_or_default();
-    let time = |t: Option<f64>| t.and_then(secs_to_rfc3339);
+    // To the second, as status shows every moment.
+    let time = |t: Option<f64>| t.and_then(|t| secs_to_rfc3339(t.floor()));
     Some(MirrorInfo {
         dir: dir.display().to_string(),
         notes: st.notes,
