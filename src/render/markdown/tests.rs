@@ -23,6 +23,9 @@ fn msg(role: &str, content_type: &str, text: &str) -> MessageView {
         thinking_secs: None,
         url: None,
         page_title: None,
+        citations: Vec::new(),
+        canvas: None,
+        report: None,
     }
 }
 
@@ -75,6 +78,7 @@ fn attachment(name: Option<&str>, id: &str, mime: Option<&str>, stored: bool) ->
         file_id: id.to_owned(),
         mime_type: mime.map(str::to_owned),
         sha256: stored.then(|| "ab".repeat(32)),
+        kind: "file".to_owned(),
     }
 }
 
@@ -402,28 +406,29 @@ fn thinking_folds_into_one_callout_with_every_line_prefixed() {
     assert!(doc.contains("> **Wrap up**\n\nanswer\n"), "{doc}");
 }
 
+/// A thinking run as Markdown.
+fn thinking_md(run: &[MessageView]) -> Option<String> {
+    thinking_block(run).map(|b| block_markdown(&b, &NoLinks))
+}
+
 #[test]
 fn thinking_titles() {
-    let alone = thinking_block(&[recap("Thought for 47s", 47.0)]);
+    let alone = thinking_md(&[recap("Thought for 47s", 47.0)]);
     assert_eq!(alone.as_deref(), Some("> [!abstract]- Thought for 47s"));
-    let secs_only = thinking_block(&[MessageView {
+    let secs_only = thinking_md(&[MessageView {
         thinking_secs: Some(12.4),
         ..thoughts(&[("S", "c")])
     }]);
     assert!(secs_only.is_some_and(|b| b.starts_with("> [!abstract]- Thought for 12s\n")));
-    let untimed = thinking_block(&[thoughts(&[("S", "c")])]);
+    let untimed = thinking_md(&[thoughts(&[("S", "c")])]);
     assert!(untimed.is_some_and(|b| b.starts_with("> [!abstract]- Thoughts\n")));
-    assert_eq!(
-        thinking_block(&[thoughts(&[])]),
-        None,
-        "empty thoughts vanish"
-    );
+    assert_eq!(thinking_md(&[thoughts(&[])]), None, "empty thoughts vanish");
     // Without raw content the view's fields still show.
     let fallback = MessageView {
         raw_content: None,
         ..thoughts(&[("Sum", "body")])
     };
-    let b = thinking_block(&[fallback]).unwrap_or_default();
+    let b = thinking_md(&[fallback]).unwrap_or_default();
     assert!(b.contains("> **Sum**") && b.contains("> body"), "{b}");
 }
 
