@@ -402,14 +402,17 @@ impl<'a> Conversation<'a> {
         if self.mapping.is_none() {
             return Err(ModelError::MissingMapping {
                 id,
-                // Shown in an error line: one line, whatever the title holds.
+                // Shown in an error line: decoded, one line, no control characters.
                 title: self
                     .title
                     .as_deref()
                     .unwrap_or_default()
                     .split_whitespace()
                     .collect::<Vec<_>>()
-                    .join(" "),
+                    .join(" ")
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .collect(),
             });
         }
         let nodes = self.nodes();
