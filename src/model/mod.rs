@@ -334,13 +334,6 @@ impl<'a> Conversation<'a> {
             .or_else(|| id(&self.conversation_template_id).filter(|t| t.starts_with("g-")))
     }
 
-    /// The project id when the conversation belongs to a project: its gizmo is a
-    /// project (`g-p-…`, or any gizmo whose `gizmo_type` is `snorlax`).
-    pub fn project_gizmo(&self) -> Option<&str> {
-        let snorlax = self.gizmo_type.as_deref() == Some("snorlax");
-        self.gizmo().filter(|g| g.starts_with("g-p-") || snorlax)
-    }
-
     /// The nodes (empty when there is no mapping).
     pub fn nodes(&self) -> &[Node<'a>] {
         self.mapping.as_deref().unwrap_or(&[])

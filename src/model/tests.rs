@@ -276,12 +276,11 @@ fn a_missing_mapping_error_shows_the_title_decoded_on_one_line() {
 }
 
 #[test]
-fn gizmo_and_project_fall_back_to_the_template_id() {
+fn gizmo_falls_back_to_the_template_id() {
     let c = conv(
         r#"{"id":"a","mapping":{},"gizmo_id":null,"conversation_template_id":"g-p-0123abcd","gizmo_type":"snorlax"}"#,
     );
     assert_eq!(c.gizmo(), Some("g-p-0123abcd"));
-    assert_eq!(c.project_gizmo(), Some("g-p-0123abcd"));
     assert_eq!(
         c.summary().expect("summary").gizmo_id.as_deref(),
         Some("g-p-0123abcd")
@@ -290,7 +289,6 @@ fn gizmo_and_project_fall_back_to_the_template_id() {
         r#"{"id":"b","mapping":{},"conversation_template_id":"g-Ab12Cd34E","gizmo_type":"gpt"}"#,
     );
     assert_eq!(gpt.gizmo(), Some("g-Ab12Cd34E"));
-    assert_eq!(gpt.project_gizmo(), None, "a custom GPT is no project");
     // gizmo_id wins; a template id that names no gizmo is not one.
     let both = conv(
         r#"{"id":"c","mapping":{},"gizmo_id":"g-p-real","conversation_template_id":"g-other"}"#,

@@ -26,8 +26,7 @@ pub struct ConversationView {
     pub model: Option<String>,
     /// Custom GPT / project id (`gizmo_id`, else a `g-…` `conversation_template_id`).
     pub gizmo_id: Option<String>,
-    /// Project name, when known; else the project's id (`g-p-…`) when the conversation
-    /// is in a project whose name convos has not learnt.
+    /// Project name, when known.
     pub project: Option<String>,
     /// Archived on chatgpt.com.
     pub is_archived: bool,
@@ -230,11 +229,7 @@ pub fn build_with(
         // From the JSON, not the stored summary, so records written before the
         // `conversation_template_id` fallback show it too.
         gizmo_id: conv.gizmo().map(str::to_owned),
-        project: record
-            .remote
-            .project
-            .clone()
-            .or_else(|| conv.project_gizmo().map(str::to_owned)),
+        project: record.remote.project.clone(),
         is_archived: record.is_archived(),
         deleted_remotely: record.deleted_remotely,
         node_count: record.node_count,
