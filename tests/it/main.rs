@@ -13,6 +13,7 @@ mod import;
 mod mirror;
 mod mirror_daemon;
 mod reauth;
+mod render;
 mod service;
 mod sync;
 mod sync_smoke;
