@@ -147,8 +147,7 @@ fn main() {
     println!("export --format md ({n} conversations)       {export_before:>7.2} s");
     let mirror_dir = dir.join("vault");
     std::fs::create_dir_all(&mirror_dir).expect("vault");
-    let (first, first_run, first_report) =
-        mirror_run(&archive_dir, &mirror_dir, Scope::Feed);
+    let (first, first_run, first_report) = mirror_run(&archive_dir, &mirror_dir, Scope::Feed);
     let export_after = export(2);
     let export_secs = (export_before + export_after) / 2.0;
     println!("export --format md, again                    {export_after:>7.2} s");
@@ -192,7 +191,10 @@ fn main() {
     };
     // As the daemon runs it: what the change feed lists after the folder's mark.
     let (secs, run, r) = mirror_run(&archive_dir, &mirror_dir, Scope::Feed);
-    assert_eq!(r.conversations, 1, "the feed lists the one change ({changed})");
+    assert_eq!(
+        r.conversations, 1,
+        "the feed lists the one change ({changed})"
+    );
     println!(
         "one conversation changed                     {:>7.1} ms, {:.1} ms with the archive's opening ({})",
         run * 1000.0,
