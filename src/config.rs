@@ -4,6 +4,7 @@
 
 pub mod schedule;
 
+pub use crate::mirror::Modes;
 pub use schedule::{Zone, parse_schedule};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -27,6 +28,8 @@ pub struct Config {
     pub watch: WatchConfig,
     /// Session credentials.
     pub auth: AuthConfig,
+    /// The Markdown mirror.
+    pub mirror: MirrorConfig,
 }
 
 /// `[log]`
@@ -243,6 +246,14 @@ impl Default for AuthConfig {
     }
 }
 
+/// `[mirror]`: the Markdown mirror, a folder of notes the daemon keeps current.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MirrorConfig {
+    /// The mirror folder (absolute, or starting with `~/`); no mirror when unset.
+    pub dir: Option<PathBuf>,
+}
+
 /// A configuration problem, naming where it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {
@@ -331,6 +342,10 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
     /// Resolved paths.
     pub paths: Paths,
+    /// Permissions for what convos writes for the user to use (the mirror's notes),
+    /// from the umask the process started with: the binary sets its own (077) for the
+    /// archive's sake and puts the user's here.
+    pub user_modes: Modes,
 }
 
 /// Resolved file locations.
@@ -348,6 +363,8 @@ pub struct Paths {
     pub socket: PathBuf,
     /// Folders the daemon watches.
     pub watch_dirs: Vec<PathBuf>,
+    /// The Markdown mirror's folder, when one is configured.
+    pub mirror_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -393,10 +410,16 @@ impl Config {
             .map_or_else(|| "the environment".to_owned(), |p| p.display().to_string());
         config.validate(&source, file_read.as_deref())?;
         let paths = config.paths(platform, env)?;
+        if let Some(mirror) = &paths.mirror_dir {
+            let from_env = env("CONVOS_MIRROR_DIR").filter(|v| !v.trim().is_empty());
+            let file = file_read.as_deref().filter(|_| from_env.is_none());
+            check_mirror_dir(mirror, &paths.data_dir, from_env.as_deref(), &source, file)?;
+        }
         Ok(Loaded {
             config,
             file: file_read,
             paths,
+            user_modes: Modes::default(),
         })
     }
 
@@ -464,6 +487,9 @@ impl Config {
                     .filter(|p| !p.as_os_str().is_empty())
                     .collect(),
             );
+        }
+        if let Some(v) = get("CONVOS_MIRROR_DIR") {
+            self.mirror.dir = Some(PathBuf::from(v));
         }
         if let Some(v) = get("CONVOS_IMPORT_PATHS") {
             self.sync.import_paths = v
@@ -569,12 +595,18 @@ impl Config {
             None => platform.downloads.iter().cloned().collect(),
         };
         let socket = socket_path(&data_dir, env("XDG_RUNTIME_DIR").map(PathBuf::from));
+        let mirror_dir = self
+            .mirror
+            .dir
+            .as_ref()
+            .map(|d| expand_tilde(d, platform.home.as_deref()));
         Ok(Paths {
             archive_dir: data_dir.join("archive"),
             credentials: data_dir.join("credentials.json"),
             lock_file: data_dir.join("convos.lock"),
             socket,
             watch_dirs,
+            mirror_dir,
             data_dir,
         })
     }
@@ -587,6 +619,38 @@ impl Config {
             .map(|p| expand_tilde(p, platform.home.as_deref()))
             .collect()
     }
+}
+
+/// Refuses a mirror folder that is relative (the daemon's working folder is not the
+/// user's) or that overlaps the data dir (the mirror is the user's notes, the data dir
+/// convos' private archive). `from_env` is `CONVOS_MIRROR_DIR` when it set the folder,
+/// else `file` the config file that did (if any).
+fn check_mirror_dir(
+    mirror: &Path,
+    data_dir: &Path,
+    from_env: Option<&str>,
+    source: &str,
+    file: Option<&Path>,
+) -> Result<(), ConfigError> {
+    let err = |message: String| ConfigError {
+        source: match from_env {
+            Some(v) => format!("environment variable CONVOS_MIRROR_DIR={v:?}"),
+            None => source.to_owned(),
+        },
+        line: file
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| line_of_key(&t, "mirror.dir")),
+        key: from_env.is_none().then(|| "mirror.dir".to_owned()),
+        message,
+    };
+    if !mirror.is_absolute() {
+        return Err(err(format!(
+            "the mirror folder {} is a relative path: give an absolute one, or one \
+             starting with ~/",
+            mirror.display()
+        )));
+    }
+    crate::mirror::check_location(mirror, [data_dir]).map_err(|e| err(e.to_string()))
 }
 
 /// The control socket: under `$XDG_RUNTIME_DIR` (named for the data dir, so several

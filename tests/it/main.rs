@@ -10,6 +10,8 @@ mod daemon;
 mod fake_server_selftest;
 mod fixtures_selftest;
 mod import;
+mod mirror;
+mod mirror_daemon;
 mod reauth;
 mod render;
 mod service;

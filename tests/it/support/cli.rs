@@ -23,6 +23,7 @@ const SCRUBBED: &[&str] = &[
     "CONVOS_SYNC_SCHEDULE",
     "CONVOS_API_BURST",
     "CONVOS_API_REFILL_PER_MINUTE",
+    "CONVOS_MIRROR_DIR",
 ];
 
 /// A temporary world for one test's `convos` runs.

@@ -207,6 +207,7 @@ impl SyncEnv {
             cancel: std::sync::Arc::new(AtomicBool::new(false)),
             daemon: None,
             config_file: None,
+            user_modes: Default::default(),
         }
     }
 
