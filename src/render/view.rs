@@ -177,12 +177,21 @@ pub fn build_with(
         });
     }
     let s = &record.summary;
+    // Batch answers and older exports carry no `default_model_slug`: the model is then
+    // the one that wrote the last assistant message on the active branch.
+    let model = default_model.or_else(|| {
+        messages
+            .iter()
+            .rev()
+            .filter(|m| m.role == "assistant")
+            .find_map(|m| m.model.clone())
+    });
     Ok(ConversationView {
         id: s.id.clone(),
         title: s.title.clone(),
         create_time: s.create_time.and_then(secs_to_rfc3339),
         update_time: s.update_time.and_then(secs_to_rfc3339),
-        model: s.model.clone(),
+        model,
         gizmo_id: s.gizmo_id.clone(),
         project: record.remote.project.clone(),
         is_archived: record.is_archived(),
