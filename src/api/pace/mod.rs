@@ -1,22 +1,30 @@
-//! Request pacing for chatgpt.com: a token bucket tuned to the service's observed
-//! limits (a burst of about 200 requests, then about one a minute), at most
-//! `max_in_flight` requests at once, and a cooldown after 429s that honours
-//! `Retry-After` (at most an hour) or backs off exponentially with jitter.
+//! Request pacing for chatgpt.com. The service publishes no limits: public clients
+//! report a bucket of about 200 requests refilled at about one a minute, and elsewhere
+//! 429s after a few hundred reads that clear within a minute. So by default the pace is
+//! learnt ([`Pacing::Adaptive`], see [`control`]): it starts with the configured burst
+//! and rate, raises the rate while requests succeed and halves it on a 429. The fixed
+//! mode keeps a plain token bucket. Either way one request is in flight at a time (fixed
+//! mode: `max_in_flight`) and at most `max_per_second` go out a second.
 //!
-//! The bucket and cooldown are saved (in the archive, through a [`PaceStore`]) as they change: a cooldown at
-//! once, a bucket that has just run dry at once, and otherwise at most once a
-//! minute, so a restart during a backfill neither forgets a cooldown nor bursts
-//! again. Every save is flushed explicitly (the daemon runs sled without its
-//! background flusher), and saves are serialised, so an older state never
-//! overwrites a newer one.
+//! What the pacer learnt (the bucket, the rate, a cooldown) is saved per account (in the
+//! archive, through a [`PaceStore`]) as it changes: a cooldown at once, a bucket that has
+//! just run dry at once, and otherwise at most once a minute, so a restart during a
+//! backfill neither forgets a cooldown nor bursts again. Saves are serialised, so an
+//! older state never overwrites a newer one. The account is known once the session
+//! exchange names it; until then the state is kept under the account the credentials
+//! were last verified for (or, for credentials never verified, under no account).
 //!
 //! Numbers from outside (the server's `Retry-After`, saved state) are bounded and all
-//! arithmetic saturates: nothing here can panic, so the bucket's lock is never
+//! arithmetic saturates: nothing here can panic, so the controller's lock is never
 //! poisoned, and a poisoned lock would still be used rather than pacing switched off.
 
-use crate::config::ApiConfig;
+pub mod control;
+
+use crate::config::{ApiConfig, Pacing};
 use crate::model::time::now_secs;
+use control::{Control, Tuning};
 use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
@@ -24,8 +32,10 @@ use tokio::time::Instant;
 
 /// The longest wait taken from the server (`Retry-After`) or from saved state.
 pub const MAX_SERVER_WAIT: Duration = Duration::from_secs(3600);
-/// While requests go out, the bucket is saved at most this often.
+/// While requests go out, the state is saved at most this often.
 pub const SAVE_EVERY: Duration = Duration::from_secs(60);
+/// 429s in a row after which a call gives up (the run stops; the cooldown is saved).
+pub const MAX_429_IN_A_ROW: u32 = 8;
 
 /// What is saved between runs.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -36,27 +46,50 @@ pub struct PaceState {
     pub at: f64,
     /// No request before this wall time (epoch seconds).
     pub cooldown_until: Option<f64>,
-    /// 429s in a row (drives the backoff).
+    /// 429s in a row (drives the probe delay).
     pub consecutive_429: u32,
+    /// The rate learnt, requests a second (adaptive pacing).
+    #[serde(default)]
+    pub rate_per_sec: Option<f64>,
+    /// Half the rate the service last refused, requests a second (adaptive pacing).
+    #[serde(default)]
+    pub threshold_per_sec: Option<f64>,
 }
 
-/// State key in the archive.
+/// State key in the archive for credentials whose account is not known; an account's
+/// state is kept under [`state_key`].
 pub const STATE_KEY: &str = "api_pace";
 
-/// Where a pacer keeps its state between runs. The product keeps it in the archive
-/// (see `session`); the client itself knows nothing of storage.
-pub trait PaceStore: Send + Sync {
-    /// The saved state, if any (blocking).
-    fn load(&self) -> Option<PaceState>;
-    /// Saves the state durably (blocking).
-    fn save(&self, state: &PaceState) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+/// The archive state key of an account's pacing (`api_pace/<account>`), or
+/// [`STATE_KEY`] when the account is not known.
+pub fn state_key(account: Option<&str>) -> String {
+    match account {
+        Some(a) => format!("{STATE_KEY}/{a}"),
+        None => STATE_KEY.to_owned(),
+    }
 }
 
-struct Bucket {
-    tokens: f64,
-    refilled: Instant,
-    cooldown_until: Option<Instant>,
-    consecutive_429: u32,
+/// Where a pacer keeps its state between runs, per account. The product keeps it in
+/// the archive (see `session`); the client itself knows nothing of storage.
+pub trait PaceStore: Send + Sync {
+    /// The saved state of this account, if any (blocking).
+    fn load(&self, account: Option<&str>) -> Option<PaceState>;
+    /// Saves the state of this account durably (blocking).
+    fn save(
+        &self,
+        account: Option<&str>,
+        state: &PaceState,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
+/// What a 429 means for the call that met it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Cooldown {
+    /// How long nothing goes out.
+    pub wait: Duration,
+    /// Whether the call should give up (too many 429s in a row, or a wait longer than
+    /// the longest probe): the run stops and the next one honours the saved cooldown.
+    pub give_up: bool,
 }
 
 /// When the state was last saved, and whether the bucket was dry then.
@@ -68,16 +101,18 @@ struct SaveMark {
 
 /// The pacer shared by all requests of a client.
 pub struct Pacer {
-    bucket: Mutex<Bucket>,
+    control: Mutex<Control>,
+    tuning: Tuning,
+    mode: Pacing,
     in_flight: Semaphore,
-    burst: f64,
-    per_sec: f64,
-    base_backoff: Duration,
-    max_backoff: Duration,
     /// Where the state is saved (see [`Pacer::load`]).
     store: Option<Arc<dyn PaceStore>>,
+    /// The account the state belongs to.
+    account: Mutex<Option<String>>,
     /// Held while saving, so saves happen one after another, each of the newest state.
     saved: tokio::sync::Mutex<SaveMark>,
+    /// 429s met so far.
+    rate_limited: AtomicU64,
 }
 
 /// `secs` as a duration: negative or NaN is zero, too large is `Duration::MAX`.
@@ -88,11 +123,26 @@ pub(crate) fn secs_f64(secs: f64) -> Duration {
     Duration::try_from_secs_f64(secs).unwrap_or(Duration::MAX)
 }
 
-/// `now + wait`, saturating far in the future instead of overflowing.
-fn later(now: Instant, wait: Duration) -> Instant {
-    now.checked_add(wait)
-        .or_else(|| now.checked_add(MAX_SERVER_WAIT))
-        .unwrap_or(now)
+/// The controller's tuning from the configuration.
+pub fn tuning(cfg: &ApiConfig) -> Tuning {
+    let ceiling = if cfg.max_per_second.is_finite() && cfg.max_per_second > 0.0 {
+        cfg.max_per_second
+    } else {
+        2.0
+    };
+    let start = cfg.refill_per_minute / 60.0;
+    Tuning {
+        adaptive: cfg.pacing == Pacing::Adaptive,
+        burst: f64::from(cfg.burst.max(1)),
+        start_rate: if start.is_finite() && start > 0.0 {
+            start
+        } else {
+            1.0 / 60.0
+        },
+        ceiling,
+        probe_base: Duration::from_secs(cfg.rate_limit_base_secs),
+        probe_max: Duration::from_secs(cfg.rate_limit_max_secs.max(cfg.rate_limit_base_secs)),
+    }
 }
 
 impl Pacer {
@@ -101,132 +151,94 @@ impl Pacer {
         Self::from_state(cfg, None)
     }
 
-    /// A pacer resuming saved state (refilled for the time since it was saved). Saved
-    /// values are not trusted: a cooldown is cut to the longest this pacer would choose.
+    /// A pacer resuming saved state (see [`Control::restore`]).
     pub fn from_state(cfg: &ApiConfig, saved: Option<PaceState>) -> Self {
-        let burst = f64::from(cfg.burst.max(1));
-        let per_sec = cfg.refill_per_minute / 60.0;
-        let base_backoff = Duration::from_secs(cfg.rate_limit_base_secs);
-        let max_backoff =
-            Duration::from_secs(cfg.rate_limit_max_secs.max(cfg.rate_limit_base_secs));
-        let longest = max_backoff.saturating_mul(2).max(MAX_SERVER_WAIT);
-        let now_wall = now_secs();
+        let t = tuning(cfg);
         let now = Instant::now();
-        let (tokens, cooldown_until, consecutive_429) = match saved {
-            Some(s) => {
-                let elapsed = if (now_wall - s.at).is_finite() {
-                    (now_wall - s.at).max(0.0)
-                } else {
-                    0.0
-                };
-                let left = if s.tokens.is_finite() { s.tokens } else { 0.0 };
-                let tokens = (left + elapsed * per_sec).clamp(0.0, burst);
-                let cooldown = s
-                    .cooldown_until
-                    .filter(|&u| u > now_wall)
-                    .map(|u| later(now, secs_f64(u - now_wall).min(longest)));
-                (tokens, cooldown, s.consecutive_429)
-            }
-            None => (burst, None, 0),
+        let control = match &saved {
+            Some(s) => Control::restore(t.clone(), s, now, now_secs()),
+            None => Control::new(t.clone(), now),
+        };
+        let in_flight = match cfg.pacing {
+            Pacing::Adaptive => 1,
+            Pacing::Fixed => cfg.max_in_flight.max(1) as usize,
         };
         Self {
-            bucket: Mutex::new(Bucket {
-                tokens,
-                refilled: now,
-                cooldown_until,
-                consecutive_429,
-            }),
-            in_flight: Semaphore::new(cfg.max_in_flight.max(1) as usize),
-            burst,
-            per_sec,
-            base_backoff,
-            max_backoff,
+            control: Mutex::new(control),
+            tuning: t,
+            mode: cfg.pacing,
+            in_flight: Semaphore::new(in_flight),
             store: None,
+            account: Mutex::new(None),
             saved: tokio::sync::Mutex::new(SaveMark::default()),
+            rate_limited: AtomicU64::new(0),
         }
     }
 
-    /// Loads saved state from `store` (blocking; call from a blocking context). The
-    /// pacer then saves its state there as it changes (see the module docs).
-    pub fn load(cfg: &ApiConfig, store: Arc<dyn PaceStore>) -> Self {
-        let saved = store.load();
-        Self::from_state(cfg, saved).stored_in(store)
+    /// Loads the state saved for `account` (the one the credentials were last verified
+    /// for, when known) from `store` (blocking; call from a blocking context). The pacer
+    /// then saves its state there as it changes (see the module docs).
+    pub fn load(cfg: &ApiConfig, store: Arc<dyn PaceStore>, account: Option<String>) -> Self {
+        let saved = store.load(account.as_deref());
+        let mut p = Self::from_state(cfg, saved);
+        p.store = Some(store);
+        p.account = Mutex::new(account);
+        p
     }
 
-    fn stored_in(mut self, store: Arc<dyn PaceStore>) -> Self {
-        self.store = Some(store);
-        self
+    /// The controller, even if a thread panicked while holding it (nothing here panics,
+    /// but a poisoned lock must never switch pacing off).
+    fn control(&self) -> MutexGuard<'_, Control> {
+        self.control.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The bucket, even if a thread panicked while holding it (nothing here panics, but a
-    /// poisoned lock must never switch pacing off).
-    fn bucket(&self) -> MutexGuard<'_, Bucket> {
-        self.bucket.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The pacing mode.
+    pub fn mode(&self) -> Pacing {
+        self.mode
+    }
+
+    /// The account the state belongs to, when known.
+    pub fn account(&self) -> Option<String> {
+        self.account
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// The state to save.
     pub fn snapshot(&self) -> PaceState {
-        let mut b = self.bucket();
-        let now = Instant::now();
-        self.refill(&mut b, now);
-        let now_wall = now_secs();
-        PaceState {
-            tokens: b.tokens,
-            at: now_wall,
-            cooldown_until: b
-                .cooldown_until
-                .and_then(|u| u.checked_duration_since(now))
-                .map(|d| now_wall + d.as_secs_f64()),
-            consecutive_429: b.consecutive_429,
-        }
-    }
-
-    fn refill(&self, b: &mut Bucket, now: Instant) {
-        let elapsed = now.saturating_duration_since(b.refilled).as_secs_f64();
-        b.tokens = (b.tokens + elapsed * self.per_sec).min(self.burst);
-        b.refilled = now;
-    }
-
-    /// The wait for the missing part of a token.
-    fn token_wait(&self, tokens: f64) -> Duration {
-        secs_f64((1.0 - tokens) / self.per_sec.max(1e-9))
-    }
-
-    /// How long until a request may go, reserving its token when it may go now.
-    fn try_take(&self) -> Option<Duration> {
-        let mut b = self.bucket();
-        let now = Instant::now();
-        if let Some(until) = b.cooldown_until {
-            if until > now {
-                return Some(until.saturating_duration_since(now));
-            }
-            b.cooldown_until = None;
-        }
-        self.refill(&mut b, now);
-        if b.tokens >= 1.0 {
-            b.tokens -= 1.0;
-            None
-        } else {
-            Some(self.token_wait(b.tokens))
-        }
+        self.control().snapshot(Instant::now(), now_secs())
     }
 
     /// The wait before the next request could start, without taking anything.
     pub fn wait_hint(&self) -> Duration {
-        let mut b = self.bucket();
-        let now = Instant::now();
-        if let Some(until) = b.cooldown_until.filter(|u| *u > now) {
-            return until.saturating_duration_since(now);
-        }
-        self.refill(&mut b, now);
-        if b.tokens >= 1.0 {
-            Duration::ZERO
-        } else {
-            self.token_wait(b.tokens)
-        }
+        self.control()
+            .wait(Instant::now())
+            .unwrap_or(Duration::ZERO)
     }
 
-    /// Waits for a slot and a token. `on_wait` is told about waits of a second or more.
+    /// Requests that may go now without waiting for the rate (0 during a cooldown).
+    pub fn budget(&self) -> f64 {
+        self.control().budget(Instant::now())
+    }
+
+    /// The current rate, requests a minute.
+    pub fn rate_per_minute(&self) -> f64 {
+        self.control().rate() * 60.0
+    }
+
+    /// The time `requests` more requests would take at the current pace.
+    pub fn eta(&self, requests: u64) -> Duration {
+        self.control().eta(requests, Instant::now())
+    }
+
+    /// 429s met since this pacer was made.
+    pub fn rate_limited(&self) -> u64 {
+        self.rate_limited.load(Ordering::Relaxed)
+    }
+
+    /// Waits for a slot, the ceiling and a token. `on_wait` is told about waits of a
+    /// second or more.
     pub async fn acquire(&self, on_wait: impl Fn(Duration)) -> SemaphorePermit<'_> {
         let permit = match self.in_flight.acquire().await {
             Ok(p) => p,
@@ -234,8 +246,10 @@ impl Pacer {
             Err(_) => unreachable!("pacer semaphore closed"),
         };
         let mut waited = false;
-        while let Some(wait) = self.try_take() {
-            if !waited {
+        loop {
+            let wait = self.control().try_take(Instant::now());
+            let Some(wait) = wait else { break };
+            if !waited && self.budget() < 1.0 {
                 // The budget is spent: remember that at once, so a restart does not burst.
                 waited = true;
                 self.persist(Save::Dry).await;
@@ -249,38 +263,51 @@ impl Pacer {
         permit
     }
 
-    /// Records a 429 and returns the cooldown chosen: `Retry-After` when given (at most
-    /// [`MAX_SERVER_WAIT`]), else `base × 2^(n-1)` capped at the maximum, with up to 25%
-    /// jitter. The cooldown is saved (and flushed) at once, so that a restart during the
-    /// wait still honours it.
-    pub async fn on_rate_limited(&self, retry_after: Option<Duration>) -> Duration {
-        let wait = self.start_cooldown(retry_after);
-        self.persist(Save::Now).await;
-        wait
-    }
-
-    fn start_cooldown(&self, retry_after: Option<Duration>) -> Duration {
-        let mut b = self.bucket();
-        b.consecutive_429 = b.consecutive_429.saturating_add(1);
-        let wait = match retry_after {
-            Some(d) => d.min(MAX_SERVER_WAIT),
-            None => {
-                let backoff =
-                    crate::util::backoff(self.base_backoff, b.consecutive_429, self.max_backoff);
-                let jitter = 1.0 + fastrand::f64() * 0.25;
-                secs_f64(backoff.as_secs_f64() * jitter)
-                    .min(secs_f64(self.max_backoff.as_secs_f64() * 1.25))
-            }
+    /// Records a 429 and returns the cooldown it imposes (see [`control`]). The
+    /// cooldown is saved (and flushed) at once, so that a restart during the wait still
+    /// honours it.
+    pub async fn on_rate_limited(&self, retry_after: Option<Duration>) -> Cooldown {
+        self.rate_limited.fetch_add(1, Ordering::Relaxed);
+        let (wait, in_a_row) = {
+            let mut c = self.control();
+            let wait = c.on_rate_limited(Instant::now(), retry_after);
+            (wait, c.consecutive_429())
         };
-        b.cooldown_until = Some(later(Instant::now(), wait));
-        // The server says the budget is spent.
-        b.tokens = 0.0;
-        wait
+        self.persist(Save::Now).await;
+        Cooldown {
+            wait,
+            give_up: in_a_row > MAX_429_IN_A_ROW || wait > self.tuning.probe_max,
+        }
     }
 
-    /// Records a success (resets the 429 backoff).
+    /// Records a success.
     pub fn on_success(&self) {
-        self.bucket().consecutive_429 = 0;
+        self.control().on_success();
+    }
+
+    /// The session named the account: from now on the state is the account's. When
+    /// this pacer was keeping it under another (or none), the account's saved state is
+    /// taken up when there is one (it knows this account), else this pacer's state is
+    /// saved as the account's.
+    pub async fn adopt_account(&self, account: &str) {
+        if self.account().as_deref() == Some(account) {
+            return;
+        }
+        if let Some(store) = self.store.clone() {
+            let key = account.to_owned();
+            let saved = crate::util::blocking("reading the request pacing state", move || {
+                store.load(Some(&key))
+            })
+            .await
+            .ok()
+            .flatten();
+            if let Some(s) = saved {
+                *self.control() =
+                    Control::restore(self.tuning.clone(), &s, Instant::now(), now_secs());
+            }
+        }
+        *self.account.lock().unwrap_or_else(PoisonError::into_inner) = Some(account.to_owned());
+        self.persist(Save::Now).await;
     }
 
     /// Saves the state now (durably); a pacer without a store does nothing.
@@ -303,9 +330,9 @@ impl Pacer {
         }
         let state = self.snapshot();
         let dry = state.tokens < 1.0;
-        let store = store.clone();
+        let (store, account) = (store.clone(), self.account());
         let saved = crate::util::blocking("saving the request pacing state", move || {
-            store.save(&state)
+            store.save(account.as_deref(), &state)
         })
         .await;
         if let Ok(Err(e)) = saved {
@@ -328,229 +355,6 @@ enum Save {
     /// Only when the last save is [`SAVE_EVERY`] old.
     IfDue,
 }
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cfg(burst: u32, per_min: f64) -> ApiConfig {
-        ApiConfig {
-            burst,
-            refill_per_minute: per_min,
-            rate_limit_base_secs: 60,
-            rate_limit_max_secs: 900,
-            ..ApiConfig::default()
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn burst_then_refill_rate() {
-        let p = Pacer::new(&cfg(3, 60.0));
-        let start = Instant::now();
-        for _ in 0..3 {
-            drop(p.acquire(|_| {}).await);
-        }
-        assert_eq!(start.elapsed(), Duration::ZERO, "the burst goes at once");
-        drop(p.acquire(|_| {}).await);
-        let e = start.elapsed();
-        assert!(
-            e >= Duration::from_millis(999) && e <= Duration::from_millis(1100),
-            "{e:?}"
-        );
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn retry_after_is_honoured_and_backoff_doubles() {
-        let p = Pacer::new(&cfg(100, 6000.0));
-        assert_eq!(
-            p.on_rate_limited(Some(Duration::from_secs(7))).await,
-            Duration::from_secs(7)
-        );
-        let start = Instant::now();
-        drop(p.acquire(|_| {}).await);
-        assert!(start.elapsed() >= Duration::from_secs(7));
-        let first = p.on_rate_limited(None).await;
-        let second = p.on_rate_limited(None).await;
-        assert!(
-            first >= Duration::from_secs(120) && first <= Duration::from_secs(150),
-            "{first:?}"
-        );
-        assert!(
-            second >= Duration::from_secs(240) && second <= Duration::from_secs(300),
-            "{second:?}"
-        );
-        for _ in 0..10 {
-            p.on_rate_limited(None).await;
-        }
-        assert!(p.on_rate_limited(None).await <= Duration::from_secs(1125));
-        p.on_success();
-        let w = p.on_rate_limited(None).await;
-        assert!(
-            w >= Duration::from_secs(60) && w <= Duration::from_secs(75),
-            "{w:?}"
-        );
-    }
-
-    #[test]
-    fn saved_state_carries_the_cooldown_and_the_spent_bucket() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("rt");
-        rt.block_on(async {
-            let c = cfg(200, 1.0);
-            let p = Pacer::new(&c);
-            p.on_rate_limited(Some(Duration::from_secs(600))).await;
-            let saved = p.snapshot();
-            assert!(saved.tokens < 0.01, "{}", saved.tokens);
-            let until = saved.cooldown_until.expect("cooldown");
-            assert!(until > now_secs() + 590.0);
-            let resumed = Pacer::from_state(&c, Some(saved));
-            assert!(resumed.wait_hint() > Duration::from_secs(590));
-            // An old cooldown has expired and the bucket has refilled meanwhile.
-            let old = PaceState {
-                tokens: 0.0,
-                at: now_secs() - 3600.0,
-                cooldown_until: Some(now_secs() - 10.0),
-                consecutive_429: 1,
-            };
-            let resumed = Pacer::from_state(&c, Some(old));
-            assert_eq!(resumed.wait_hint(), Duration::ZERO);
-            assert!((resumed.snapshot().tokens - 60.0).abs() < 1.0);
-        });
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_retry_after_beyond_an_hour_is_cut_to_an_hour_without_panicking() {
-        for secs in [10_000_000_000u64, 9_200_000_000_000_000_000, u64::MAX] {
-            let p = Pacer::new(&cfg(100, 6000.0));
-            let w = p.on_rate_limited(Some(Duration::from_secs(secs))).await;
-            assert_eq!(w, MAX_SERVER_WAIT, "{secs}");
-            assert!(p.wait_hint() <= MAX_SERVER_WAIT, "{secs}");
-            let until = p.snapshot().cooldown_until.expect("a cooldown");
-            assert!(until <= now_secs() + 3601.0, "{secs}: {until}");
-            // The pacer still works (no poisoned lock): the request goes after the hour.
-            let start = Instant::now();
-            drop(p.acquire(|_| {}).await);
-            let e = start.elapsed();
-            assert!(
-                e >= Duration::from_secs(3599) && e <= Duration::from_secs(3601),
-                "{secs}: {e:?}"
-            );
-        }
-        let p = Pacer::new(&cfg(100, 6000.0));
-        assert_eq!(
-            p.on_rate_limited(Some(Duration::MAX)).await,
-            MAX_SERVER_WAIT
-        );
-    }
-
-    #[test]
-    fn absurd_saved_state_is_bounded() {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()
-            .expect("rt");
-        rt.block_on(async {
-            let c = cfg(200, 1.0);
-            let now = now_secs();
-            for (tokens, at, until) in [
-                (0.0, now, now + 10_000_000_000.0),
-                (0.0, now, 9.2e18),
-                (0.0, now, f64::MAX),
-                (f64::NAN, f64::NAN, f64::INFINITY),
-                (f64::INFINITY, f64::NEG_INFINITY, f64::NAN),
-                (-5.0, now + 1e300, now + 60.0),
-            ] {
-                let p = Pacer::from_state(
-                    &c,
-                    Some(PaceState {
-                        tokens,
-                        at,
-                        cooldown_until: Some(until),
-                        consecutive_429: u32::MAX,
-                    }),
-                );
-                assert!(
-                    p.wait_hint() <= MAX_SERVER_WAIT,
-                    "{tokens} {at} {until}: {:?}",
-                    p.wait_hint()
-                );
-                let s = p.snapshot();
-                assert!((0.0..=200.0).contains(&s.tokens), "{s:?}");
-                // Another 429 after that saturates instead of overflowing.
-                assert!(p.on_rate_limited(None).await <= Duration::from_secs(1125));
-            }
-        });
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_poisoned_bucket_still_paces() {
-        let p = Pacer::new(&cfg(1, 60.0));
-        std::thread::scope(|s| {
-            let poisoner = s.spawn(|| {
-                let _held = p.bucket.lock();
-                panic!("a panic while the bucket is held");
-            });
-            assert!(poisoner.join().is_err());
-        });
-        assert!(p.bucket.is_poisoned());
-        let start = Instant::now();
-        drop(p.acquire(|_| {}).await);
-        drop(p.acquire(|_| {}).await);
-        assert!(
-            start.elapsed() >= Duration::from_millis(999),
-            "the second request waited for its token: {:?}",
-            start.elapsed()
-        );
-    }
-
-    /// A store in memory, standing in for the archive.
-    #[derive(Default)]
-    struct Memory(Mutex<Option<PaceState>>);
-
-    impl PaceStore for Memory {
-        fn load(&self) -> Option<PaceState> {
-            self.0.lock().expect("lock").clone()
-        }
-        fn save(&self, s: &PaceState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-            *self.0.lock().expect("lock") = Some(s.clone());
-            Ok(())
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_state_is_saved_when_the_bucket_runs_dry_and_otherwise_once_a_minute() {
-        let store = Arc::new(Memory::default());
-        let c = cfg(5, 1.0);
-        let saved = || -> PaceState { store.load().expect("saved state") };
-        let p = Pacer::load(&c, store.clone());
-        assert!(store.load().is_none());
-        drop(p.acquire(|_| {}).await);
-        assert!((saved().tokens - 4.0).abs() < 0.01, "{:?}", saved());
-        // Within the minute nothing more is written…
-        for _ in 0..4 {
-            drop(p.acquire(|_| {}).await);
-        }
-        assert!((saved().tokens - 4.0).abs() < 0.01, "{:?}", saved());
-        // …until the bucket runs dry: that is saved before the wait.
-        let waiting = async {
-            drop(p.acquire(|_| {}).await);
-        };
-        tokio::pin!(waiting);
-        assert!(
-            tokio::time::timeout(Duration::from_secs(1), &mut waiting)
-                .await
-                .is_err(),
-            "the sixth request waits for a token"
-        );
-        assert!(saved().tokens < 0.1, "{:?}", saved());
-        // A restart now starts from the spent bucket, not a full one.
-        assert!(Pacer::load(&c, store.clone()).wait_hint() > Duration::from_secs(50));
-        waiting.await;
-        // A minute later, the next change is saved again.
-        tokio::time::advance(Duration::from_secs(61)).await;
-        let before = saved().at;
-        drop(p.acquire(|_| {}).await);
-        assert!(saved().at > before, "{:?}", saved());
-    }
-}
+mod tests;
