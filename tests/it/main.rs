@@ -13,5 +13,6 @@ mod import;
 mod reauth;
 mod service;
 mod sync;
+mod sync_batch;
 mod sync_smoke;
 mod watch;
