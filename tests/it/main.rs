@@ -14,5 +14,6 @@ mod reauth;
 mod service;
 mod sync;
 mod sync_batch;
+mod sync_reconcile;
 mod sync_smoke;
 mod watch;
