@@ -14,6 +14,7 @@ mod reauth;
 mod service;
 mod sync;
 mod sync_batch;
+mod sync_pace;
 mod sync_reconcile;
 mod sync_smoke;
 mod watch;
