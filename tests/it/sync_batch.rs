@@ -61,6 +61,10 @@ async fn changed_conversations_come_ten_a_request_stored_as_sent_with_the_listin
     assert!(stored.get("conversation_id").is_none());
     assert!(stored.get("default_model_slug").is_none());
     assert!(stored["update_time"].is_string(), "{stored}");
+    // The Export schema's model then comes from the last assistant message.
+    let conv = env.archive.get("c24").expect("get").expect("stored");
+    let v = convos::render::view::build(&env.archive, &conv).expect("view");
+    assert_eq!(v.model.as_deref(), Some("gpt-5"));
     // The listing time recorded is the listing's, so nothing is fetched again.
     assert_eq!(
         env.must("c24").remote.list_update_time,
