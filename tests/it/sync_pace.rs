@@ -167,3 +167,50 @@ async fn a_429_without_retry_after_halves_the_rate_and_probes_after_five_seconds
     );
     assert_eq!(r.rate_limited, 1, "{r:#?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn changes_made_during_a_long_run_are_caught_by_reading_the_first_page_again() {
+    let env = stingy(30);
+    let client = Arc::new(env.client().await);
+    let run = spawn_run(&env, &client);
+    // Two simulated minutes in, the burst is spent and the newest ones are archived;
+    // the user goes on with one of them and starts a new one.
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(env.record("c029").is_some());
+    assert!(!run.is_finished());
+    env.fake.touch("c029", T0 + 1000.0);
+    env.put("fresh", T0 + 1001.0);
+    let r = run.await.expect("run");
+    assert!(r.stop.is_none(), "{r:#?}");
+    assert_eq!(env.must("c029").summary.update_time, Some(T0 + 1000.0));
+    assert!(env.record("fresh").is_some(), "{r:#?}");
+    assert_eq!(env.archive.len(), 31);
+    // Read once at the start, and once more at the end.
+    let first_pages = env
+        .fake
+        .requests()
+        .iter()
+        .filter(|q| q.kind == RouteKind::List && q.query_param("offset").as_deref() == Some("0"))
+        .count();
+    assert_eq!(first_pages, 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_wrong_total_is_only_a_hint_paging_goes_by_the_rows_sent() {
+    let env = SyncEnv::in_process();
+    for i in 0..250 {
+        env.put(&format!("c{i:03}"), T0 + f64::from(i));
+    }
+    for total in [serde_json::json!(3), serde_json::json!(null)] {
+        env.fake.set_list_total(total);
+        let client = env.client().await;
+        let r = env.sync_full(&client).await;
+        assert!(r.stop.is_none(), "{r:#?}");
+        assert_eq!(env.archive.len(), 250);
+        assert!(env.fake.requests().iter().all(|q| {
+            q.query
+                .as_deref()
+                .is_none_or(|q| !q.contains("order=created"))
+        }));
+    }
+}
