@@ -361,9 +361,10 @@ impl Run<'_> {
 
     /// Downloads missing attachments once every conversation is fetched, voice
     /// recordings first (they expire on chatgpt.com about six months after they were
-    /// made). Attachments only use the budget that is left: when the next one would
-    /// have to wait for the pace, the rest wait for a later run. The first endpoint
-    /// failure (after its retries) ends this phase for the run too.
+    /// made). Attachments only use the budget that is left, and then the pace for at
+    /// most [`SyncOptions::attachment_wait`](super::SyncOptions::attachment_wait):
+    /// the rest wait for a later run. The first endpoint failure (after its retries)
+    /// ends this phase for the run too.
     pub(super) async fn attachments(&mut self) -> Result<(), StopReason> {
         let a = self.archive.clone();
         let missing = blocking("listing missing attachments", move || ordered_missing(&a))
@@ -375,6 +376,7 @@ impl Run<'_> {
         let now = self.now;
         let mut left = 0u64;
         let mut out_of_budget = false;
+        let started = tokio::time::Instant::now();
         for (conv, file) in missing {
             if self.cancelled() {
                 return Ok(());
@@ -382,8 +384,12 @@ impl Run<'_> {
             if !done_files.insert(file.clone()) || self.backing_off(&file, now) {
                 continue;
             }
-            if out_of_budget || self.client.pacer().budget() < REQUESTS_PER_FILE {
-                out_of_budget = true;
+            if !out_of_budget && self.client.pacer().budget() < REQUESTS_PER_FILE {
+                // Spent: wait for the pace only within this run's allowance.
+                let wait = self.client.pacer().eta(REQUESTS_PER_FILE as u64);
+                out_of_budget = started.elapsed().saturating_add(wait) > self.opts.attachment_wait;
+            }
+            if out_of_budget {
                 left += 1;
                 continue;
             }

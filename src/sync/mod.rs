@@ -58,6 +58,10 @@ const REPORT_LIST_MAX: usize = 20;
 /// A run that has lasted this long since it read the first page reads it again at its
 /// end (a short run leaves changes made meanwhile to the next one).
 pub const REREAD_AFTER: Duration = Duration::from_secs(60);
+/// How long a run's attachments may wait for the pace once the budget is spent: long
+/// enough to keep the pace learning (only requests that wait for it raise it), short
+/// enough that a run ends well before the next scheduled one.
+pub const ATTACHMENT_WAIT: Duration = Duration::from_secs(5 * 60);
 /// How long the service's lack of the batch endpoint is remembered (seconds).
 pub const BATCH_RETRY_SECS: f64 = 86_400.0;
 
@@ -76,6 +80,9 @@ pub struct SyncOptions {
     pub projects: bool,
     /// Download missing attachments.
     pub attachments: bool,
+    /// How long the attachments may wait for the pace in one run, once the budget left
+    /// by the conversations is spent (the rest wait for later runs).
+    pub attachment_wait: Duration,
 }
 
 impl SyncOptions {
@@ -88,6 +95,7 @@ impl SyncOptions {
             archived: sync.archived,
             projects: sync.projects,
             attachments: download_attachments,
+            attachment_wait: ATTACHMENT_WAIT,
         }
     }
 }

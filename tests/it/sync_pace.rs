@@ -214,3 +214,50 @@ async fn a_wrong_total_is_only_a_hint_paging_goes_by_the_rows_sent() {
         }));
     }
 }
+
+#[tokio::test(start_paused = true)]
+async fn attachments_wait_for_the_pace_only_within_a_runs_allowance() {
+    let mut env = SyncEnv::in_process();
+    for i in 0..10 {
+        let file_id = format!("file_000000{i:04}");
+        let image = crate::support::fake_server::ImageAttachment {
+            file_id: &file_id,
+            name: "pic.png",
+            mime: "image/png",
+            size: 3,
+        };
+        env.fake.put_conversation(
+            crate::support::fake_server::image_conversation_detail(
+                &format!("c{i}"),
+                "Pic",
+                T0,
+                T0 + f64::from(i),
+                &image,
+            ),
+            Default::default(),
+        );
+        env.fake
+            .put_file(&file_id, vec![1, 2, 3], "pic.png", "image/png");
+    }
+    let client = env.client().await;
+    let mut opts = env.opts(false);
+    opts.attachments = false;
+    assert!(env.sync_with(&client, &opts).await.stop.is_none());
+    drop(client);
+
+    // Three requests (the session exchange and two listings), then one a minute: an
+    // attachment (two requests) every two minutes, within the five minutes allowed.
+    env.config.api.pacing = Pacing::Fixed;
+    env.config.api.burst = 3;
+    env.config.api.refill_per_minute = 1.0;
+    let client = env.client().await;
+    let start = tokio::time::Instant::now();
+    let r = env.sync(&client).await;
+    assert!(r.stop.is_none(), "{r:#?}");
+    assert_eq!((r.attachments, r.attachments_left), (2, 8), "{r:#?}");
+    assert!(
+        start.elapsed() <= convos::sync::ATTACHMENT_WAIT,
+        "{:?}",
+        start.elapsed()
+    );
+}

@@ -179,13 +179,16 @@ async fn attachments_come_after_every_conversation_voice_first_with_the_budget_l
     drop(client);
 
     // Now a stingy pace: 5 requests, then one a minute. The session exchange and the
-    // two listings leave 2, one attachment's worth (its URL, then its bytes).
+    // two listings leave 2, one attachment's worth (its URL, then its bytes), and this
+    // run may not wait for more.
     env.config.api.pacing = Pacing::Fixed;
     env.config.api.burst = 5;
     env.config.api.refill_per_minute = 1.0;
     let client = env.client().await;
     env.fake.reset_counts();
-    let r = env.sync(&client).await;
+    let mut opts = env.opts(false);
+    opts.attachment_wait = std::time::Duration::ZERO;
+    let r = env.sync_with(&client, &opts).await;
     assert_clean(&r);
     assert_eq!((r.attachments, r.attachments_left), (1, 1), "{r:#?}");
     assert!(

@@ -10,8 +10,9 @@
 //! threshold it doubles, back to where the service last refused; above it, it grows by
 //! a fixed step, a small fraction of that threshold, so the service is probed gently.
 //! Each 429 halves the rate; the first 429 of a run of them sets the threshold to half
-//! the rate that met it. Before the service has ever refused, the step is a fraction
-//! of the ceiling, so a generous service is reached in a minute or two.
+//! the rate that met it. Before the service has ever refused, the rate doubles (at
+//! most by a fraction of the ceiling a step), so a generous service is reached in a
+//! few minutes while a stingy one is overshot at most twofold.
 //!
 //! After a 429 nothing goes before its `Retry-After` (at most [`MAX_SERVER_WAIT`]), or
 //! without one, a probe delay that doubles with every 429 in a row (`probe_base` up to
@@ -28,7 +29,7 @@ use tokio::time::Instant;
 pub const MIN_RATE: f64 = 1.0 / 900.0;
 /// Above the threshold, the rate grows by threshold / `STEPS` per success.
 pub const STEPS: f64 = 200.0;
-/// Before any 429, the rate grows by ceiling / `FIRST_STEPS` per success.
+/// Before any 429, the rate doubles per success, by at most ceiling / `FIRST_STEPS`.
 pub const FIRST_STEPS: f64 = 50.0;
 
 /// How a controller is tuned (from the configuration).
@@ -213,7 +214,7 @@ impl Control {
         self.rate = match self.threshold {
             Some(t) if self.rate < t => (self.rate * 2.0).min(t),
             Some(t) => self.rate + t / STEPS,
-            None => self.rate + self.t.ceiling / FIRST_STEPS,
+            None => (self.rate * 2.0).min(self.rate + self.t.ceiling / FIRST_STEPS),
         };
         self.rate = self.t.clamp_rate(self.rate);
     }
