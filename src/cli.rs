@@ -82,8 +82,9 @@ pub enum Command {
 /// `convos sync`
 #[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SyncArgs {
-    /// Walk every conversation (not just those changed since the last sync) and mark
-    /// ones deleted on chatgpt.com as deleted_remotely (they are kept)
+    /// Walk every listing to the end now (the weekly reconcile job does this too), fetch
+    /// what changed, and mark conversations absent from every listing whose detail
+    /// answers 404 as deleted_remotely (they are kept)
     #[arg(long)]
     pub full: bool,
 }

@@ -94,11 +94,18 @@ impl Default for ImportConfig {
 pub struct ApiConfig {
     /// Base URL of the service.
     pub base_url: String,
-    /// Requests that may go out at once before pacing starts.
+    /// How requests are paced: `adaptive` (learn the service's rate) or `fixed` (a
+    /// token bucket of `burst` refilled at `refill_per_minute`).
+    pub pacing: Pacing,
+    /// The most requests a second in either mode, however much budget there is.
+    pub max_per_second: f64,
+    /// Requests that may go out before pacing starts (fixed mode's bucket; the adaptive
+    /// mode's starting budget).
     pub burst: u32,
-    /// Requests added back to the bucket per minute.
+    /// Requests added back to the bucket per minute (fixed mode's rate; the adaptive
+    /// mode's starting rate).
     pub refill_per_minute: f64,
-    /// Requests in flight at once.
+    /// Requests in flight at once in fixed mode (adaptive pacing keeps one).
     pub max_in_flight: u32,
     /// Connect timeout, seconds.
     pub connect_timeout_secs: u64,
@@ -108,7 +115,8 @@ pub struct ApiConfig {
     pub retries: u32,
     /// First retry delay for those failures, seconds (doubles each time).
     pub retry_base_secs: f64,
-    /// First wait after a 429 without `Retry-After`, seconds (doubles, with jitter).
+    /// First wait after a 429 without `Retry-After`, seconds (doubles on each 429 in a
+    /// row).
     pub rate_limit_base_secs: u64,
     /// Longest wait after a 429, seconds.
     pub rate_limit_max_secs: u64,
@@ -122,6 +130,8 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             base_url: "https://chatgpt.com".into(),
+            pacing: Pacing::Adaptive,
+            max_per_second: 2.0,
             burst: 200,
             refill_per_minute: 1.0,
             max_in_flight: 1,
@@ -129,10 +139,33 @@ impl Default for ApiConfig {
             request_timeout_secs: 120,
             retries: 3,
             retry_base_secs: 2.0,
-            rate_limit_base_secs: 60,
+            rate_limit_base_secs: 5,
             rate_limit_max_secs: 900,
             user_agent: DEFAULT_USER_AGENT.into(),
             download_attachments: true,
+        }
+    }
+}
+
+/// How requests to chatgpt.com are paced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pacing {
+    /// Learn the rate the service allows: start with the burst, raise the rate while
+    /// requests succeed, halve it on a 429.
+    #[default]
+    Adaptive,
+    /// A token bucket of `burst` refilled at `refill_per_minute`, whatever the service
+    /// allows.
+    Fixed,
+}
+
+impl Pacing {
+    /// `adaptive` or `fixed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pacing::Adaptive => "adaptive",
+            Pacing::Fixed => "fixed",
         }
     }
 }
@@ -481,6 +514,19 @@ impl Config {
                 .parse()
                 .map_err(|_| bad("CONVOS_API_REFILL_PER_MINUTE", &v, "expected a number"))?;
         }
+        if let Some(v) = get("CONVOS_API_PACING") {
+            self.api.pacing = match v.trim() {
+                "adaptive" => Pacing::Adaptive,
+                "fixed" => Pacing::Fixed,
+                _ => return Err(bad("CONVOS_API_PACING", &v, "use adaptive or fixed")),
+            };
+        }
+        if let Some(v) = get("CONVOS_API_MAX_PER_SECOND") {
+            self.api.max_per_second = v
+                .trim()
+                .parse()
+                .map_err(|_| bad("CONVOS_API_MAX_PER_SECOND", &v, "expected a number"))?;
+        }
         if let Some(v) = env("CONVOS_WATCH_DIRS") {
             self.watch.dirs = Some(
                 std::env::split_paths(&v)
@@ -546,6 +592,12 @@ impl Config {
         if !(self.api.refill_per_minute.is_finite() && self.api.refill_per_minute > 0.0) {
             return Err(err(
                 "api.refill_per_minute",
+                "must be a positive number".into(),
+            ));
+        }
+        if !(self.api.max_per_second.is_finite() && self.api.max_per_second > 0.0) {
+            return Err(err(
+                "api.max_per_second",
                 "must be a positive number".into(),
             ));
         }

@@ -480,6 +480,9 @@ fn describe_sync(s: &SyncReport) -> String {
             s.unreadable_rows
         ));
     }
+    if let Some(pace) = s.pace_note() {
+        notes.push_str(&format!("; {pace}"));
+    }
     let line = match &s.stop {
         Some(reason) => format!(
             "{at}: FAILED: {reason} ({} new, {} updated before it)",

@@ -16,5 +16,8 @@ mod reauth;
 mod render;
 mod service;
 mod sync;
+mod sync_batch;
+mod sync_pace;
+mod sync_reconcile;
 mod sync_smoke;
 mod watch;
