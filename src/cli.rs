@@ -46,7 +46,8 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon in the foreground: scheduled syncs (in local time unless `[sync]
-    /// timezone` says otherwise), a weekly full sync, Downloads watcher, control socket
+    /// timezone` says otherwise), a weekly full sync, Downloads watcher, the Markdown
+    /// mirror (`[mirror] dir`), control socket
     Run,
     /// Sync from chatgpt.com once, then exit (through the daemon when it runs)
     Sync(SyncArgs),
@@ -55,7 +56,7 @@ pub enum Command {
     /// Store and verify the chatgpt.com session token
     Auth(AuthArgs),
     /// Show the daemon's state and jobs (next runs in UTC and local time), last sync and
-    /// import, counts, token expiry, paths
+    /// import, counts, token expiry, paths, the Markdown mirror
     Status(StatusArgs),
     /// List conversations, newest update first
     List(ListArgs),
@@ -68,6 +69,15 @@ pub enum Command {
     Reindex(ReindexArgs),
     /// Export the archive as Markdown, JSON or JSON lines
     Export(ExportArgs),
+    /// Bring the Markdown mirror (a folder of notes, e.g. in an Obsidian vault) up to
+    /// date once (through the daemon when it runs; the daemon also keeps it current)
+    ///
+    /// Without --dir, the folder of `[mirror] dir` (or CONVOS_MIRROR_DIR). One note per
+    /// conversation, named once and never renamed, an index.md, and the attachments.
+    /// What you write below a note's convos line, and properties you add, are kept; if
+    /// you edit the part above it, your version is saved in .convos/conflicts/ before
+    /// the note is rewritten. Notes you delete stay deleted until --rebuild.
+    Mirror(MirrorArgs),
     /// Install, remove or inspect the background service (systemd user unit / launchd agent)
     Service(ServiceArgs),
 }
@@ -75,8 +85,9 @@ pub enum Command {
 /// `convos sync`
 #[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SyncArgs {
-    /// Walk every conversation (not just those changed since the last sync) and mark
-    /// ones deleted on chatgpt.com as deleted_remotely (they are kept)
+    /// Walk every listing to the end now (the weekly reconcile job does this too), fetch
+    /// what changed, and mark conversations absent from every listing whose detail
+    /// answers 404 as deleted_remotely (they are kept)
     #[arg(long)]
     pub full: bool,
 }
@@ -219,6 +230,18 @@ pub enum ExportFormat {
     Json,
     /// JSON lines
     Jsonl,
+}
+
+/// `convos mirror`
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MirrorArgs {
+    /// Mirror into this folder (created if its parent exists) instead of `[mirror] dir`
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Check every note and attachment on disk: recreate notes you deleted, rewrite
+    /// index.md (your notes below the convos line and your properties are still kept)
+    #[arg(long)]
+    pub rebuild: bool,
 }
 
 /// `convos service`

@@ -64,6 +64,7 @@ pub fn run(cli: Cli, loaded: Loaded, platform: PlatformDirs) -> Result<(), AppEr
         }),
         Command::Reindex(a) => Request::Reindex(a.clone()),
         Command::Export(a) => Request::Export(a.clone()),
+        Command::Mirror(a) => Request::Mirror(a.clone()),
         Command::Import(a) => Request::Import(a.clone()),
         Command::Sync(a) => Request::Sync(a.clone()),
     };
@@ -124,5 +125,6 @@ pub fn open_context(
         cancel: Arc::new(AtomicBool::new(false)),
         daemon: None,
         config_file: loaded.file.clone(),
+        user_modes: loaded.user_modes,
     })
 }

@@ -4,6 +4,7 @@
 
 mod export;
 mod list;
+pub mod mirror;
 mod reindex;
 mod search;
 mod show;
@@ -71,6 +72,10 @@ pub struct Context {
     pub daemon: Option<std::sync::Arc<dyn status::DaemonInfo>>,
     /// The config file in use, if any.
     pub config_file: Option<PathBuf>,
+    /// Permissions for the user's own files (the mirror's notes); see [`Loaded::user_modes`].
+    ///
+    /// [`Loaded::user_modes`]: crate::config::Loaded::user_modes
+    pub user_modes: crate::mirror::Modes,
 }
 
 impl Context {
@@ -95,6 +100,7 @@ pub fn handle(ctx: &Context, req: &Request, out: &mut dyn Write) -> Result<(), C
         Request::Search(a) => search::run(ctx, a, out),
         Request::Reindex(_) => reindex::run(ctx, out),
         Request::Export(a) => export::run(ctx, a, out),
+        Request::Mirror(a) => mirror::run(ctx, a, out),
         Request::Import(a) => {
             let report = import(ctx, &a.paths, a.force);
             print_import_report(&report, out)?;

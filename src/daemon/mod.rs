@@ -1,11 +1,12 @@
 //! `convos run`: the composition root. Takes the data dir's lock, opens the archive,
 //! imports the configured paths, starts the sync schedule, the token refresh, the
-//! folder watcher and the control socket, reports readiness to systemd, and on
-//! shutdown stops taking work, lets the running unit of work reach a safe point,
-//! flushes the archive and exits.
+//! folder watcher, the Markdown mirror and the control socket, reports readiness to
+//! systemd, and on shutdown stops taking work, lets the running unit of work reach a
+//! safe point, flushes the archive and exits.
 
 mod index;
 mod jobs;
+mod mirror_runs;
 pub mod server;
 mod sync_runs;
 pub mod watch;
@@ -56,6 +57,9 @@ pub enum DaemonError {
     /// The job schedule could not be set up.
     #[error("cannot start the job schedule: {0}")]
     Scheduler(tokio_cron_scheduler::JobSchedulerError),
+    /// The Markdown mirror cannot be set up.
+    #[error("cannot keep the Markdown mirror: {0}")]
+    Mirror(#[from] crate::mirror::MirrorError),
     /// Start-up work panicked.
     #[error(transparent)]
     Internal(#[from] crate::util::Panicked),
@@ -125,6 +129,7 @@ pub struct Daemon {
     live: Arc<Live>,
     runs: sync_runs::SyncRuns,
     jobs: jobs::Jobs,
+    mirror_runs: mirror_runs::MirrorRuns,
 }
 
 /// Sends a notification to systemd (a no-op outside systemd).
@@ -242,6 +247,7 @@ pub async fn run(
         daemon.tracker.spawn(watch::run(daemon.clone(), dirs));
     }
     log_start(&daemon).await;
+    mirror_runs::spawn(&daemon);
     jobs::start(&daemon).await.map_err(DaemonError::Scheduler)?;
     notify(&[
         sd_notify::NotifyState::Ready,
@@ -290,12 +296,14 @@ async fn assemble(
         cancel: Arc::new(AtomicBool::new(false)),
         daemon: Some(live.clone() as Arc<dyn DaemonInfo>),
         config_file: loaded.file.clone(),
+        user_modes: loaded.user_modes,
     };
     Ok(Arc::new(Daemon {
         jobs: jobs::Jobs::new(&ctx.config)
             .await
             .map_err(DaemonError::Scheduler)?,
         runs: sync_runs::SyncRuns::new(),
+        mirror_runs: mirror_runs::MirrorRuns::new(&ctx)?,
         ctx,
         shutdown: shutdown.clone(),
         tracker: TaskTracker::new(),

@@ -23,6 +23,9 @@ const SCRUBBED: &[&str] = &[
     "CONVOS_SYNC_SCHEDULE",
     "CONVOS_API_BURST",
     "CONVOS_API_REFILL_PER_MINUTE",
+    "CONVOS_MIRROR_DIR",
+    "CONVOS_API_PACING",
+    "CONVOS_API_MAX_PER_SECOND",
 ];
 
 /// A temporary world for one test's `convos` runs.
