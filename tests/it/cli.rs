@@ -566,7 +566,7 @@ fn cli_help_lists_the_commands() {
     run.ok();
     for cmd in [
         "run", "sync", "import", "auth", "status", "list", "show", "search", "reindex", "export",
-        "service",
+        "mirror", "service",
     ] {
         assert!(
             run.stdout
