@@ -62,8 +62,11 @@ pub enum Command {
     List(ListArgs),
     /// Show one conversation (by id or unique id prefix)
     Show(ShowArgs),
-    /// Search conversation titles and message text
+    /// Search conversation titles and message text (ranked, from the search index)
     Search(SearchArgs),
+    /// Rebuild the search index from the archive (it is kept current by itself; this
+    /// starts it over)
+    Reindex(ReindexArgs),
     /// Export the archive as Markdown, JSON or JSON lines
     Export(ExportArgs),
     /// Bring the Markdown mirror (a folder of notes, e.g. in an Obsidian vault) up to
@@ -153,17 +156,58 @@ pub enum ShowFormat {
 
 /// `convos search`
 #[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+#[command(
+    after_help = "Query syntax: every word must appear (in any form: case and accents \
+are ignored); \"exact phrase\" in quotes (an argument with spaces is a phrase too); -word \
+excludes (write it after `--`, as in `convos search fox -- -evening`); word* matches words \
+that start so. \
+Results are ranked (BM25; matches in the title rank higher), one line per conversation with \
+its best message. Dates are YYYY, YYYY-MM, YYYY-MM-DD (UTC) or RFC 3339 times."
+)]
 pub struct SearchArgs {
-    /// Words to find (all must appear; case-insensitive)
-    #[arg(required = true)]
+    /// Words to find, all in one message: "exact phrases" (or one argument with spaces),
+    /// -excluded (after `--`), prefix*
+    #[arg(required = true, value_name = "WORDS")]
     pub query: Vec<String>,
-    /// Print JSON
+    /// Print one JSON array of {id, title, update_time, score, message_id, role, snippet}
     #[arg(long)]
     pub json: bool,
     /// Show at most this many conversations
     #[arg(long, short = 'n', value_name = "N", default_value_t = 20)]
     pub limit: usize,
+    /// Only messages of this role: user, assistant or tool
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// Only messages written on or after this date
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Only messages written up to this date (inclusive: --until 2024-05 includes May)
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Only conversations of this project (its name)
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
+    /// Only conversations or messages of this model (e.g. gpt-4o)
+    #[arg(long, value_name = "SLUG")]
+    pub model: Option<String>,
+    /// Only archived conversations
+    #[arg(long, conflicts_with = "no_archived")]
+    pub archived: bool,
+    /// Only conversations that are not archived
+    #[arg(long)]
+    pub no_archived: bool,
+    /// Only conversations deleted on chatgpt.com (kept in the archive)
+    #[arg(long)]
+    pub deleted: bool,
+    /// Highlight matches with terminal escapes (set when standard output is a terminal)
+    #[arg(skip)]
+    #[serde(default)]
+    pub highlight: bool,
 }
+
+/// `convos reindex`
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ReindexArgs {}
 
 /// `convos export`
 #[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]

@@ -9,12 +9,13 @@
 //! - [`daemon`]: `convos run`, the composition root (nothing imports it): `jobs` (one
 //!   tokio-cron-scheduler for sync, reconcile, token refresh and rescan, in the local
 //!   time zone), `sync_runs` (running syncs, re-authentication, backoff),
-//!   `mirror_runs` (the Markdown mirror kept current from the change feed), the folder
-//!   watcher, the control socket's server
+//!   `mirror_runs` (the Markdown mirror kept current from the change feed), `index`
+//!   (the search index's indexer, woken by the change feed), the folder watcher, the
+//!   control socket's server
 //! - [`control`]: the local socket protocol shared by CLI and daemon: `Request`,
 //!   `Frame`, and the client side
-//! - [`commands`]: the handlers behind status/list/show/search/export/import/mirror,
-//!   shared by the CLI and the daemon
+//! - [`commands`]: the handlers behind status/list/show/search/reindex/export/import/
+//!   mirror, shared by the CLI and the daemon
 //! - [`sync`]: the sync engine: walk the listings and the frontier, fetch what
 //!   changed, attachments; `SyncReport` and `StopReason`
 //! - [`session`]: credentials: load, verify, store, adopt, browser re-authentication
@@ -23,6 +24,8 @@
 //! - [`ingest`]: export ZIPs, folders and JSON files → raw conversations (streaming)
 //! - [`render`]: views of the archive: the Export schema v1, JSON, Markdown, file
 //!   names, terminal-safe text
+//! - [`search`]: the full-text index (tantivy), a derived store that catches up from
+//!   the archive's change feed
 //! - [`archive`]: persistence on sled; [`archive::Archive::upsert`] is the one door
 //!   every source writes conversations through; attachments stored by content hash
 //! - [`mirror`]: the Markdown mirror, a derived store: one note per conversation in a
@@ -36,8 +39,8 @@
 //! # Data flow
 //! `daemon::jobs → sync → (session, api) → Archive::upsert` and
 //! `daemon::watch → ingest → model::RawConversation → Archive::upsert`; after a write,
-//! `daemon::mirror_runs → mirror` catches up from the archive's change feed; `render`
-//! and `commands` read the archive.
+//! `daemon::mirror_runs → mirror` and `daemon::index → search` catch up from the
+//! archive's change feed; `render` and `commands` read the archive.
 
 pub mod api;
 pub mod app;
@@ -54,6 +57,7 @@ pub mod logging;
 pub mod mirror;
 pub mod model;
 pub mod render;
+pub mod search;
 pub mod service;
 pub mod session;
 pub mod sync;

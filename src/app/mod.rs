@@ -11,7 +11,7 @@ mod service;
 pub mod sync;
 
 use crate::archive::{Archive, OpenOptions};
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, SearchArgs};
 use crate::commands::Context;
 use crate::config::{Loaded, PlatformDirs};
 use crate::control::client::{self, Reply};
@@ -57,7 +57,12 @@ pub fn run(cli: Cli, loaded: Loaded, platform: PlatformDirs) -> Result<(), AppEr
         Command::Status(a) => Request::Status(a.clone()),
         Command::List(a) => Request::List(a.clone()),
         Command::Show(a) => Request::Show(a.clone()),
-        Command::Search(a) => Request::Search(a.clone()),
+        Command::Search(a) => Request::Search(SearchArgs {
+            // Only the CLI knows whether its standard output is a terminal.
+            highlight: !a.json && std::io::stdout().is_terminal(),
+            ..a.clone()
+        }),
+        Command::Reindex(a) => Request::Reindex(a.clone()),
         Command::Export(a) => Request::Export(a.clone()),
         Command::Mirror(a) => Request::Mirror(a.clone()),
         Command::Import(a) => Request::Import(a.clone()),

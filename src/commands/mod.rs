@@ -1,10 +1,11 @@
-//! The handlers behind the reading and importing commands. The CLI runs them
+//! The handlers behind the reading, importing and indexing commands. The CLI runs them
 //! in-process when no daemon runs; the daemon runs the very same code for requests
 //! that arrive on its control socket (it holds the archive's lock).
 
 mod export;
 mod list;
 pub mod mirror;
+mod reindex;
 mod search;
 mod show;
 pub mod status;
@@ -97,6 +98,7 @@ pub fn handle(ctx: &Context, req: &Request, out: &mut dyn Write) -> Result<(), C
         Request::List(a) => list::run(ctx, a, out),
         Request::Show(a) => show::run(ctx, a, out),
         Request::Search(a) => search::run(ctx, a, out),
+        Request::Reindex(_) => reindex::run(ctx, out),
         Request::Export(a) => export::run(ctx, a, out),
         Request::Mirror(a) => mirror::run(ctx, a, out),
         Request::Import(a) => {

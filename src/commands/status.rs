@@ -16,6 +16,10 @@ use std::path::PathBuf;
 pub trait DaemonInfo: Send + Sync {
     /// A snapshot of the daemon's state.
     fn snapshot(&self) -> DaemonSnapshot;
+    /// The daemon's search index, kept current by its indexer.
+    fn search(&self) -> Option<std::sync::Arc<crate::search::LiveIndex>> {
+        None
+    }
 }
 
 /// The running daemon's state.
@@ -123,6 +127,9 @@ pub struct StatusReport {
     pub watch_enabled: bool,
     /// The last import.
     pub last_import: Option<LastImport>,
+    /// The search index: its size and how far it has taken in the archive's changes.
+    #[serde(default)]
+    pub search_index: Option<crate::search::IndexStatus>,
     /// The Markdown mirror, when `[mirror] dir` is set.
     #[serde(default)]
     pub mirror: Option<MirrorInfo>,
@@ -256,8 +263,69 @@ pub fn report(ctx: &Context) -> Result<StatusReport, CommandError> {
             .collect(),
         watch_enabled: ctx.config.watch.enabled,
         last_import: a.state("last_import")?,
+        search_index: Some(index_status(ctx)?),
         mirror: mirror_info(ctx),
     })
+}
+
+/// The search index's state: the daemon's live one, else read from its files.
+fn index_status(ctx: &Context) -> Result<crate::search::IndexStatus, CommandError> {
+    if let Some(live) = ctx.daemon.as_ref().and_then(|d| d.search()) {
+        return Ok(live.status());
+    }
+    let dir = crate::search::index_dir(&ctx.paths.data_dir);
+    let (stats, last_error) = match crate::search::SearchIndex::peek(&dir) {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let pending = match stats.as_ref().and_then(|s| s.mark) {
+        Some(m) => Some(crate::search::pending(&ctx.archive, m).map_err(|e| {
+            CommandError::Failed(format!("cannot read the archive's change feed: {e}"))
+        })?),
+        None => None,
+    };
+    Ok(crate::search::IndexStatus {
+        pending,
+        stats,
+        feed: ctx.archive.last_change_seq()?,
+        busy: false,
+        last_error,
+    })
+}
+
+fn describe_index(s: &crate::search::IndexStatus, daemon: bool) -> String {
+    let when = if daemon {
+        "the daemon is taking them in"
+    } else {
+        "taken in at the next `convos search`"
+    };
+    let mut text = match &s.stats {
+        None if s.last_error.is_none() => {
+            "not built yet (built at the first `convos search`, or by `convos reindex`)".to_owned()
+        }
+        None => "unreadable (rebuilt at the next `convos search`, or by `convos reindex`)".into(),
+        Some(st) => {
+            let size = format!(
+                "{} messages, {:.1} MB",
+                st.messages,
+                st.bytes as f64 / 1_000_000.0
+            );
+            match (st.mark, s.pending) {
+                (None, _) | (_, None) => format!("{size}, not built yet ({when})"),
+                (Some(_), Some(0)) => format!("{size}, up to date"),
+                (Some(_), Some(n)) => {
+                    format!("{size}, {n} conversation(s) changed since it was updated ({when})")
+                }
+            }
+        }
+    };
+    if s.busy {
+        text.push_str(", indexing now");
+    }
+    if let Some(e) = &s.last_error {
+        text.push_str(&format!("; last error: {e}"));
+    }
+    text
 }
 
 pub(super) fn run(
@@ -355,6 +423,9 @@ fn write_human(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()> {
             }
         }
         None => writeln!(out, "last import:  never")?,
+    }
+    if let Some(ix) = &r.search_index {
+        writeln!(out, "search index: {}", describe_index(ix, r.running))?;
     }
     write_mirror(r.mirror.as_ref(), out)?;
     Ok(())

@@ -4,6 +4,7 @@
 //! systemd, and on shutdown stops taking work, lets the running unit of work reach a
 //! safe point, flushes the archive and exits.
 
+mod index;
 mod jobs;
 mod mirror_runs;
 pub mod server;
@@ -81,6 +82,8 @@ struct Live {
     timezone: String,
     /// The jobs' next runs, as the scheduler last told them (see `jobs::refresh_view`).
     jobs: Mutex<Vec<JobStatus>>,
+    /// The search index and its indexer (`None` when it could not be opened).
+    search: Option<Arc<crate::search::LiveIndex>>,
 }
 
 impl Live {
@@ -110,6 +113,10 @@ impl DaemonInfo for Live {
             timezone: Some(self.timezone.clone()),
             jobs,
         }
+    }
+
+    fn search(&self) -> Option<Arc<crate::search::LiveIndex>> {
+        self.search.clone()
     }
 }
 
@@ -219,6 +226,9 @@ pub async fn run(
     })
     .await??;
     let daemon = assemble(&loaded, platform, &shutdown).await?;
+    if let Some(search) = daemon.live.search.clone() {
+        daemon.tracker.spawn(index::follow(daemon.clone(), search));
+    }
     if !start_up_import(&daemon).await {
         tracing::info!("shut down during the start-up import; it resumes on the next start");
         finish(&daemon, lock).await;
@@ -258,6 +268,11 @@ async fn assemble(
     shutdown: &CancellationToken,
 ) -> Result<Arc<Daemon>, DaemonError> {
     let archive = open_archive(&loaded.paths.archive_dir).await?;
+    let (data_dir, a) = (loaded.paths.data_dir.clone(), archive.clone());
+    let search = blocking("opening the search index", move || {
+        index::open(&data_dir, a)
+    })
+    .await?;
     let watch_dirs: &[PathBuf] = if loaded.config.watch.enabled {
         &loaded.paths.watch_dirs
     } else {
@@ -270,6 +285,7 @@ async fn assemble(
         watching: watch_dirs.iter().map(|d| d.display().to_string()).collect(),
         timezone: loaded.config.sync.zone().to_string(),
         jobs: Mutex::new(Vec::new()),
+        search,
     });
     let ctx = Context {
         archive,
@@ -409,6 +425,9 @@ async fn drain(daemon: &Daemon) {
             "work still running after {} s; stopping it at a safe point",
             DRAIN.as_secs()
         );
+    }
+    if let Some(search) = daemon.live.search.clone() {
+        index::stop(search).await;
     }
 }
 

@@ -14,6 +14,8 @@ mod mirror;
 mod mirror_daemon;
 mod reauth;
 mod render;
+mod search;
+mod search_cli;
 mod service;
 mod sync;
 mod sync_batch;
