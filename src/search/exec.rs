@@ -690,6 +690,15 @@ impl Snippets {
                 .nth(SNIPPET_CHARS)
                 .map_or(text.len(), |(i, _)| i);
             (&text[..end], 0, Vec::new())
+        } else if text.chars().nth(SNIPPET_CHARS).is_none() {
+            // A message that fits is shown whole: tantivy's fragment ends at the last
+            // token it kept, which drops a trailing stop-word and punctuation.
+            let r = snippet.fragment_range();
+            let ranges = collapse_overlapped_ranges(snippet.highlighted())
+                .into_iter()
+                .map(|h| h.start + r.start..h.end + r.start)
+                .collect();
+            (text, 0, ranges)
         } else {
             let r = snippet.fragment_range();
             (

@@ -525,3 +525,19 @@ async fn daemon_indexes_what_it_writes_and_what_was_written_before_it_started() 
         Archive::open(&loaded.paths.archive_dir, &OpenOptions::default()).expect("archive");
     assert_eq!(stats.mark, Some(archive.last_change_seq().expect("feed")));
 }
+
+#[test]
+fn a_short_message_is_its_whole_snippet() {
+    let env = CliEnv::new();
+    import(
+        &env,
+        "short.json",
+        &[conv(
+            "short-1",
+            "Containers",
+            &[("user", "What is Docker used for?")],
+        )],
+    );
+    let hits = env.run(["search", "--json", "docker"]).ok().json();
+    assert_eq!(hits[0]["snippet"], "What is Docker used for?", "{hits}");
+}
