@@ -1,6 +1,11 @@
-//! The import pipeline: one thread inflates and splits the conversation files into
-//! elements while the calling thread parses and stores them, so both cores work and
-//! at most a bounded queue of conversations is in memory. Attachments follow.
+//! The import pipeline: attachments first, then one thread inflates and splits the
+//! conversation files into elements while the calling thread parses and stores them,
+//! so both cores work and at most a bounded queue of conversations is in memory.
+//!
+//! Attachments go first because a conversation stored before its attachment must be
+//! moved up the change feed again when the bytes arrive (so the mirror and the search
+//! index show them), which rewrites its record: on a first import that doubled the
+//! archive's writes. Stored first, the bytes are there when the conversation lands.
 
 use super::guard::{Guarded, LimitError};
 use super::layout::{self, Entry, Layout, SmallFiles};
@@ -375,6 +380,10 @@ fn run<M: Members + SmallFiles>(
         ));
         return;
     }
+    store_assets(archive, &layout, members, cancel, report);
+    if report.interrupted {
+        return;
+    }
     let total: u64 = layout.conversations.iter().map(|e| e.size).sum();
     let progress = Progress::start(opts.progress, shown, total);
     let read_bytes = AtomicU64::new(0);
@@ -386,6 +395,7 @@ fn run<M: Members + SmallFiles>(
         .collect();
     let max = opts.max_conversation_bytes;
     let entries = &layout.conversations;
+    let mut group = Group::default();
     stream_members(members, entries, &read_bytes, &budget, max, |msg| {
         if cancel.load(Ordering::Relaxed) {
             report.interrupted = true;
@@ -394,7 +404,7 @@ fn run<M: Members + SmallFiles>(
         match msg {
             Msg::Item { member, item } => {
                 let size = item_size(&item);
-                let go_on = consume(archive, &member_names[member], item, report);
+                let go_on = consume(archive, &mut group, &member_names[member], item, report);
                 budget.release(size);
                 if !go_on {
                     return false;
@@ -410,9 +420,65 @@ fn run<M: Members + SmallFiles>(
         progress.update(read_bytes.load(Ordering::Relaxed));
         true
     });
+    if report.error.is_none() {
+        group.store(archive, report);
+    }
     progress.finish();
-    if report.error.is_none() && !report.interrupted {
-        store_assets(archive, &layout, members, cancel, report);
+}
+
+/// Largest group of conversations stored in one archive transaction, in bytes of JSON
+/// and in conversations. The archive writes its log out at every transaction, so small
+/// conversations are stored in groups; the group's bytes come on top of the in-flight
+/// budget, so it stays small.
+const GROUP_BYTES: usize = 2 << 20;
+const GROUP_CONVERSATIONS: usize = 256;
+
+/// Parsed conversations waiting to be stored together.
+#[derive(Default)]
+struct Group {
+    convs: Vec<RawConversation>,
+    bytes: usize,
+}
+
+impl Group {
+    /// Adds a conversation, storing the group first when it would grow too large.
+    /// False when the archive failed (the import stops).
+    fn add(&mut self, archive: &Archive, conv: RawConversation, report: &mut FileReport) -> bool {
+        let size = conv.bytes().len();
+        if !self.convs.is_empty()
+            && (self.bytes + size > GROUP_BYTES || self.convs.len() >= GROUP_CONVERSATIONS)
+            && !self.store(archive, report)
+        {
+            return false;
+        }
+        self.bytes += size;
+        self.convs.push(conv);
+        true
+    }
+
+    /// Stores the group, counting each outcome; false (with the file's error set) when
+    /// the archive failed.
+    fn store(&mut self, archive: &Archive, report: &mut FileReport) -> bool {
+        self.bytes = 0;
+        let convs = std::mem::take(&mut self.convs);
+        if convs.is_empty() {
+            return true;
+        }
+        for outcome in archive.upsert_many(convs) {
+            match outcome {
+                Ok(Outcome::New) => report.new += 1,
+                Ok(Outcome::Updated) => report.updated += 1,
+                Ok(Outcome::Unchanged) => report.unchanged += 1,
+                Err(e) => {
+                    report.error = Some(format!(
+                        "{}: the archive failed: {e}",
+                        report.path.display()
+                    ));
+                    return false;
+                }
+            }
+        }
+        true
     }
 }
 
@@ -530,8 +596,15 @@ fn describe_stream_error(e: &StreamError) -> String {
     }
 }
 
-/// Parses and stores one element; false stops the import (the archive failed).
-fn consume(archive: &Archive, member: &str, item: Item, report: &mut FileReport) -> bool {
+/// Parses one element and adds it to the group to store; false stops the import (the
+/// archive failed).
+fn consume(
+    archive: &Archive,
+    group: &mut Group,
+    member: &str,
+    item: Item,
+    report: &mut FileReport,
+) -> bool {
     match item {
         Item::Element {
             index,
@@ -550,17 +623,8 @@ fn consume(archive: &Archive, member: &str, item: Item, report: &mut FileReport)
                             raw.id()
                         ));
                     }
-                    match archive.upsert(raw) {
-                        Ok(Outcome::New) => report.new += 1,
-                        Ok(Outcome::Updated) => report.updated += 1,
-                        Ok(Outcome::Unchanged) => report.unchanged += 1,
-                        Err(e) => {
-                            report.error = Some(format!(
-                                "{}: the archive failed: {e}",
-                                report.path.display()
-                            ));
-                            return false;
-                        }
+                    if !group.add(archive, raw, report) {
+                        return false;
                     }
                 }
                 Err(ModelError::MissingId) if is_list_page(&hint_head_owned) => {
@@ -644,7 +708,7 @@ fn store_assets<M: Members>(
         }
         if let Ok(Some(rec)) = archive.file(&asset.file_id)
             && rec.size == asset.entry.size
-            && archive.blob_path(&rec.sha256).is_file()
+            && archive.holds_file(&rec)
         {
             continue;
         }
