@@ -10,8 +10,9 @@
 //! - **large**: `conversations.json` of large conversations (default ≈ 200 MB, `--mb`),
 //!   imported as a bare JSON file: MB/s of conversations JSON.
 //!
-//! The binary runs as a child process; its peak RSS and the blocks it wrote come from
-//! `wait4`. With `--runs N` every measurement is repeated N times, interleaved (inflate,
+//! `CONVOS_BIN=/path/to/convos` measures another build on the same data (a build from
+//! before a change, for a before/after table). The binary runs as a child process; its
+//! peak RSS and the blocks it wrote come from `wait4`. With `--runs N` every measurement is repeated N times, interleaved (inflate,
 //! import, inflate, import…), so a machine shared with other work slows both alike; the
 //! table shows the fastest and the median run.
 
@@ -234,7 +235,12 @@ fn main() {
     let runs = arg(&args, "--runs").unwrap_or(3usize).max(1);
     let mb = arg(&args, "--mb").unwrap_or(200usize);
     let only: Option<String> = arg(&args, "--only");
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_convos"));
+    // `CONVOS_BIN` measures another build (say, the one before a change) on the same data.
+    let bin = std::env::var_os("CONVOS_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_convos")),
+        PathBuf::from,
+    );
+    println!("binary: {}", bin.display());
     let dir = data_dir();
     if only.as_deref() != Some("large") {
         bench_realistic(&bin, &dir, runs);

@@ -264,8 +264,11 @@ fn subscribers_hear_of_each_write_and_the_feed_survives_a_reopen() {
     assert!(after[0].0 > first, "numbers keep growing across a restart");
 }
 
-/// What an archive holds for each id, its counts and its change feed.
-fn contents(a: &Archive, ids: &[&str]) -> Vec<(Vec<u8>, Option<Vec<u8>>, u32, u64)> {
+/// A stored conversation: raw JSON, retained nodes, node count, change-feed position.
+type Contents = (Vec<u8>, Option<Vec<u8>>, u32, u64);
+
+/// What an archive holds for each id.
+fn contents(a: &Archive, ids: &[&str]) -> Vec<Contents> {
     ids.iter()
         .map(|id| {
             let s = a.get(id).expect("get").expect("present");

@@ -396,6 +396,7 @@ fn run<M: Members + SmallFiles>(
     let max = opts.max_conversation_bytes;
     let entries = &layout.conversations;
     let mut group = Group::default();
+    let mut archive_failed = false;
     stream_members(members, entries, &read_bytes, &budget, max, |msg| {
         if cancel.load(Ordering::Relaxed) {
             report.interrupted = true;
@@ -407,6 +408,7 @@ fn run<M: Members + SmallFiles>(
                 let go_on = consume(archive, &mut group, &member_names[member], item, report);
                 budget.release(size);
                 if !go_on {
+                    archive_failed = true;
                     return false;
                 }
             }
@@ -420,7 +422,9 @@ fn run<M: Members + SmallFiles>(
         progress.update(read_bytes.load(Ordering::Relaxed));
         true
     });
-    if report.error.is_none() {
+    // What was parsed before the end (or an interruption) is stored, unless the
+    // archive itself failed (attachments it could not store do not stop this).
+    if !archive_failed {
         group.store(archive, report);
     }
     progress.finish();
