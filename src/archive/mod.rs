@@ -265,7 +265,36 @@ impl Drop for TempDirGuard {
     }
 }
 
+/// A conversation made ready for [`Archive::upsert_many`] (compressed for storage), so
+/// that work can be done on another thread than the one writing.
+#[derive(Debug)]
+pub struct Prepared(Incoming);
+
+impl From<RawConversation> for Prepared {
+    fn from(conv: RawConversation) -> Self {
+        Self(Incoming::from(conv))
+    }
+}
+
+impl Prepared {
+    /// The conversation id.
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+
+    /// Bytes of JSON.
+    pub fn len(&self) -> usize {
+        self.0.bytes.len()
+    }
+
+    /// Whether the JSON is empty (never, for a parsed conversation).
+    pub fn is_empty(&self) -> bool {
+        self.0.bytes.is_empty()
+    }
+}
+
 /// A conversation on its way into the archive.
+#[derive(Debug)]
 struct Incoming {
     id: String,
     bytes: Vec<u8>,
@@ -633,8 +662,8 @@ impl Archive {
     /// small conversations costs one round of disk writes instead of one each. When the
     /// group fails as a whole, each conversation is stored on its own, so one that
     /// cannot be stored fails alone.
-    pub fn upsert_many(&self, convs: Vec<RawConversation>) -> Vec<Result<Outcome>> {
-        let incoming: Vec<Incoming> = convs.into_iter().map(Incoming::from).collect();
+    pub fn upsert_many(&self, convs: Vec<Prepared>) -> Vec<Result<Outcome>> {
+        let incoming: Vec<Incoming> = convs.into_iter().map(|p| p.0).collect();
         if incoming.len() > 1
             && let Ok(outcomes) = self.upsert_group(&incoming)
         {

@@ -297,7 +297,7 @@ fn upsert_many_is_upsert_in_order_in_one_transaction() {
     let grouped = Archive::temporary().expect("archive");
     let mut feed = grouped.subscribe_changes();
     let outcomes: Vec<Outcome> = grouped
-        .upsert_many(versions())
+        .upsert_many(versions().into_iter().map(Prepared::from).collect())
         .into_iter()
         .map(|o| o.expect("stored"))
         .collect();
@@ -332,11 +332,16 @@ fn upsert_many_fails_only_the_conversation_that_cannot_be_stored() {
     a.raw
         .remove(schema::chunk_key("broken", 0))
         .expect("remove");
-    let results = a.upsert_many(vec![
-        conv("fine-1", 1.0, &["r"]),
-        conv("broken", 2.0, &["r", "x"]),
-        conv("fine-2", 1.0, &["r"]),
-    ]);
+    let results = a.upsert_many(
+        [
+            conv("fine-1", 1.0, &["r"]),
+            conv("broken", 2.0, &["r", "x"]),
+            conv("fine-2", 1.0, &["r"]),
+        ]
+        .into_iter()
+        .map(Prepared::from)
+        .collect(),
+    );
     assert!(matches!(results[0], Ok(Outcome::New)), "{results:?}");
     assert!(
         matches!(&results[1], Err(ArchiveError::Corrupt(id)) if id == "broken"),

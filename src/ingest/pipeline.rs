@@ -12,7 +12,7 @@ use super::layout::{self, Entry, Layout, SmallFiles};
 use super::progress::Progress;
 use super::stream::{self, ArrayReader, Item, StreamError};
 use super::{FileReport, ImportOptions, Problem};
-use crate::archive::{Archive, Outcome};
+use crate::archive::{Archive, Outcome, Prepared};
 use crate::model::{ModelError, RawConversation};
 use std::cell::Cell;
 use std::fs::File;
@@ -354,8 +354,16 @@ fn list_dir(root: &Path, rel: &str, depth: usize, out: &mut Vec<Entry>) -> io::R
 
 /// Messages from the reader thread.
 enum Msg {
-    Item { member: usize, item: Item },
-    MemberError { member: usize, message: String },
+    /// An element of `size` bytes of JSON, parsed.
+    Item {
+        member: usize,
+        size: usize,
+        item: Ready,
+    },
+    MemberError {
+        member: usize,
+        message: String,
+    },
     Warning(String),
 }
 
@@ -403,9 +411,15 @@ fn run<M: Members + SmallFiles>(
             return false;
         }
         match msg {
-            Msg::Item { member, item } => {
-                let size = item_size(&item);
-                let go_on = consume(archive, &mut group, &member_names[member], item, report);
+            Msg::Item { member, size, item } => {
+                let go_on = consume(
+                    archive,
+                    &mut group,
+                    &member_names[member],
+                    size,
+                    item,
+                    report,
+                );
                 budget.release(size);
                 if !go_on {
                     archive_failed = true;
@@ -440,15 +454,15 @@ const GROUP_CONVERSATIONS: usize = 256;
 /// Parsed conversations waiting to be stored together.
 #[derive(Default)]
 struct Group {
-    convs: Vec<RawConversation>,
+    convs: Vec<Prepared>,
     bytes: usize,
 }
 
 impl Group {
     /// Adds a conversation, storing the group first when it would grow too large.
     /// False when the archive failed (the import stops).
-    fn add(&mut self, archive: &Archive, conv: RawConversation, report: &mut FileReport) -> bool {
-        let size = conv.bytes().len();
+    fn add(&mut self, archive: &Archive, conv: Prepared, report: &mut FileReport) -> bool {
+        let size = conv.len();
         if !self.convs.is_empty()
             && (self.bytes + size > GROUP_BYTES || self.convs.len() >= GROUP_CONVERSATIONS)
             && !self.store(archive, report)
@@ -549,8 +563,19 @@ fn produce<M: Members>(
         loop {
             match ar.next() {
                 Ok(Some(item)) => {
-                    budget.pass(item_size(&item));
-                    if tx.send(Msg::Item { member: i, item }).is_err() {
+                    let size = item_size(&item);
+                    budget.pass(size);
+                    // Parsed here, beside the inflating and splitting, so the other
+                    // thread only stores (it was the busy one).
+                    let item = Ready::from(item);
+                    if tx
+                        .send(Msg::Item {
+                            member: i,
+                            size,
+                            item,
+                        })
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -600,51 +625,124 @@ fn describe_stream_error(e: &StreamError) -> String {
     }
 }
 
-/// Parses one element and adds it to the group to store; false stops the import (the
-/// archive failed).
+/// An element as the reader thread hands it over: parsed, or why not.
+#[derive(Debug)]
+enum Ready {
+    /// A conversation ready to store; `repaired_utf8` as [`RawConversation::repaired_utf8`].
+    Conversation {
+        index: usize,
+        conv: Prepared,
+        repaired_utf8: bool,
+    },
+    /// An element that is not a conversation; `head` is its start, to describe it.
+    Invalid {
+        index: usize,
+        offset: u64,
+        head: Vec<u8>,
+        error: ModelError,
+    },
+    /// An element that could not be delimited ([`Item::Malformed`]).
+    Malformed {
+        index: usize,
+        offset: u64,
+        reason: String,
+        hint: Option<String>,
+        resumed_at: Option<u64>,
+    },
+}
+
+impl From<Item> for Ready {
+    fn from(item: Item) -> Self {
+        match item {
+            Item::Element {
+                index,
+                offset,
+                bytes,
+            } => {
+                // Kept only for a failure's message (a copy for every element cost more
+                // than the failures it describes).
+                let head = bytes[..bytes.len().min(4096)].to_vec();
+                match RawConversation::from_bytes(bytes) {
+                    Ok(conv) => Ready::Conversation {
+                        index,
+                        repaired_utf8: conv.repaired_utf8(),
+                        conv: Prepared::from(conv),
+                    },
+                    Err(error) => Ready::Invalid {
+                        index,
+                        offset,
+                        head,
+                        error,
+                    },
+                }
+            }
+            Item::Malformed {
+                index,
+                offset,
+                reason,
+                hint,
+                resumed_at,
+            } => Ready::Malformed {
+                index,
+                offset,
+                reason,
+                hint,
+                resumed_at,
+            },
+        }
+    }
+}
+
+/// Adds a parsed element to the group to store, or reports why it cannot be; false
+/// stops the import (the archive failed).
 fn consume(
     archive: &Archive,
     group: &mut Group,
     member: &str,
-    item: Item,
+    size: usize,
+    item: Ready,
     report: &mut FileReport,
 ) -> bool {
     match item {
-        Item::Element {
+        Ready::Conversation {
+            index,
+            conv,
+            repaired_utf8,
+        } => {
+            report.bytes += size as u64;
+            if repaired_utf8 {
+                report.warnings.push(format!(
+                    "{member}, conversation #{index} (id {:?}): contained bytes that are \
+                     not UTF-8; they were replaced with U+FFFD",
+                    conv.id()
+                ));
+            }
+            if !group.add(archive, conv, report) {
+                return false;
+            }
+        }
+        Ready::Invalid {
             index,
             offset,
-            bytes,
+            head,
+            error,
         } => {
-            report.bytes += bytes.len() as u64;
-            let hint_head_owned = bytes[..bytes.len().min(4096)].to_vec();
-            let hint = stream::hint_of(&hint_head_owned);
-            match RawConversation::from_bytes(bytes) {
-                Ok(raw) => {
-                    if raw.repaired_utf8() {
-                        report.warnings.push(format!(
-                            "{member}, conversation #{index} (id {:?}): contained bytes that are \
-                             not UTF-8; they were replaced with U+FFFD",
-                            raw.id()
-                        ));
-                    }
-                    if !group.add(archive, raw, report) {
-                        return false;
-                    }
-                }
-                Err(ModelError::MissingId) if is_list_page(&hint_head_owned) => {
+            report.bytes += size as u64;
+            match error {
+                ModelError::MissingId if is_list_page(&head) => {
                     report.warnings.push(format!(
                         "{member} is a conversation list page (GET /backend-api/conversations): it \
                          holds titles but no messages, so there is nothing to import from it"
                     ));
                 }
-                Err(e) => report.problems.push(Problem {
+                e => report.problems.push(Problem {
                     location: format!("{member}, conversation #{index} (at byte {offset})"),
-                    conversation: hint,
+                    conversation: stream::hint_of(&head),
                     message: advice(&e),
                 }),
             }
         }
-        Item::Malformed {
+        Ready::Malformed {
             index,
             offset,
             reason,
@@ -862,10 +960,9 @@ mod tests {
                     &budget,
                     4 << 20,
                     |msg| {
-                        let Msg::Item { item, .. } = msg else {
+                        let Msg::Item { item, size, .. } = msg else {
                             panic!("unexpected message");
                         };
-                        let size = item_size(&item);
                         assert!(size > 3 << 20, "{item:?}");
                         elements += 1;
                         // A slow writer: the reader runs until it must wait (each element
