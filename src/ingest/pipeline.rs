@@ -631,7 +631,8 @@ enum Ready {
     /// A conversation ready to store; `repaired_utf8` as [`RawConversation::repaired_utf8`].
     Conversation {
         index: usize,
-        conv: Prepared,
+        // Boxed: a prepared conversation's summary would make every message large.
+        conv: Box<Prepared>,
         repaired_utf8: bool,
     },
     /// An element that is not a conversation; `head` is its start, to describe it.
@@ -666,7 +667,7 @@ impl From<Item> for Ready {
                     Ok(conv) => Ready::Conversation {
                         index,
                         repaired_utf8: conv.repaired_utf8(),
-                        conv: Prepared::from(conv),
+                        conv: Box::new(Prepared::from(conv)),
                     },
                     Err(error) => Ready::Invalid {
                         index,
@@ -717,7 +718,7 @@ fn consume(
                     conv.id()
                 ));
             }
-            if !group.add(archive, conv, report) {
+            if !group.add(archive, *conv, report) {
                 return false;
             }
         }
