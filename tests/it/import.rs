@@ -819,6 +819,56 @@ fn import_again_rewrites_a_blob_a_crash_left_empty_before_the_sync() {
     assert!(archive.unsynced_blob_dirs().is_empty());
 }
 
+/// A process that dies after an import's first phase (its attachments stored, not yet
+/// synced, no conversation, nothing recorded) leaves an archive that opens; importing
+/// the file again keeps the attachments it finds whole, stores the conversations
+/// (each written once) and records the file.
+#[test]
+fn import_after_a_crash_between_attachments_and_conversations_completes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (export, assets) = attachments_export();
+    let zip = dir.path().join("attachments.zip");
+    export.write_zip(&zip);
+    let data = dir.path().join("data");
+    {
+        let archive = Archive::open(&data, &OpenOptions::default()).expect("open");
+        for a in &assets {
+            let name = a.original_name();
+            archive
+                .store_file(
+                    a.file_id(),
+                    Some(&name),
+                    Some(a.mime_type()),
+                    &a.bytes()[..],
+                )
+                .expect("store");
+        }
+        assert_eq!(archive.unsynced_blobs(), assets.len());
+        // Dropped with no sync, flush or record: the process is gone.
+    }
+    let archive = Archive::open(&data, &OpenOptions::default()).expect("reopen");
+    assert!(archive.is_empty());
+    let r = import(&archive, &zip);
+    assert_clean(&r);
+    assert_eq!(counts_of(&r), (2, 0, 0));
+    assert_eq!(r.attachments, 0, "the whole blobs were kept");
+    assert_assets_stored(&archive, &assets);
+    // sled's sequence jumps ahead after a reopen; consecutive numbers mean one write each.
+    let seqs: Vec<u64> = archive
+        .changes_since(0)
+        .map(|c| c.expect("feed").0)
+        .collect();
+    assert_eq!(seqs.len(), 2);
+    assert_eq!(seqs[1] - seqs[0], 1, "{seqs:?}");
+    assert_eq!(archive.last_change_seq().expect("feed"), seqs[1]);
+    assert!(
+        archive
+            .import_record(r.digest.as_deref().expect("digest"))
+            .expect("record")
+            .is_some()
+    );
+}
+
 /// An attachment the export itself cannot deliver (here refused as a possible zip bomb)
 /// is a warning, not a failed file: importing the same bytes again could not store it
 /// either, so the file is recorded as imported.
