@@ -455,3 +455,169 @@ pub fn generate_in(
     );
     written as u64
 }
+
+/// What a generated export holds.
+#[derive(Debug, Default)]
+pub struct ExportStats {
+    /// Conversations.
+    pub conversations: usize,
+    /// Bytes of conversations JSON (all shards).
+    pub json_bytes: u64,
+    /// The median conversation's size in bytes.
+    pub median_bytes: usize,
+    /// Attachments (ZIP members referenced by messages).
+    pub attachments: usize,
+    /// Attachment bytes.
+    pub attachment_bytes: u64,
+    /// The ZIP's size.
+    pub zip_bytes: u64,
+}
+
+/// A conversation size for a realistic export: half of them under 27 KB (down to a
+/// single exchange), most of the rest up to 40 KB, a few long ones, and a rare very
+/// long one (≈ 27.5 KB on average, median ≈ 27 KB, as the real exports the import
+/// issue measured).
+fn realistic_size(rng: &mut Rng) -> usize {
+    let r = rng.below(1000);
+    let (lo, hi) = match r {
+        0..=499 => (2_000, 27_000),
+        500..=939 => (27_000, 38_000),
+        940..=994 => (36_000, 100_000),
+        _ => (100_000, 600_000),
+    };
+    lo + rng.below((hi - lo) as u64) as usize
+}
+
+/// Attachment bytes: a PNG signature and incompressible filler (images do not deflate),
+/// 1–10 KB (≈ 3.3 KB on average).
+fn attachment_bytes(rng: &mut Rng) -> Vec<u8> {
+    let size = match rng.below(10) {
+        0..=5 => 800 + rng.below(2_200),
+        6..=8 => 3_000 + rng.below(3_000),
+        _ => 6_000 + rng.below(4_000),
+    } as usize;
+    let mut b = b"\x89PNG\r\n\x1a\n".to_vec();
+    while b.len() < size {
+        b.extend_from_slice(&rng.next().to_le_bytes());
+    }
+    b.truncate(size);
+    b
+}
+
+/// Turns the first user message of `conv` into an upload of `files` (id, pointer, name,
+/// size): image parts plus `metadata.attachments`, as the ChatGPT UI writes them.
+fn attach(conv: &mut Value, files: &[(String, String, String, usize)]) {
+    let Some(mapping) = conv["mapping"].as_object_mut() else {
+        return;
+    };
+    let Some(node) = mapping
+        .values_mut()
+        .find(|n| n["message"]["author"]["role"] == "user")
+    else {
+        return;
+    };
+    let msg = &mut node["message"];
+    let text = msg["content"]["parts"][0].clone();
+    let mut parts: Vec<Value> = files
+        .iter()
+        .map(|(_, pointer, _, size)| {
+            json!({"content_type": "image_asset_pointer", "asset_pointer": pointer,
+                   "size_bytes": size, "width": 800, "height": 600, "fovea": null,
+                   "metadata": null})
+        })
+        .collect();
+    parts.push(text);
+    msg["content"] = json!({"content_type": "multimodal_text", "parts": parts});
+    msg["metadata"]["attachments"] = files
+        .iter()
+        .map(|(id, _, name, size)| {
+            json!({"id": id, "name": name, "mime_type": "image/png", "size": size,
+                   "width": 800, "height": 600})
+        })
+        .collect();
+}
+
+/// Writes an export ZIP that looks like a real one: `conversations` conversations of
+/// every size in shards of 1,000 (`conversations-NNN.json` with `export_manifest.json`,
+/// the 2026 layout) and about `attachments` small images referenced by their messages,
+/// as uploads at the top level (`file-<id>-<name>.png`) and as generated images under a
+/// `user-…/` folder (`file_<hex>-<uuid>.png`).
+pub fn realistic_export(path: &Path, conversations: usize, attachments: usize) -> ExportStats {
+    use zip::write::SimpleFileOptions;
+    let mut rng = Rng(0x0e79_0127_5eed_0001);
+    let mut zip = zip::ZipWriter::new(BufWriter::new(File::create(path).expect("create zip")));
+    let opts = SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    let mut stats = ExportStats {
+        conversations,
+        ..ExportStats::default()
+    };
+    let mut sizes = Vec::with_capacity(conversations);
+    let mut shards = Vec::new();
+    let per_conv = attachments as f64 / conversations.max(1) as f64;
+    let mut owed = 0.0f64;
+    let mut files: Vec<(String, Vec<u8>)> = Vec::new();
+    for shard in 0..conversations.div_ceil(1000) {
+        let name = format!("conversations-{shard:03}.json");
+        zip.start_file(&name, opts).expect("start shard");
+        zip.write_all(b"[").expect("write");
+        let first = shard * 1000;
+        for n in first..(first + 1000).min(conversations) {
+            let size = realistic_size(&mut rng);
+            let mut conv = conversation(&mut rng, n, size);
+            // Spread the attachments: some conversations have one, a few several.
+            owed += per_conv;
+            let mut mine = Vec::new();
+            while owed >= 1.0 || (owed > 0.0 && mine.is_empty() && rng.below(4) == 0) {
+                owed -= 1.0;
+                let bytes = attachment_bytes(&mut rng);
+                let k = stats.attachments;
+                let (id, pointer, member, name) = if k % 3 == 2 {
+                    let hex = format!("{:016x}{:016x}", rng.next(), rng.next());
+                    let id = format!("file_{hex}");
+                    let name = format!("{:08x}-{:04x}.png", rng.next() as u32, k);
+                    let member = format!("user-k3Y9bench/{id}-{name}");
+                    (id.clone(), format!("sediment://{id}"), member, name)
+                } else {
+                    let id = format!("file-{:022X}", rng.next() as u128 * 7 + k as u128);
+                    let name = format!("photo_{k}.png");
+                    let member = format!("{id}-{name}");
+                    (id.clone(), format!("file-service://{id}"), member, name)
+                };
+                mine.push((id, pointer, name, bytes.len()));
+                stats.attachments += 1;
+                stats.attachment_bytes += bytes.len() as u64;
+                files.push((member, bytes));
+            }
+            if !mine.is_empty() {
+                attach(&mut conv, &mine);
+            }
+            let c = serde_json::to_vec(&conv).expect("json");
+            if n > first {
+                zip.write_all(b",").expect("write");
+            }
+            zip.write_all(&c).expect("write");
+            stats.json_bytes += c.len() as u64 + 1;
+            sizes.push(c.len());
+        }
+        zip.write_all(b"]").expect("write");
+        stats.json_bytes += 1;
+        shards.push(name);
+    }
+    let manifest = json!({"version": 1, "manifest_file": "export_manifest.json",
+        "logical_files": {"conversations.json": {"files": shards, "sharded": true}}});
+    zip.start_file("export_manifest.json", opts)
+        .expect("manifest");
+    zip.write_all(&serde_json::to_vec(&manifest).expect("json"))
+        .expect("write");
+    for (member, bytes) in &files {
+        zip.start_file(member, opts).expect("start attachment");
+        zip.write_all(bytes).expect("write");
+    }
+    zip.finish().expect("finish zip").flush().expect("flush");
+    sizes.sort_unstable();
+    stats.median_bytes = sizes.get(sizes.len() / 2).copied().unwrap_or(0);
+    stats.zip_bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    stats
+}

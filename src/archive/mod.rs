@@ -265,7 +265,36 @@ impl Drop for TempDirGuard {
     }
 }
 
+/// A conversation made ready for [`Archive::upsert_many`] (compressed for storage), so
+/// that work can be done on another thread than the one writing.
+#[derive(Debug)]
+pub struct Prepared(Incoming);
+
+impl From<RawConversation> for Prepared {
+    fn from(conv: RawConversation) -> Self {
+        Self(Incoming::from(conv))
+    }
+}
+
+impl Prepared {
+    /// The conversation id.
+    pub fn id(&self) -> &str {
+        &self.0.id
+    }
+
+    /// Bytes of JSON.
+    pub fn len(&self) -> usize {
+        self.0.bytes.len()
+    }
+
+    /// Whether the JSON is empty (never, for a parsed conversation).
+    pub fn is_empty(&self) -> bool {
+        self.0.bytes.is_empty()
+    }
+}
+
 /// A conversation on its way into the archive.
+#[derive(Debug)]
 struct Incoming {
     id: String,
     bytes: Vec<u8>,
@@ -273,6 +302,25 @@ struct Incoming {
     summary: Summary,
     version: i64,
     now: f64,
+}
+
+impl From<RawConversation> for Incoming {
+    fn from(conv: RawConversation) -> Self {
+        let (bytes, summary) = conv.into_parts();
+        let version = summary
+            .update_time
+            .or(summary.create_time)
+            .map(crate::model::time::secs_to_micros)
+            .unwrap_or(0);
+        Self {
+            id: summary.id.clone(),
+            packed: schema::pack(&bytes),
+            bytes,
+            summary,
+            version,
+            now: now_secs(),
+        }
+    }
 }
 
 type TxResult<T> = std::result::Result<T, ConflictableTransactionError<ArchiveError>>;
@@ -287,6 +335,29 @@ struct UpsertTx<'t> {
 }
 
 impl UpsertTx<'_> {
+    /// Reads the stored version, then takes one of the three branches.
+    fn upsert(&self) -> TxResult<Outcome> {
+        let (raw, extra, meta) = (self.raw, self.extra, self.records.meta);
+        let id = &self.c.id;
+        let Some(old) = meta.get(id.as_bytes())? else {
+            return self.insert_new();
+        };
+        let old: ConvRecord = from_json(id, &old).map_err(abort)?;
+        let corrupt = || abort(ArchiveError::Corrupt(id.clone()));
+        let stored_raw = tx_get_doc(raw, id, old.raw_chunks)?.ok_or_else(corrupt)?;
+        let stored_extra = match old.extra_chunks {
+            0 => None,
+            n => Some(tx_get_doc(extra, id, n)?.ok_or_else(corrupt)?),
+        };
+        if self.c.version == old.version {
+            self.merge_equal(&old, &stored_raw, stored_extra.as_deref())
+        } else if self.c.version > old.version {
+            self.replace_older(&old, &stored_raw, stored_extra.as_deref())
+        } else {
+            self.keep_newer(&old, &stored_raw, stored_extra.as_deref())
+        }
+    }
+
     /// A conversation the archive has never seen: stored as it came.
     fn insert_new(&self) -> TxResult<Outcome> {
         let c = self.c;
@@ -608,20 +679,35 @@ impl Archive {
     /// the stored copy lacks (nothing when it lacks none); an older one only adds nodes
     /// the archive has never seen. Nothing is ever deleted.
     pub fn upsert(&self, conv: RawConversation) -> Result<Outcome> {
-        let (bytes, summary) = conv.into_parts();
-        let version = summary
-            .update_time
-            .or(summary.create_time)
-            .map(crate::model::time::secs_to_micros)
-            .unwrap_or(0);
-        let incoming = Incoming {
-            id: summary.id.clone(),
-            packed: schema::pack(&bytes),
-            bytes,
-            summary,
-            version,
-            now: now_secs(),
-        };
+        let incoming = [Incoming::from(conv)];
+        let outcomes = self.upsert_group(&incoming)?;
+        Ok(outcomes.first().copied().unwrap_or(Outcome::Unchanged))
+    }
+
+    /// Stores several conversations, each exactly as [`Self::upsert`] would (same
+    /// rules, same change-feed entries, same outcome, in order), in one transaction:
+    /// sled writes its log out at every transaction's start and end, so a group of
+    /// small conversations costs one round of disk writes instead of one each. When the
+    /// group fails as a whole, each conversation is stored on its own, so one that
+    /// cannot be stored fails alone.
+    pub fn upsert_many(&self, convs: Vec<Prepared>) -> Vec<Result<Outcome>> {
+        let incoming: Vec<Incoming> = convs.into_iter().map(|p| p.0).collect();
+        if incoming.len() > 1
+            && let Ok(outcomes) = self.upsert_group(&incoming)
+        {
+            return outcomes.into_iter().map(Ok).collect();
+        }
+        incoming
+            .iter()
+            .map(|c| {
+                let outcomes = self.upsert_group(std::slice::from_ref(c))?;
+                Ok(outcomes.first().copied().unwrap_or(Outcome::Unchanged))
+            })
+            .collect()
+    }
+
+    /// Upserts `group` in one transaction, returning each conversation's outcome.
+    fn upsert_group(&self, group: &[Incoming]) -> Result<Vec<Outcome>> {
         let trees = (
             &self.raw,
             &self.extra,
@@ -633,45 +719,33 @@ impl Archive {
         );
         let seq = Seq::new(0);
         let _order = self.feed.order();
-        let outcome = tx_result(trees.transaction(
+        let outcomes = tx_result(trees.transaction(
             |(raw, extra, meta, by_updated, conv_files, file_convs, changes)| {
-                let tx = UpsertTx {
-                    raw,
-                    extra,
-                    records: RecordWriter {
-                        meta,
-                        by_updated,
-                        conv_files,
-                        file_convs,
-                        changes,
-                    },
-                    c: &incoming,
-                    seq: &seq,
-                };
-                let id = &incoming.id;
-                let Some(old) = meta.get(id.as_bytes())? else {
-                    return tx.insert_new();
-                };
-                let old: ConvRecord = from_json(id, &old).map_err(abort)?;
-                let corrupt = || abort(ArchiveError::Corrupt(id.clone()));
-                let stored_raw = tx_get_doc(raw, id, old.raw_chunks)?.ok_or_else(corrupt)?;
-                let stored_extra = match old.extra_chunks {
-                    0 => None,
-                    n => Some(tx_get_doc(extra, id, n)?.ok_or_else(corrupt)?),
-                };
-                if incoming.version == old.version {
-                    tx.merge_equal(&old, &stored_raw, stored_extra.as_deref())
-                } else if incoming.version > old.version {
-                    tx.replace_older(&old, &stored_raw, stored_extra.as_deref())
-                } else {
-                    tx.keep_newer(&old, &stored_raw, stored_extra.as_deref())
+                seq.set(0);
+                let mut outcomes = Vec::with_capacity(group.len());
+                for incoming in group {
+                    let tx = UpsertTx {
+                        raw,
+                        extra,
+                        records: RecordWriter {
+                            meta,
+                            by_updated,
+                            conv_files,
+                            file_convs,
+                            changes,
+                        },
+                        c: incoming,
+                        seq: &seq,
+                    };
+                    outcomes.push(tx.upsert()?);
                 }
+                Ok(outcomes)
             },
         ))?;
-        if outcome != Outcome::Unchanged {
+        if seq.get() != 0 {
             self.feed.published(seq.get());
         }
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     /// The stored conversation with this exact id.
@@ -935,6 +1009,11 @@ impl Archive {
         self.blobs.path(sha256)
     }
 
+    /// Whether a file's bytes are stored whole (present, with its recorded length).
+    pub fn holds_file(&self, record: &FileRecord) -> bool {
+        self.blobs.holds(&record.sha256, record.size)
+    }
+
     /// File ids a conversation references.
     pub fn conversation_files(&self, conv_id: &str) -> Result<Vec<String>> {
         let prefix = schema::conv_file_key(conv_id, "");
@@ -990,8 +1069,8 @@ impl Archive {
         Ok(())
     }
 
-    /// Makes the attachments stored since the last call durable (syncs the blob
-    /// directories they were renamed into). A unit of work (an import, a sync run)
+    /// Makes the attachments stored since the last call durable (their bytes, then the
+    /// blob directories they were renamed into). A unit of work (an import, a sync run)
     /// calls it, or [`Self::flush`], at its end, before recording itself as done.
     pub fn sync_blobs(&self) -> Result<()> {
         self.blobs
@@ -1007,6 +1086,12 @@ impl Archive {
     /// Blob directories changed since the last [`Self::sync_blobs`].
     pub fn unsynced_blob_dirs(&self) -> Vec<PathBuf> {
         self.blobs.dirty_dirs()
+    }
+
+    /// Attachments stored since the last [`Self::sync_blobs`] whose bytes are not
+    /// synced yet.
+    pub fn unsynced_blobs(&self) -> usize {
+        self.blobs.unsynced_blobs()
     }
 
     /// Writes everything to disk: the blob directories synced, then sled's flush (data

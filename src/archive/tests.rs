@@ -309,3 +309,90 @@ fn an_equal_version_adds_the_top_level_keys_the_stored_copy_lacks_and_moves_the_
     );
     assert_eq!(a.last_change_seq().expect("seq"), mark);
 }
+
+/// A stored conversation: raw JSON, retained nodes, node count, change-feed position.
+type Contents = (Vec<u8>, Option<Vec<u8>>, u32, u64);
+
+/// What an archive holds for each id.
+fn contents(a: &Archive, ids: &[&str]) -> Vec<Contents> {
+    ids.iter()
+        .map(|id| {
+            let s = a.get(id).expect("get").expect("present");
+            (s.raw, s.extra, s.record.node_count, s.record.change_seq)
+        })
+        .collect()
+}
+
+#[test]
+fn upsert_many_is_upsert_in_order_in_one_transaction() {
+    let versions = || {
+        vec![
+            conv("c", 10.0, &["r", "u1"]),
+            conv("c", 10.0, &["r", "u1", "zz"]),
+            conv("c", 20.0, &["r", "u2"]),
+            conv("d", 1.0, &["r"]),
+            conv("c", 5.0, &["r", "old"]),
+            conv("c", 5.0, &["r", "old"]),
+        ]
+    };
+    let one_by_one = Archive::temporary().expect("archive");
+    let expected: Vec<Outcome> = versions()
+        .into_iter()
+        .map(|c| one_by_one.upsert(c).expect("upsert"))
+        .collect();
+    let grouped = Archive::temporary().expect("archive");
+    let mut feed = grouped.subscribe_changes();
+    let outcomes: Vec<Outcome> = grouped
+        .upsert_many(versions().into_iter().map(Prepared::from).collect())
+        .into_iter()
+        .map(|o| o.expect("stored"))
+        .collect();
+    use Outcome::*;
+    assert_eq!(expected, [New, Unchanged, Updated, New, Updated, Unchanged]);
+    assert_eq!(outcomes, expected);
+    assert_eq!(
+        contents(&grouped, &["c", "d"]),
+        contents(&one_by_one, &["c", "d"])
+    );
+    let changes: Vec<(u64, String)> = grouped.changes_since(0).map(|c| c.expect("feed")).collect();
+    let one: Vec<(u64, String)> = one_by_one
+        .changes_since(0)
+        .map(|c| c.expect("feed"))
+        .collect();
+    assert_eq!(
+        changes, one,
+        "the same feed: each conversation once, at its last write"
+    );
+    assert!(feed.has_changed().expect("sender alive"));
+    assert_eq!(
+        *feed.borrow_and_update(),
+        grouped.last_change_seq().expect("seq")
+    );
+}
+
+#[test]
+fn upsert_many_fails_only_the_conversation_that_cannot_be_stored() {
+    let a = Archive::temporary().expect("archive");
+    a.upsert(conv("broken", 1.0, &["r"])).expect("upsert");
+    // A stored document whose chunk is gone cannot be merged with a newer version.
+    a.raw
+        .remove(schema::chunk_key("broken", 0))
+        .expect("remove");
+    let results = a.upsert_many(
+        [
+            conv("fine-1", 1.0, &["r"]),
+            conv("broken", 2.0, &["r", "x"]),
+            conv("fine-2", 1.0, &["r"]),
+        ]
+        .into_iter()
+        .map(Prepared::from)
+        .collect(),
+    );
+    assert!(matches!(results[0], Ok(Outcome::New)), "{results:?}");
+    assert!(
+        matches!(&results[1], Err(ArchiveError::Corrupt(id)) if id == "broken"),
+        "{results:?}"
+    );
+    assert!(matches!(results[2], Ok(Outcome::New)), "{results:?}");
+    assert!(a.get("fine-2").expect("get").is_some());
+}

@@ -1,13 +1,18 @@
-//! The import pipeline: one thread inflates and splits the conversation files into
-//! elements while the calling thread parses and stores them, so both cores work and
-//! at most a bounded queue of conversations is in memory. Attachments follow.
+//! The import pipeline: attachments first, then one thread inflates and splits the
+//! conversation files into elements while the calling thread parses and stores them,
+//! so both cores work and at most a bounded queue of conversations is in memory.
+//!
+//! Attachments go first because a conversation stored before its attachment must be
+//! moved up the change feed again when the bytes arrive (so the mirror and the search
+//! index show them), which rewrites its record: on a first import that doubled the
+//! archive's writes. Stored first, the bytes are there when the conversation lands.
 
 use super::guard::{Guarded, LimitError};
 use super::layout::{self, Entry, Layout, SmallFiles};
 use super::progress::Progress;
 use super::stream::{self, ArrayReader, Item, StreamError};
 use super::{FileReport, ImportOptions, Problem};
-use crate::archive::{Archive, Outcome};
+use crate::archive::{Archive, Outcome, Prepared};
 use crate::model::{ModelError, RawConversation};
 use std::cell::Cell;
 use std::fs::File;
@@ -349,8 +354,16 @@ fn list_dir(root: &Path, rel: &str, depth: usize, out: &mut Vec<Entry>) -> io::R
 
 /// Messages from the reader thread.
 enum Msg {
-    Item { member: usize, item: Item },
-    MemberError { member: usize, message: String },
+    /// An element of `size` bytes of JSON, parsed.
+    Item {
+        member: usize,
+        size: usize,
+        item: Ready,
+    },
+    MemberError {
+        member: usize,
+        message: String,
+    },
     Warning(String),
 }
 
@@ -375,6 +388,10 @@ fn run<M: Members + SmallFiles>(
         ));
         return;
     }
+    store_assets(archive, &layout, members, cancel, report);
+    if report.interrupted {
+        return;
+    }
     let total: u64 = layout.conversations.iter().map(|e| e.size).sum();
     let progress = Progress::start(opts.progress, shown, total);
     let read_bytes = AtomicU64::new(0);
@@ -386,17 +403,26 @@ fn run<M: Members + SmallFiles>(
         .collect();
     let max = opts.max_conversation_bytes;
     let entries = &layout.conversations;
+    let mut group = Group::default();
+    let mut archive_failed = false;
     stream_members(members, entries, &read_bytes, &budget, max, |msg| {
         if cancel.load(Ordering::Relaxed) {
             report.interrupted = true;
             return false;
         }
         match msg {
-            Msg::Item { member, item } => {
-                let size = item_size(&item);
-                let go_on = consume(archive, &member_names[member], item, report);
+            Msg::Item { member, size, item } => {
+                let go_on = consume(
+                    archive,
+                    &mut group,
+                    &member_names[member],
+                    size,
+                    item,
+                    report,
+                );
                 budget.release(size);
                 if !go_on {
+                    archive_failed = true;
                     return false;
                 }
             }
@@ -410,14 +436,72 @@ fn run<M: Members + SmallFiles>(
         progress.update(read_bytes.load(Ordering::Relaxed));
         true
     });
-    progress.finish();
-    if report.error.is_none() && !report.interrupted {
-        store_assets(archive, &layout, members, cancel, report);
+    // What was parsed before the end (or an interruption) is stored, unless the
+    // archive itself failed (attachments it could not store do not stop this).
+    if !archive_failed {
+        group.store(archive, report);
     }
+    progress.finish();
     if report.error.is_none() && !layout.missing.is_empty() {
         // What is there was imported; the file stays unrecorded so a complete copy
         // is imported when it comes.
         report.error = Some(layout::missing_shards_error(shown, &layout.missing));
+    }
+}
+
+/// Largest group of conversations stored in one archive transaction, in bytes of JSON
+/// and in conversations. The archive writes its log out at every transaction, so small
+/// conversations are stored in groups; the group's bytes come on top of the in-flight
+/// budget, so it stays small.
+const GROUP_BYTES: usize = 2 << 20;
+const GROUP_CONVERSATIONS: usize = 256;
+
+/// Parsed conversations waiting to be stored together.
+#[derive(Default)]
+struct Group {
+    convs: Vec<Prepared>,
+    bytes: usize,
+}
+
+impl Group {
+    /// Adds a conversation, storing the group first when it would grow too large.
+    /// False when the archive failed (the import stops).
+    fn add(&mut self, archive: &Archive, conv: Prepared, report: &mut FileReport) -> bool {
+        let size = conv.len();
+        if !self.convs.is_empty()
+            && (self.bytes + size > GROUP_BYTES || self.convs.len() >= GROUP_CONVERSATIONS)
+            && !self.store(archive, report)
+        {
+            return false;
+        }
+        self.bytes += size;
+        self.convs.push(conv);
+        true
+    }
+
+    /// Stores the group, counting each outcome; false (with the file's error set) when
+    /// the archive failed.
+    fn store(&mut self, archive: &Archive, report: &mut FileReport) -> bool {
+        self.bytes = 0;
+        let convs = std::mem::take(&mut self.convs);
+        if convs.is_empty() {
+            return true;
+        }
+        for outcome in archive.upsert_many(convs) {
+            match outcome {
+                Ok(Outcome::New) => report.new += 1,
+                Ok(Outcome::Updated) => report.updated += 1,
+                Ok(Outcome::Unchanged) => report.unchanged += 1,
+                Err(e) => {
+                    report.error = Some(format!(
+                        "{}: the archive failed: {e}",
+                        report.path.display()
+                    ));
+                    return false;
+                }
+            }
+        }
+        true
     }
 }
 
@@ -484,8 +568,19 @@ fn produce<M: Members>(
         loop {
             match ar.next() {
                 Ok(Some(item)) => {
-                    budget.pass(item_size(&item));
-                    if tx.send(Msg::Item { member: i, item }).is_err() {
+                    let size = item_size(&item);
+                    budget.pass(size);
+                    // Parsed here, beside the inflating and splitting, so the other
+                    // thread only stores (it was the busy one).
+                    let item = Ready::from(item);
+                    if tx
+                        .send(Msg::Item {
+                            member: i,
+                            size,
+                            item,
+                        })
+                        .is_err()
+                    {
                         return;
                     }
                 }
@@ -535,53 +630,125 @@ fn describe_stream_error(e: &StreamError) -> String {
     }
 }
 
-/// Parses and stores one element; false stops the import (the archive failed).
-fn consume(archive: &Archive, member: &str, item: Item, report: &mut FileReport) -> bool {
+/// An element as the reader thread hands it over: parsed, or why not.
+#[derive(Debug)]
+enum Ready {
+    /// A conversation ready to store; `repaired_utf8` as [`RawConversation::repaired_utf8`].
+    Conversation {
+        index: usize,
+        // Boxed: a prepared conversation's summary would make every message large.
+        conv: Box<Prepared>,
+        repaired_utf8: bool,
+    },
+    /// An element that is not a conversation; `head` is its start, to describe it.
+    Invalid {
+        index: usize,
+        offset: u64,
+        head: Vec<u8>,
+        error: ModelError,
+    },
+    /// An element that could not be delimited ([`Item::Malformed`]).
+    Malformed {
+        index: usize,
+        offset: u64,
+        reason: String,
+        hint: Option<String>,
+        resumed_at: Option<u64>,
+    },
+}
+
+impl From<Item> for Ready {
+    fn from(item: Item) -> Self {
+        match item {
+            Item::Element {
+                index,
+                offset,
+                bytes,
+            } => {
+                // Kept only for a failure's message (a copy for every element cost more
+                // than the failures it describes).
+                let head = bytes[..bytes.len().min(4096)].to_vec();
+                match RawConversation::from_bytes(bytes) {
+                    Ok(conv) => Ready::Conversation {
+                        index,
+                        repaired_utf8: conv.repaired_utf8(),
+                        conv: Box::new(Prepared::from(conv)),
+                    },
+                    Err(error) => Ready::Invalid {
+                        index,
+                        offset,
+                        head,
+                        error,
+                    },
+                }
+            }
+            Item::Malformed {
+                index,
+                offset,
+                reason,
+                hint,
+                resumed_at,
+            } => Ready::Malformed {
+                index,
+                offset,
+                reason,
+                hint,
+                resumed_at,
+            },
+        }
+    }
+}
+
+/// Adds a parsed element to the group to store, or reports why it cannot be; false
+/// stops the import (the archive failed).
+fn consume(
+    archive: &Archive,
+    group: &mut Group,
+    member: &str,
+    size: usize,
+    item: Ready,
+    report: &mut FileReport,
+) -> bool {
     match item {
-        Item::Element {
+        Ready::Conversation {
+            index,
+            conv,
+            repaired_utf8,
+        } => {
+            report.bytes += size as u64;
+            if repaired_utf8 {
+                report.warnings.push(format!(
+                    "{member}, conversation #{index} (id {:?}): contained bytes that are \
+                     not UTF-8; they were replaced with U+FFFD",
+                    conv.id()
+                ));
+            }
+            if !group.add(archive, *conv, report) {
+                return false;
+            }
+        }
+        Ready::Invalid {
             index,
             offset,
-            bytes,
+            head,
+            error,
         } => {
-            report.bytes += bytes.len() as u64;
-            let hint_head_owned = bytes[..bytes.len().min(4096)].to_vec();
-            let hint = stream::hint_of(&hint_head_owned);
-            match RawConversation::from_bytes(bytes) {
-                Ok(raw) => {
-                    if raw.repaired_utf8() {
-                        report.warnings.push(format!(
-                            "{member}, conversation #{index} (id {:?}): contained bytes that are \
-                             not UTF-8; they were replaced with U+FFFD",
-                            raw.id()
-                        ));
-                    }
-                    match archive.upsert(raw) {
-                        Ok(Outcome::New) => report.new += 1,
-                        Ok(Outcome::Updated) => report.updated += 1,
-                        Ok(Outcome::Unchanged) => report.unchanged += 1,
-                        Err(e) => {
-                            report.error = Some(format!(
-                                "{}: the archive failed: {e}",
-                                report.path.display()
-                            ));
-                            return false;
-                        }
-                    }
-                }
-                Err(ModelError::MissingId) if is_list_page(&hint_head_owned) => {
+            report.bytes += size as u64;
+            match error {
+                ModelError::MissingId if is_list_page(&head) => {
                     report.warnings.push(format!(
                         "{member} is a conversation list page (GET /backend-api/conversations): it \
                          holds titles but no messages, so there is nothing to import from it"
                     ));
                 }
-                Err(e) => report.problems.push(Problem {
+                e => report.problems.push(Problem {
                     location: format!("{member}, conversation #{index} (at byte {offset})"),
-                    conversation: hint,
+                    conversation: stream::hint_of(&head),
                     message: advice(&e),
                 }),
             }
         }
-        Item::Malformed {
+        Ready::Malformed {
             index,
             offset,
             reason,
@@ -649,7 +816,7 @@ fn store_assets<M: Members>(
         }
         if let Ok(Some(rec)) = archive.file(&asset.file_id)
             && rec.size == asset.entry.size
-            && archive.blob_path(&rec.sha256).is_file()
+            && archive.holds_file(&rec)
         {
             continue;
         }
@@ -799,10 +966,9 @@ mod tests {
                     &budget,
                     4 << 20,
                     |msg| {
-                        let Msg::Item { item, .. } = msg else {
+                        let Msg::Item { item, size, .. } = msg else {
                             panic!("unexpected message");
                         };
-                        let size = item_size(&item);
                         assert!(size > 3 << 20, "{item:?}");
                         elements += 1;
                         // A slow writer: the reader runs until it must wait (each element

@@ -764,6 +764,111 @@ fn import_with_attachments_the_archive_cannot_store_is_not_recorded_and_a_retry_
     assert!(import(&archive, &zip).already_imported.is_some());
 }
 
+/// Attachments are stored before the conversations that show them, so a first import
+/// writes each conversation once: none is moved up the change feed a second time (a
+/// rewrite of its record) because its bytes arrived after it.
+#[test]
+fn import_stores_attachments_first_so_each_conversation_is_written_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (export, assets) = attachments_export();
+    let zip = dir.path().join("attachments.zip");
+    export.write_zip(&zip);
+    let archive = Archive::open(&dir.path().join("data"), &OpenOptions::default()).expect("open");
+    let r = import(&archive, &zip);
+    assert_clean(&r);
+    assert_eq!((counts_of(&r), r.attachments), ((2, 0, 0), 4));
+    assert_assets_stored(&archive, &assets);
+    assert_eq!(
+        archive.last_change_seq().expect("feed"),
+        2,
+        "two conversations, two writes"
+    );
+    assert_eq!(archive.changes_since(0).count(), 2);
+}
+
+/// A crash of the machine after the attachments were renamed into place but before the
+/// import's one sync can leave a blob empty. The file is then not recorded as imported,
+/// and importing it again (here forced) must not trust the empty blob: it is written
+/// again, and the sync at the end covers it before the file is recorded.
+#[test]
+fn import_again_rewrites_a_blob_a_crash_left_empty_before_the_sync() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (export, assets) = attachments_export();
+    let zip = dir.path().join("attachments.zip");
+    export.write_zip(&zip);
+    let archive = Archive::open(&dir.path().join("data"), &OpenOptions::default()).expect("open");
+    assert_clean(&import(&archive, &zip));
+    assert_eq!(archive.unsynced_blobs(), 0, "synced before it was recorded");
+    let rec = archive
+        .file(assets[0].file_id())
+        .expect("file")
+        .expect("stored");
+    fs::write(archive.blob_path(&rec.sha256), b"").expect("what a power loss leaves");
+    assert!(!archive.holds_file(&rec));
+
+    let force = ImportOptions {
+        force: true,
+        ..ImportOptions::default()
+    };
+    let r = import_with(&archive, &zip, &force);
+    assert_clean(&r);
+    assert_eq!(r.attachments, 1, "only the damaged blob is stored again");
+    assert_assets_stored(&archive, &assets);
+    assert!(archive.holds_file(&rec));
+    assert_eq!(archive.unsynced_blobs(), 0);
+    assert!(archive.unsynced_blob_dirs().is_empty());
+}
+
+/// A process that dies after an import's first phase (its attachments stored, not yet
+/// synced, no conversation, nothing recorded) leaves an archive that opens; importing
+/// the file again keeps the attachments it finds whole, stores the conversations
+/// (each written once) and records the file.
+#[test]
+fn import_after_a_crash_between_attachments_and_conversations_completes_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (export, assets) = attachments_export();
+    let zip = dir.path().join("attachments.zip");
+    export.write_zip(&zip);
+    let data = dir.path().join("data");
+    {
+        let archive = Archive::open(&data, &OpenOptions::default()).expect("open");
+        for a in &assets {
+            let name = a.original_name();
+            archive
+                .store_file(
+                    a.file_id(),
+                    Some(&name),
+                    Some(a.mime_type()),
+                    &a.bytes()[..],
+                )
+                .expect("store");
+        }
+        assert_eq!(archive.unsynced_blobs(), assets.len());
+        // Dropped with no sync, flush or record: the process is gone.
+    }
+    let archive = Archive::open(&data, &OpenOptions::default()).expect("reopen");
+    assert!(archive.is_empty());
+    let r = import(&archive, &zip);
+    assert_clean(&r);
+    assert_eq!(counts_of(&r), (2, 0, 0));
+    assert_eq!(r.attachments, 0, "the whole blobs were kept");
+    assert_assets_stored(&archive, &assets);
+    // sled's sequence jumps ahead after a reopen; consecutive numbers mean one write each.
+    let seqs: Vec<u64> = archive
+        .changes_since(0)
+        .map(|c| c.expect("feed").0)
+        .collect();
+    assert_eq!(seqs.len(), 2);
+    assert_eq!(seqs[1] - seqs[0], 1, "{seqs:?}");
+    assert_eq!(archive.last_change_seq().expect("feed"), seqs[1]);
+    assert!(
+        archive
+            .import_record(r.digest.as_deref().expect("digest"))
+            .expect("record")
+            .is_some()
+    );
+}
+
 /// An attachment the export itself cannot deliver (here refused as a possible zip bomb)
 /// is a warning, not a failed file: importing the same bytes again could not store it
 /// either, so the file is recorded as imported.
