@@ -19,6 +19,7 @@
 //!   glues it to `auth --from-browser` and automatic re-authentication
 //! - [`daemon`]: `convos run`: schedule, token refresh, folder watcher, control socket
 //! - [`service`]: install/uninstall the user service (systemd/launchd)
+//! - [`web`]: the local web viewer: axum routes, maud templates, access checks
 //!
 //! # Data flow
 //! `daemon::jobs → api → sync → Archive::upsert` and
@@ -42,3 +43,4 @@ pub mod model;
 pub mod render;
 pub mod service;
 pub mod sync;
+pub mod web;

@@ -4,6 +4,7 @@
 
 use crate::archive::schema::ConvRecord;
 use crate::archive::{Archive, ArchiveError, StoredConversation};
+use crate::model::Conversation;
 use crate::model::content::{self, AttachmentRef};
 use crate::model::time::secs_to_rfc3339;
 use serde::Serialize;
@@ -116,6 +117,18 @@ pub fn build_with(
     lookup: &dyn Fn(&str) -> Option<crate::archive::schema::FileRecord>,
 ) -> Result<ConversationView, ArchiveError> {
     let conv = stored.parse()?;
+    Ok(build_branch(stored, &conv, &conv.active_branch(), lookup))
+}
+
+/// Builds the view of one branch of a parsed conversation: `branch` holds node indices
+/// root first (as [`crate::model::tree::Tree::active_branch`] returns them); nodes
+/// without a message and hidden messages are left out, as on the active branch.
+pub fn build_branch(
+    stored: &StoredConversation,
+    conv: &Conversation<'_>,
+    branch: &[usize],
+    lookup: &dyn Fn(&str) -> Option<crate::archive::schema::FileRecord>,
+) -> ConversationView {
     let record: &ConvRecord = &stored.record;
     let nodes = conv.nodes();
     let default_model = conv
@@ -124,10 +137,13 @@ pub fn build_with(
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
     let mut messages = Vec::new();
-    for i in conv.visible_messages() {
-        let node = &nodes[i];
+    for &i in branch {
+        let Some(node) = nodes.get(i) else { continue };
         let Some(m) = &node.message else { continue };
         let meta = m.meta();
+        if meta.hidden() {
+            continue;
+        }
         let content = m.content();
         let role = m.role().to_owned();
         let kind = content.kind().to_owned();
@@ -177,7 +193,7 @@ pub fn build_with(
         });
     }
     let s = &record.summary;
-    Ok(ConversationView {
+    ConversationView {
         id: s.id.clone(),
         title: s.title.clone(),
         create_time: s.create_time.and_then(secs_to_rfc3339),
@@ -189,5 +205,5 @@ pub fn build_with(
         deleted_remotely: record.deleted_remotely,
         node_count: record.node_count,
         messages,
-    })
+    }
 }
