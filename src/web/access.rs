@@ -356,10 +356,21 @@ fn fetch_allowed(method: &Method, headers: &HeaderMap) -> bool {
 
 /// The headers every response carries; pages that set no cache policy are not stored.
 fn security_headers(h: &mut HeaderMap) {
+    // A handler's own, stricter policy (downloads are sandboxed) is kept beside it:
+    // browsers enforce every policy they are sent.
+    let own: Vec<HeaderValue> = h
+        .get_all(header::CONTENT_SECURITY_POLICY)
+        .iter()
+        .filter(|v| v.as_bytes() != CSP.as_bytes())
+        .cloned()
+        .collect();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(CSP),
     );
+    for v in own {
+        h.append(header::CONTENT_SECURITY_POLICY, v);
+    }
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),

@@ -57,6 +57,11 @@ pub fn to_html(src: &str, budget: &mut Budget) -> String {
                 code = Some((lang, String::new()));
             }
             Event::Html(raw) | Event::InlineHtml(raw) => events.push(Event::Text(raw)),
+            // `$$` on lines of their own leave line breaks around the formula.
+            Event::DisplayMath(m) => {
+                let m = m.trim_matches('\n');
+                events.push(Event::DisplayMath(m.to_owned().into()));
+            }
             Event::Start(Tag::HtmlBlock) => {
                 events.push(Event::Html(r#"<p class="raw-html">"#.into()));
             }
@@ -493,7 +498,10 @@ mod tests {
             "{out}"
         );
         assert!(out.contains(r#"<span class="math math-display">"#), "{out}");
-        assert!(out.contains("\\frac{a_1}{b_2} * c_3"), "{out}");
+        assert!(
+            out.contains(r#"<span class="math math-display">\frac{a_1}{b_2} * c_3</span>"#),
+            "{out}"
+        );
         assert!(!out.contains("<em>"), "{out}");
         let out = html("inline \\[x^2\\] display");
         assert!(

@@ -15,3 +15,4 @@ mod service;
 mod sync;
 mod sync_smoke;
 mod watch;
+mod web;

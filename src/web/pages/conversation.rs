@@ -44,15 +44,30 @@ pub(crate) async fn markdown(State(st): State<Arc<Shared>>, Path(id): Path<Strin
     blocking(move || markdown_file(&st, &id)).await
 }
 
-fn load(st: &Shared, id: &str) -> Result<StoredConversation, Response> {
+/// Why a conversation could not be loaded.
+enum LoadError {
+    Missing,
+    Archive(crate::archive::ArchiveError),
+}
+
+impl LoadError {
+    fn response(self) -> Response {
+        match self {
+            LoadError::Missing => error_page(
+                StatusCode::NOT_FOUND,
+                "No such conversation",
+                "The archive holds no conversation with this id.",
+            ),
+            LoadError::Archive(e) => archive_error(&e),
+        }
+    }
+}
+
+fn load(st: &Shared, id: &str) -> Result<StoredConversation, LoadError> {
     match st.archive.get(id) {
         Ok(Some(s)) => Ok(s),
-        Ok(None) => Err(error_page(
-            StatusCode::NOT_FOUND,
-            "No such conversation",
-            "The archive holds no conversation with this id.",
-        )),
-        Err(e) => Err(archive_error(&e)),
+        Ok(None) => Err(LoadError::Missing),
+        Err(e) => Err(LoadError::Archive(e)),
     }
 }
 
@@ -60,7 +75,7 @@ fn load(st: &Shared, id: &str) -> Result<StoredConversation, Response> {
 pub(crate) fn render(st: &Shared, id: &str, node: Option<&str>) -> Response {
     let stored = match load(st, id) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(e) => return e.response(),
     };
     let conv = match stored.parse() {
         Ok(c) => c,
@@ -181,8 +196,14 @@ fn turns(v: &ConversationView, forks: &HashMap<String, Fork>) -> Markup {
             continue;
         };
         let anchor = format!("m-{}", m.node_id);
+        // Search hits name messages by message id, which may differ from the node id.
+        let message_anchor =
+            m.id.as_deref()
+                .filter(|id| *id != m.node_id)
+                .map(|id| format!("m-{id}"));
         let piece = html! {
             div.msg id=(anchor) {
+                @if let Some(a) = message_anchor { span id=(a) {} }
                 @if let Some(f) = fork { (fork_nav(&v.id, f)) }
                 (piece)
             }
@@ -249,13 +270,13 @@ fn fork_nav(conv_id: &str, f: &Fork) -> Markup {
     html! {
         nav.fork id={ "f-" (f.parent) } aria-label={ "Branch " (f.position) " of " (f.count) } {
             @if let Some(p) = &f.prev {
-                a href=(link(p)) rel="prev" aria-label="Previous branch" { "‹" }
+                a rel="prev" href=(link(p)) aria-label="Previous branch" { "‹" }
             } @else {
                 span.off aria-hidden="true" { "‹" }
             }
             span.pos { (f.position) " / " (f.count) }
             @if let Some(n) = &f.next {
-                a href=(link(n)) rel="next" aria-label="Next branch" { "›" }
+                a rel="next" href=(link(n)) aria-label="Next branch" { "›" }
             } @else {
                 span.off aria-hidden="true" { "›" }
             }
@@ -575,7 +596,7 @@ fn is_image(a: &AttachmentView) -> bool {
 fn markdown_file(st: &Shared, id: &str) -> Response {
     let stored = match load(st, id) {
         Ok(s) => s,
-        Err(resp) => return resp,
+        Err(e) => return e.response(),
     };
     let v = match view::build(&st.archive, &stored) {
         Ok(v) => v,

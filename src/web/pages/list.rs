@@ -513,7 +513,7 @@ mod tests {
             "<mark>café</mark> &lt;b&gt;<mark>rust</mark>&lt;/b&gt; and <mark>rust</mark>"
         );
         // A range inside a multi-byte character is skipped, not a panic.
-        let s = snippet("é", &[0..1]);
+        let s = snippet("é", &[std::ops::Range { start: 0, end: 1 }]);
         assert_eq!(s.into_string(), "é");
     }
 }
