@@ -4,11 +4,11 @@
 //! 500 visible messages: Markdown answers with code in several languages, tables,
 //! math, thinking, Python calls and regenerated answers), then renders pages through
 //! the viewer's router in-process, as the daemon would serve them, and reports the
-//! time of each: the 500-message conversation (first render, which loads the
-//! highlighting grammars, and warm renders), the first list page, a filtered list page,
-//! a deep list page, and a search results page (50 hits from an in-memory provider: the
-//! rendering part of a search; the index's own time is issue 13's benchmark). It also
-//! reports the resident memory the highlighting grammars add.
+//! time of each (first and warm renders): the 500-message conversation, the first list
+//! page, a filtered list page, a deep list page, and a search results page (50 hits from
+//! an in-memory provider: the rendering part of a search; the index's own time is issue
+//! 13's benchmark); how long the conversation's Markdown and code take on their own;
+//! and the process's resident memory before and after rendering.
 
 #[path = "support/synth.rs"]
 mod synth;
@@ -320,24 +320,6 @@ fn main() {
     let iterations = arg(&args, "--iterations", 30).max(3);
     let dir = tempfile::tempdir().expect("tempdir");
 
-    // The grammars' memory, measured first, before the archive fills the heap.
-    let rss0 = rss_kb();
-    let t = Instant::now();
-    let mut budget = convos::web::highlight::Budget::default();
-    convos::web::highlight::highlight(CODE[0].1, "rust", &mut budget).expect("rust");
-    let load = t.elapsed();
-    let rss1 = rss_kb();
-    for (lang, code) in CODE {
-        convos::web::highlight::highlight(code, lang, &mut budget).expect("known");
-    }
-    let rss2 = rss_kb();
-    println!(
-        "highlighting grammars: first use {:.1} ms, +{:.1} MB resident (+{:.1} MB with all six languages compiled)",
-        load.as_secs_f64() * 1e3,
-        (rss1 - rss0) as f64 / 1024.0,
-        (rss2 - rss0) as f64 / 1024.0
-    );
-
     let archive =
         Archive::open(&dir.path().join("archive"), &OpenOptions::default()).expect("archive");
     let mut rng = Rng(0x5eed_0000_0000_0015);
@@ -362,6 +344,30 @@ fn main() {
         stored.record.summary.message_count,
         stored.raw.len() as f64 / 1e6,
         t.elapsed().as_secs_f64()
+    );
+
+    // Where a conversation page's time goes: its Markdown, and highlighting alone.
+    let view = convos::render::view::build(&archive, &stored).expect("view");
+    let start = Instant::now();
+    let html: usize = view
+        .messages
+        .iter()
+        .map(|m| convos::web::markdown::to_html(&m.text).len())
+        .sum();
+    let markdown = start.elapsed();
+    let start = Instant::now();
+    let mut code_bytes = 0;
+    for (lang, code) in CODE.iter().cycle().take(1000) {
+        if convos::web::highlight::highlight(code, lang).is_some() {
+            code_bytes += code.len();
+        }
+    }
+    let highlight = start.elapsed();
+    println!(
+        "its messages as Markdown, code highlighted: {:.1} ms ({} KB of HTML); highlighting alone: {:.0} MB/s",
+        markdown.as_secs_f64() * 1e3,
+        html / 1024,
+        code_bytes as f64 / 1e6 / highlight.as_secs_f64()
     );
 
     let hits: Vec<SearchHit> = (0..60)
@@ -421,6 +427,7 @@ fn main() {
         ("list, page 20", "/?page=20".to_owned()),
         ("search results, 50 hits", "/?q=archive+branch".to_owned()),
     ];
+    let rss_before = rss_kb();
     rt.block_on(async {
         for (label, path) in &rows {
             let (first, median, p95, size) = measure(&router, &cookie, path, iterations).await;
@@ -433,4 +440,9 @@ fn main() {
             );
         }
     });
+    println!(
+        "resident memory: {:.1} MB before rendering, {:.1} MB after",
+        rss_before as f64 / 1024.0,
+        rss_kb() as f64 / 1024.0
+    );
 }

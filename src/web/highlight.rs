@@ -1,94 +1,69 @@
-//! Code highlighting on the server, with syntect's Sublime Text grammars and pure-Rust
-//! regexes.
+//! Code highlighting on the server, with hl-lite's hand-written lexers.
 //!
-//! The output is classed HTML (`<span class="hl-keyword hl-control">`): the colours
-//! live in the stylesheet, so the CSP needs no inline styles and light and dark themes
-//! are a media query. The grammars are loaded the first time code is shown, not at
-//! start (they cost memory), and work per page is bounded: past [`PAGE_BUDGET`] bytes of
-//! code, or on a line longer than [`MAX_LINE`], code is shown plain.
+//! syntect (Sublime grammars on pure-Rust regexes) was measured first and did not fit:
+//! the code of a 500-message conversation took 125 ms of a page's 30 ms budget, and its
+//! grammars held 42 MB once six languages had been shown. hl-lite is one forward pass
+//! per block with no tables to load and no dependencies: lexical fidelity (keywords,
+//! strings, comments, numbers, types, functions), as highlight.js gives. Its twelve
+//! languages cover most code in conversations; C-family languages are read with its
+//! TypeScript lexer, which knows their comments, strings, numbers and most keywords.
+//!
+//! The output is classed HTML (`<span class="hl-keyword">`): colours live in the
+//! stylesheet, so the CSP needs no inline styles, and light and dark are a media query.
 
-use std::sync::OnceLock;
-use syntect::html::{ClassStyle, ClassedHTMLGenerator};
-use syntect::parsing::{SyntaxReference, SyntaxSet};
-use syntect::util::LinesWithEndings;
+use hl_lite::{Kind, Lang};
 
-/// Bytes of code one page highlights; the rest is shown plain (a page of huge logs
-/// must still come back fast).
-pub const PAGE_BUDGET: usize = 256 * 1024;
-/// Longer lines are not highlighted: grammars can take long on them.
-pub const MAX_LINE: usize = 4096;
-
-const CLASS_STYLE: ClassStyle = ClassStyle::SpacedPrefixed { prefix: "hl-" };
-
-static SYNTAXES: OnceLock<SyntaxSet> = OnceLock::new();
-
-fn syntaxes() -> &'static SyntaxSet {
-    SYNTAXES.get_or_init(SyntaxSet::load_defaults_newlines)
-}
-
-/// Whether the grammars have been loaded (they are once any code was highlighted).
-pub fn loaded() -> bool {
-    SYNTAXES.get().is_some()
-}
-
-/// A per-page allowance of bytes to highlight.
-#[derive(Debug)]
-pub struct Budget(usize);
-
-impl Default for Budget {
-    fn default() -> Self {
-        Self(PAGE_BUDGET)
+/// The lexer for a fence's language name (`rust`, `py`, `tsx`…), if there is one.
+pub fn language(name: &str) -> Option<Lang> {
+    let name = name.trim();
+    if let Some(lang) = Lang::from_slug(name) {
+        return Some(lang);
     }
-}
-
-impl Budget {
-    /// An allowance of `bytes`.
-    pub fn new(bytes: usize) -> Self {
-        Self(bytes)
-    }
-}
-
-/// The grammar for a fence's language name (`rust`, `py`, `tsx`…), if there is one.
-fn syntax_for(lang: &str) -> Option<&'static SyntaxReference> {
-    let lang = lang.trim().to_ascii_lowercase();
-    // Names ChatGPT uses that the bundled grammars know by another name.
-    let token = match lang.as_str() {
-        "" | "text" | "plaintext" | "txt" | "unknown" | "output" => return None,
-        "typescript" | "ts" | "tsx" | "jsx" | "javascript" | "node" | "mjs" => "js",
-        "shell" | "sh" | "zsh" | "console" | "shell-session" | "bash" | "terminal" => "bash",
-        "c++" | "cxx" => "cpp",
-        "c#" | "csharp" => "cs",
-        "py" | "python3" | "ipython" => "python",
-        "golang" => "go",
-        "yml" => "yaml",
-        "jsonc" | "json5" => "json",
-        "objective-c" | "objc" => "m",
-        "html5" | "xhtml" | "vue" | "svelte" => "html",
-        "tex" => "latex",
-        "postgresql" | "postgres" | "mysql" | "sqlite" | "plsql" => "sql",
-        other => other,
+    let lower = name.to_ascii_lowercase();
+    let lang = match lower.as_str() {
+        "c" | "h" | "cpp" | "c++" | "cc" | "cxx" | "hpp" | "objective-c" | "objc" | "java"
+        | "cs" | "csharp" | "c#" | "go" | "golang" | "kotlin" | "kt" | "swift" | "scala"
+        | "dart" | "groovy" | "php" | "solidity" | "zig" => Lang::TypeScript,
+        "python3" | "ipython" | "pycon" => Lang::Python,
+        "shell-session" | "terminal" | "powershell" | "ps1" | "fish" => Lang::Bash,
+        "html5" | "xhtml" | "vue" | "svelte" | "plist" => Lang::Html,
+        "node" | "javascriptreact" => Lang::JavaScript,
+        "typescriptreact" => Lang::TypeScript,
+        "scss" | "less" => Lang::Css,
+        _ => return None,
     };
-    syntaxes().find_syntax_by_token(token)
+    Some(lang)
 }
 
-/// Highlighted HTML for `code` (its text escaped, spans classed), or `None` when the
-/// language is unknown, the budget is spent, a line is too long, or the grammar fails.
-pub fn highlight(code: &str, lang: &str, budget: &mut Budget) -> Option<String> {
-    if code.len() > budget.0 || code.lines().any(|l| l.len() > MAX_LINE) {
-        return None;
-    }
-    let syntax = syntax_for(lang)?;
-    budget.0 -= code.len();
-    let mut html = ClassedHTMLGenerator::new_with_class_style(syntax, syntaxes(), CLASS_STYLE);
-    for line in LinesWithEndings::from(code) {
-        if html
-            .parse_html_for_line_which_includes_newline(line)
-            .is_err()
-        {
-            return None;
+/// Highlighted HTML for `code` (its text escaped, tokens in classed spans), or `None`
+/// when the language has no lexer.
+pub fn highlight(code: &str, lang: &str) -> Option<String> {
+    let lang = language(lang)?;
+    let mut out = String::with_capacity(code.len() + code.len() / 2);
+    for span in hl_lite::highlight(lang, code) {
+        if span.kind == Kind::Plain {
+            push_escaped(&mut out, span.text);
+        } else {
+            out.push_str("<span class=\"hl-");
+            out.push_str(span.kind.class());
+            out.push_str("\">");
+            push_escaped(&mut out, span.text);
+            out.push_str("</span>");
         }
     }
-    Some(html.finalize())
+    Some(out)
+}
+
+fn push_escaped(out: &mut String, s: &str) {
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            c => out.push(c),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -97,37 +72,61 @@ mod tests {
 
     #[test]
     fn code_is_classed_and_escaped() {
-        let mut budget = Budget::default();
         let html = highlight(
-            "fn main() { let s = \"<script>\"; } // x\n",
+            "fn main() { let s = \"</code><script>\"; } // x & y\n",
             "rust",
-            &mut budget,
         )
         .expect("rust is known");
         assert!(
-            html.contains("hl-keyword") || html.contains("hl-storage"),
+            html.contains("<span class=\"hl-keyword\">fn</span>"),
             "{html}"
         );
-        assert!(html.contains("hl-comment"), "{html}");
-        assert!(html.contains("&lt;script&gt;"), "{html}");
-        assert!(!html.contains("<script>"), "{html}");
-        assert!(!html.contains("style="), "{html}");
-        assert!(highlight("x = 1\n", "PY", &mut budget).is_some());
-        assert!(highlight("const x: number = 1;\n", "tsx", &mut budget).is_some());
-        assert!(loaded());
+        assert!(
+            html.contains("<span class=\"hl-comment\">// x &amp; y</span>"),
+            "{html}"
+        );
+        assert!(html.contains("&lt;/code&gt;&lt;script&gt;"), "{html}");
+        assert!(
+            !html.contains("<script>") && !html.contains("style="),
+            "{html}"
+        );
+        // Every byte of the code is kept.
+        let text: String = {
+            let mut t = html.clone();
+            while let Some(a) = t.find('<') {
+                let b = t[a..].find('>').map_or(t.len(), |b| a + b + 1);
+                t.replace_range(a..b, "");
+            }
+            t.replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&quot;", "\"")
+                .replace("&amp;", "&")
+        };
+        assert_eq!(
+            text,
+            "fn main() { let s = \"</code><script>\"; } // x & y\n"
+        );
     }
 
     #[test]
-    fn unknown_languages_long_lines_and_spent_budgets_are_plain() {
-        let mut budget = Budget::default();
-        assert_eq!(highlight("x\n", "no-such-language", &mut budget), None);
-        assert_eq!(highlight("x\n", "", &mut budget), None);
-        let long = "x".repeat(MAX_LINE + 1);
-        assert_eq!(highlight(&long, "rust", &mut budget), None);
-        let mut small = Budget::new(10);
-        assert!(highlight("let a = 1;\n", "rust", &mut small).is_none());
-        let mut exact = Budget::new(11);
-        assert!(highlight("let a = 1;\n", "rust", &mut exact).is_some());
-        assert!(highlight("1\n", "rust", &mut exact).is_none());
+    fn languages_by_their_usual_names() {
+        for name in [
+            "PY", "python3", "tsx", "sh", "c++", "Java", "go", "yml", "json",
+        ] {
+            assert!(language(name).is_some(), "{name}");
+            assert!(highlight("x = 1 // y\n", name).is_some(), "{name}");
+        }
+        for name in ["", "text", "plaintext", "no-such-language"] {
+            assert_eq!(language(name), None, "{name}");
+        }
+        let c = highlight("int main() { return 0; /* ok */ }", "c").expect("c");
+        assert!(
+            c.contains("<span class=\"hl-keyword\">return</span>"),
+            "{c}"
+        );
+        assert!(
+            c.contains("<span class=\"hl-comment\">/* ok */</span>"),
+            "{c}"
+        );
     }
 }

@@ -11,7 +11,7 @@
 //! - ChatGPT's `\( … \)` and `\[ … \]` math becomes math spans, shown as source in a
 //!   styled block (CommonMark would otherwise eat the backslashes).
 
-use super::highlight::{self, Budget};
+use super::highlight;
 use pulldown_cmark::{CodeBlockKind, CowStr, Event, Options, Parser, Tag, TagEnd};
 use std::fmt::Write as _;
 
@@ -19,7 +19,7 @@ use std::fmt::Write as _;
 const LINK_REL: &str = "noopener noreferrer nofollow";
 
 /// Renders a message's Markdown as safe HTML.
-pub fn to_html(src: &str, budget: &mut Budget) -> String {
+pub fn to_html(src: &str) -> String {
     let text = replace_citations(&prepare_math(&normalize_newlines(src)));
     let mut opts = Options::empty();
     opts.insert(Options::ENABLE_TABLES);
@@ -38,7 +38,7 @@ pub fn to_html(src: &str, budget: &mut Budget) -> String {
                 Event::Text(t) => buf.push_str(&t),
                 Event::End(TagEnd::CodeBlock) => {
                     let (lang, buf) = code.take().unwrap_or_default();
-                    events.push(Event::Html(code_block(&buf, &lang, budget).into()));
+                    events.push(Event::Html(code_block(&buf, &lang).into()));
                 }
                 _ => {}
             }
@@ -111,7 +111,7 @@ pub fn to_html(src: &str, budget: &mut Budget) -> String {
         }
     }
     if let Some((lang, buf)) = code.take() {
-        events.push(Event::Html(code_block(&buf, &lang, budget).into()));
+        events.push(Event::Html(code_block(&buf, &lang).into()));
     }
     let mut out = String::with_capacity(text.len() + text.len() / 2);
     pulldown_cmark::html::push_html(&mut out, events.into_iter());
@@ -119,7 +119,7 @@ pub fn to_html(src: &str, budget: &mut Budget) -> String {
 }
 
 /// A code block: the language as a caption, the code highlighted when it can be.
-pub fn code_block(code: &str, lang: &str, budget: &mut Budget) -> String {
+pub fn code_block(code: &str, lang: &str) -> String {
     let lang = lang.trim();
     let mut out = String::with_capacity(code.len() * 2 + 64);
     out.push_str(r#"<div class="code">"#);
@@ -127,7 +127,7 @@ pub fn code_block(code: &str, lang: &str, budget: &mut Budget) -> String {
         let _ = write!(out, r#"<div class="code-lang">{}</div>"#, escape(lang));
     }
     out.push_str("<pre><code>");
-    match highlight::highlight(code, lang, budget) {
+    match highlight::highlight(code, lang) {
         Some(html) => out.push_str(&html),
         None => out.push_str(&escape(code)),
     }
@@ -402,7 +402,7 @@ mod tests {
     use super::*;
 
     fn html(s: &str) -> String {
-        to_html(s, &mut Budget::default())
+        to_html(s)
     }
 
     #[test]

@@ -18,14 +18,64 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use tower::ServiceExt;
 
-/// A 4×3 PNG.
-pub const PNG: &[u8] = &[
-    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
-    0x00, 0x00, 0x00, 0x04, 0x00, 0x00, 0x00, 0x03, 0x08, 0x02, 0x00, 0x00, 0x00, 0x3b, 0x96, 0x39,
-    0x91, 0x00, 0x00, 0x00, 0x10, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0xd0, 0xcf, 0x8f, 0x83,
-    0x23, 0x06, 0x9c, 0x1c, 0x00, 0xe4, 0x4b, 0x0b, 0xd1, 0x6d, 0x8e, 0xaa, 0x04, 0x00, 0x00, 0x00,
-    0x00, 0x49, 0x45, 0x4e, 0x44, 0xae, 0x42, 0x60, 0x82,
-];
+/// A 120×80 PNG (a green gradient), built by hand: stored (uncompressed) deflate
+/// blocks need no compressor.
+pub fn png() -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in bytes {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let start = out.len();
+        out.extend_from_slice(kind);
+        out.extend_from_slice(data);
+        let crc = crc32(&out[start..]);
+        out.extend_from_slice(&crc.to_be_bytes());
+    }
+    let (w, h) = (120u32, 80u32);
+    let mut raw = Vec::new();
+    for y in 0..h {
+        raw.push(0); // no filter
+        for x in 0..w {
+            raw.extend_from_slice(&[0x2f, (0x50 + x) as u8, (0x40 + y) as u8]);
+        }
+    }
+    let mut zlib = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        zlib.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        zlib.extend_from_slice(&len.to_le_bytes());
+        zlib.extend_from_slice(&(!len).to_le_bytes());
+        zlib.extend_from_slice(block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for &byte in &raw {
+        a = (a + u32::from(byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    zlib.extend_from_slice(&((b << 16) | a).to_be_bytes());
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = Vec::new();
+    header.extend_from_slice(&w.to_be_bytes());
+    header.extend_from_slice(&h.to_be_bytes());
+    header.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &header);
+    chunk(&mut out, b"IDAT", &zlib);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
 
 /// The branching conversation.
 pub const BRANCHY: &str = "b0000000-0000-4000-8000-00000000000b";
@@ -78,7 +128,12 @@ pub fn fill(archive: &Archive, extra: usize) -> Blobs {
     upsert(archive, b.build());
 
     let png = archive
-        .store_file("file-photo", Some("photo.png"), Some("image/png"), PNG)
+        .store_file(
+            "file-photo",
+            Some("photo.png"),
+            Some("image/png"),
+            &png()[..],
+        )
         .expect("png")
         .sha256;
     let html = archive
@@ -771,7 +826,7 @@ async fn blobs_are_inline_only_when_their_bytes_are_a_safe_type() {
         Some(&b"image/png"[..])
     );
     assert!(!h.contains_key(header::CONTENT_DISPOSITION));
-    assert_eq!(body.len(), String::from_utf8_lossy(PNG).len());
+    assert_eq!(body.len(), String::from_utf8_lossy(&png()).len());
     assert_security_headers(&h, "png");
     for (sha, what) in [(&site.blobs.html, "html"), (&site.blobs.svg, "svg")] {
         let (status, h, body) = site.get(&format!("/blob/{sha}?name=x.{what}")).await;

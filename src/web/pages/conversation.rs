@@ -13,7 +13,6 @@ use crate::model::content::TEXT_TYPES;
 use crate::render::view::{self, AttachmentView, ConversationView, MessageView};
 use crate::web::Shared;
 use crate::web::branch::{self, Fork};
-use crate::web::highlight::Budget;
 use crate::web::markdown;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderValue, StatusCode, header};
@@ -174,7 +173,6 @@ struct Turn<'a> {
 }
 
 fn turns(v: &ConversationView, forks: &HashMap<String, Fork>) -> Markup {
-    let mut budget = Budget::default();
     let mut out: Vec<Turn<'_>> = Vec::new();
     let msgs = &v.messages;
     let mut i = 0;
@@ -182,9 +180,9 @@ fn turns(v: &ConversationView, forks: &HashMap<String, Fork>) -> Markup {
         let m = &msgs[i];
         let (piece, next) = if is_thinking(m) {
             let end = thinking_run_end(msgs, i);
-            (thinking(&msgs[i..end], &mut budget), end)
+            (thinking(&msgs[i..end]), end)
         } else {
-            (message(m, &mut budget), i + 1)
+            (message(m), i + 1)
         };
         let fork = msgs[i..next].iter().find_map(|m| forks.get(&m.node_id));
         i = next;
@@ -288,7 +286,7 @@ fn fork_nav(conv_id: &str, f: &Fork) -> Markup {
 // Messages
 
 /// One message's content (attachments included), or `None` when it shows nothing.
-fn message(m: &MessageView, budget: &mut Budget) -> Option<Markup> {
+fn message(m: &MessageView) -> Option<Markup> {
     let text = m.text.as_str();
     let has_text = !text.trim().is_empty();
     let main: Option<Markup> = if !TEXT_TYPES.contains(&m.content_type.as_str()) {
@@ -300,9 +298,9 @@ fn message(m: &MessageView, budget: &mut Budget) -> Option<Markup> {
     } else if m.role == "user" {
         Some(plain(text))
     } else if m.role == "assistant" && m.is_tool_call() {
-        Some(tool_call(m, budget))
+        Some(tool_call(m))
     } else {
-        Some(content(m, budget))
+        Some(content(m))
     };
     let files = (!m.attachments.is_empty()).then(|| attachments(&m.attachments));
     if main.is_none() && files.is_none() {
@@ -326,8 +324,8 @@ fn plain(text: &str) -> Markup {
     html! { div.plain { (text.trim_matches('\n')) } }
 }
 
-fn md(text: &str, budget: &mut Budget) -> Markup {
-    html! { div.md { (PreEscaped(markdown::to_html(text, budget))) } }
+fn md(text: &str) -> Markup {
+    html! { div.md { (PreEscaped(markdown::to_html(text))) } }
 }
 
 fn fold(class: &str, title: &str, body: Markup) -> Markup {
@@ -339,30 +337,30 @@ fn fold(class: &str, title: &str, body: Markup) -> Markup {
     }
 }
 
-fn code(text: &str, lang: &str, budget: &mut Budget) -> Markup {
-    PreEscaped(markdown::code_block(text.trim_matches('\n'), lang, budget))
+fn code(text: &str, lang: &str) -> Markup {
+    PreEscaped(markdown::code_block(text.trim_matches('\n'), lang))
 }
 
 /// A known content type with text, not a tool call.
-fn content(m: &MessageView, budget: &mut Budget) -> Markup {
+fn content(m: &MessageView) -> Markup {
     let text = m.text.as_str();
     let tool = tool_label(m.author_name.as_deref().unwrap_or("tool"));
     match m.content_type.as_str() {
-        "code" => code(text, &code_language(m), budget),
-        "execution_output" => fold("output", &format!("{tool} output"), code(text, "", budget)),
-        "tether_browsing_display" => fold("pages", "Browsing results", md(text, budget)),
-        "tether_quote" | "sonic_webpage" => web_page(m, budget),
-        "system_error" => fold("error", &format!("{tool} error"), code(text, "", budget)),
-        _ if m.role == "tool" => fold("tool", &format!("Tool: {tool}"), md(text, budget)),
+        "code" => code(text, &code_language(m)),
+        "execution_output" => fold("output", &format!("{tool} output"), code(text, "")),
+        "tether_browsing_display" => fold("pages", "Browsing results", md(text)),
+        "tether_quote" | "sonic_webpage" => web_page(m),
+        "system_error" => fold("error", &format!("{tool} error"), code(text, "")),
+        _ if m.role == "tool" => fold("tool", &format!("Tool: {tool}"), md(text)),
         "thoughts" | "reasoning_recap" => {
-            thinking(std::slice::from_ref(m), budget).unwrap_or_else(|| html! {})
+            thinking(std::slice::from_ref(m)).unwrap_or_else(|| html! {})
         }
-        _ => md(text, budget),
+        _ => md(text),
     }
 }
 
 /// Python source, or the call's arguments, folded.
-fn tool_call(m: &MessageView, budget: &mut Budget) -> Markup {
+fn tool_call(m: &MessageView) -> Markup {
     let target = m.recipient.as_deref().unwrap_or("tool");
     let title = if target == "python" {
         "Python".to_owned()
@@ -376,11 +374,11 @@ fn tool_call(m: &MessageView, budget: &mut Budget) -> Markup {
     } else {
         String::new()
     };
-    fold("tool-call", &title, code(&m.text, &lang, budget))
+    fold("tool-call", &title, code(&m.text, &lang))
 }
 
 /// A quoted web page (or file-search hit), folded under its title.
-fn web_page(m: &MessageView, budget: &mut Budget) -> Markup {
+fn web_page(m: &MessageView) -> Markup {
     let title = m
         .page_title
         .as_deref()
@@ -400,7 +398,7 @@ fn web_page(m: &MessageView, budget: &mut Budget) -> Markup {
                 }
             }
         }
-        (md(&m.text, budget))
+        (md(&m.text))
     };
     fold("pages", &title, body)
 }
@@ -446,7 +444,7 @@ fn thinking_run_end(msgs: &[MessageView], start: usize) -> usize {
 }
 
 /// A run of thinking, folded under the recap ("Thought for 47s") when there is one.
-fn thinking(run: &[MessageView], budget: &mut Budget) -> Option<Markup> {
+fn thinking(run: &[MessageView]) -> Option<Markup> {
     let mut title: Option<String> = None;
     let mut secs: Option<f64> = None;
     let mut entries: Vec<(String, String)> = Vec::new();
@@ -487,7 +485,7 @@ fn thinking(run: &[MessageView], budget: &mut Budget) -> Option<Markup> {
     let body = html! {
         @for (summary, text) in &entries {
             @if !summary.is_empty() { p.thought-head { strong { (summary) } } }
-            @if !text.trim().is_empty() { (md(text, budget)) }
+            @if !text.trim().is_empty() { (md(text)) }
         }
     };
     Some(fold(
