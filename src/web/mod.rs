@@ -22,7 +22,7 @@ pub mod blob;
 pub mod branch;
 pub mod highlight;
 pub mod markdown;
-pub mod pages;
+pub(crate) mod pages;
 pub mod search;
 pub mod status;
 

@@ -621,6 +621,10 @@ async fn the_list_is_newest_first_paged_and_filtered() {
     assert!(garden.contains("Project: <strong>Garden</strong>"));
     let none = site.page("/?project=Nowhere").await;
     assert!(none.contains("No conversation matches these filters."));
+    // A conversation deleted on chatgpt.com says so and links nothing there.
+    let gone = site.page("/c/50000054-0000-4000-8000-000000000000").await;
+    assert!(gone.contains("Filler 54") && gone.contains("deleted on chatgpt.com"));
+    assert!(!gone.contains("https://chatgpt.com/c/"), "{gone}");
     // Projects link to their filter.
     let projects = site.page("/projects").await;
     assert!(projects.contains("href=\"/?project=Garden\""), "{projects}");

@@ -115,7 +115,10 @@ fn head(v: &ConversationView, active: bool, unknown_node: bool) -> Markup {
                 @if v.deleted_remotely { span.badge.deleted { "deleted on chatgpt.com" } }
             }
             p.conv-links {
-                a href={ "https://chatgpt.com/c/" (id) } rel="noopener noreferrer" { "Open on chatgpt.com" }
+                // A conversation deleted there has nothing to open.
+                @if !v.deleted_remotely {
+                    a href={ "https://chatgpt.com/c/" (id) } rel="noopener noreferrer" { "Open on chatgpt.com" }
+                }
                 a href={ "/c/" (id) "/markdown" } { "Markdown" }
             }
             @if unknown_node {
