@@ -2,7 +2,7 @@
 //!
 //! - [`access`]: the access token (`<data dir>/web-token`), the cookie, the `Host` and
 //!   fetch-metadata checks, and the security headers every response carries
-//! - [`pages`]: the HTML pages (`/`, `/projects`, `/c/{id}`, `/status`), built with
+//! - `pages`: the HTML pages (`/`, `/projects`, `/c/{id}`, `/status`), built with
 //!   compile-time-checked maud templates; [`markdown`] renders message Markdown with
 //!   raw HTML shown as text, and [`highlight`] colours code on the server
 //! - [`branch`]: which branch of a conversation's tree a page shows, and its forks
@@ -94,7 +94,8 @@ impl std::fmt::Debug for Viewer {
 impl Viewer {
     /// A viewer of `archive` served on `listen` (the address actually bound, so an
     /// ephemeral port is known). The access token is read from `<data_dir>/web-token`,
-    /// which is created (0600) when missing.
+    /// which is created (0600) when missing: a small file read, so call this at start
+    /// or from a blocking task, not on an async worker in the middle of serving.
     pub fn new(
         archive: Archive,
         data_dir: &Path,
