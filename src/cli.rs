@@ -45,7 +45,8 @@ impl Cli {
 /// The commands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the daemon in the foreground: scheduled sync, Downloads watcher, control socket
+    /// Run the daemon in the foreground: scheduled syncs (in local time unless `[sync]
+    /// timezone` says otherwise), a weekly full sync, Downloads watcher, control socket
     Run,
     /// Sync from chatgpt.com once, then exit (through the daemon when it runs)
     Sync(SyncArgs),
@@ -53,7 +54,8 @@ pub enum Command {
     Import(ImportArgs),
     /// Store and verify the chatgpt.com session token
     Auth(AuthArgs),
-    /// Show the daemon's state, last sync and import, counts, token expiry, paths
+    /// Show the daemon's state and jobs (next runs in UTC and local time), last sync and
+    /// import, counts, token expiry, paths
     Status(StatusArgs),
     /// List conversations, newest update first
     List(ListArgs),

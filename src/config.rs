@@ -2,12 +2,12 @@
 //! variables > the config file (`--config`, `CONVOS_CONFIG`, else the platform config
 //! dir) > built-in defaults, so no config file is needed.
 
+pub mod schedule;
+
+pub use schedule::{Zone, parse_schedule};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
-
-/// Exit code for a bad configuration (EX_CONFIG), which systemd is told not to restart on.
-pub const EXIT_CONFIG: u8 = 78;
 
 /// The whole configuration.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -141,8 +141,15 @@ pub const DEFAULT_USER_AGENT: &str = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKi
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SyncConfig {
-    /// When the daemon syncs: cron with seconds (`sec min hour day month weekday`), UTC.
+    /// When the daemon syncs: cron with seconds (`sec min hour day month weekday`), in
+    /// `timezone`.
     pub schedule: String,
+    /// When the daemon runs a full sync, which also notices conversations deleted on
+    /// chatgpt.com (what `convos sync --full` does); cron with seconds, in `timezone`.
+    pub reconcile_schedule: String,
+    /// The time zone schedules are read in: `local` (the machine's), `UTC` or an IANA
+    /// name (`Europe/Paris`).
+    pub timezone: String,
     /// List items re-checked past the stored frontier (offsets shift while paging).
     pub overlap: u32,
     /// Seconds a listing's update time may differ from an export's for the same version.
@@ -155,10 +162,20 @@ pub struct SyncConfig {
     pub import_paths: Vec<PathBuf>,
 }
 
+impl SyncConfig {
+    /// The zone schedules are read in (validated when the configuration was loaded;
+    /// local time otherwise).
+    pub fn zone(&self) -> Zone {
+        Zone::parse(&self.timezone).unwrap_or(Zone::Local)
+    }
+}
+
 impl Default for SyncConfig {
     fn default() -> Self {
         Self {
             schedule: "0 */30 * * * *".into(),
+            reconcile_schedule: "0 0 4 * * Sun".into(),
+            timezone: "local".into(),
             overlap: 20,
             time_tolerance_secs: 5.0,
             archived: true,
@@ -426,6 +443,9 @@ impl Config {
         if let Some(v) = get("CONVOS_SYNC_SCHEDULE") {
             self.sync.schedule = v;
         }
+        if let Some(v) = get("CONVOS_SYNC_RECONCILE_SCHEDULE") {
+            self.sync.reconcile_schedule = v;
+        }
         if let Some(v) = get("CONVOS_API_BURST") {
             self.api.burst = v
                 .trim()
@@ -478,6 +498,12 @@ impl Config {
         }
         if let Err(e) = parse_schedule(&self.sync.schedule) {
             return Err(err("sync.schedule", e));
+        }
+        if let Err(e) = parse_schedule(&self.sync.reconcile_schedule) {
+            return Err(err("sync.reconcile_schedule", e));
+        }
+        if let Err(e) = Zone::parse(&self.sync.timezone) {
+            return Err(err("sync.timezone", e));
         }
         match reqwest::Url::parse(&self.api.base_url) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {}
@@ -563,20 +589,6 @@ impl Config {
     }
 }
 
-/// Parses a 6-field cron expression (seconds first), as the scheduler reads it.
-pub fn parse_schedule(expr: &str) -> Result<croner::Cron, String> {
-    croner::parser::CronParser::builder()
-        .seconds(croner::parser::Seconds::Required)
-        .dom_and_dow(true)
-        .build()
-        .parse(expr)
-        .map_err(|e| {
-            format!(
-                "{expr:?} is not a cron schedule with seconds (e.g. \"0 */30 * * * *\" for every 30 minutes): {e}"
-            )
-        })
-}
-
 /// The control socket: under `$XDG_RUNTIME_DIR` (named for the data dir, so several
 /// archives can run side by side), else in the data dir.
 fn socket_path(data_dir: &Path, runtime_dir: Option<PathBuf>) -> PathBuf {
@@ -584,7 +596,7 @@ fn socket_path(data_dir: &Path, runtime_dir: Option<PathBuf>) -> PathBuf {
         Some(rt) => {
             use sha2::Digest;
             let digest = sha2::Sha256::digest(data_dir.as_os_str().as_encoded_bytes());
-            let tag = crate::archive::blobs::hex(&digest[..6]);
+            let tag = crate::util::hex(&digest[..6]);
             rt.join("convos").join(format!("{tag}.sock"))
         }
         None => data_dir.join("control.sock"),

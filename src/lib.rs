@@ -2,45 +2,56 @@
 //! conversations.
 //!
 //! # Layout
-//! - [`cli`]: clap definitions; [`app`]: the command-line application (dispatch)
-//! - [`config`]: typed configuration, precedence, paths; [`logging`]: tracing setup
-//! - [`model`]: ChatGPT data as it arrives (tolerant) and its views: times, the node
-//!   tree and active branch, per-content-type text and attachments
+//! One concept per module; imports run one way, top to bottom, and no two top-level
+//! modules import each other.
+//! - [`app`]: the command-line application: dispatch, `AppError`, every exit code
+//!   ([`app::exit`]), one file per command family; nothing imports it but `main.rs`
+//! - [`daemon`]: `convos run`, the composition root (nothing imports it): `jobs` (one
+//!   tokio-cron-scheduler for sync, reconcile, token refresh and rescan, in the local
+//!   time zone), `sync_runs` (running syncs, re-authentication, backoff), the folder
+//!   watcher, the control socket's server
+//! - [`control`]: the local socket protocol shared by CLI and daemon: `Request`,
+//!   `Frame`, and the client side
+//! - [`commands`]: the handlers behind status/list/show/search/export/import, shared
+//!   by the CLI and the daemon
+//! - [`sync`]: the sync engine: walk the listings and the frontier, fetch what
+//!   changed, attachments; `SyncReport` and `StopReason`
+//! - [`session`]: credentials: load, verify, store, adopt, browser re-authentication
+//! - [`api`]: the chatgpt.com client: requests, typed errors, pacing
+//! - [`browser`]: cookie stores: Firefox, the Chromium family, Safari
+//! - [`ingest`]: export ZIPs, folders and JSON files → raw conversations (streaming)
+//! - [`render`]: views of the archive: the Export schema v1, JSON, Markdown, file
+//!   names, terminal-safe text
 //! - [`archive`]: persistence on sled; [`archive::Archive::upsert`] is the one door
 //!   every source writes conversations through; attachments stored by content hash
-//! - [`ingest`]: export ZIPs, folders and JSON files → raw conversations (streaming)
-//! - [`render`]: the Export schema v1 view, JSON and Markdown
-//! - [`commands`]: the handlers behind status/list/show/search/export/import, shared
-//!   by the CLI and the daemon's control socket
-//! - [`api`]: the chatgpt.com client: credentials, session exchange, pacing, typed errors
-//! - [`sync`]: one incremental sync run (frontier, fetch what changed, attachments)
-//! - [`auth_sync`]: `convos auth` and the one-shot `convos sync`
-//! - [`browser`]: the session cookie from a browser's cookie store; [`browser_auth`]
-//!   glues it to `auth --from-browser` and automatic re-authentication
-//! - [`daemon`]: `convos run`: schedule, token refresh, folder watcher, control socket
-//! - [`service`]: install/uninstall the user service (systemd/launchd)
 //! - [`web`]: the local web viewer: axum routes, maud templates, access checks
+//! - [`model`]: ChatGPT data as it arrives (tolerant): times, the node tree and active
+//!   branch, per-content-type text and attachments
+//! - [`cli`]: clap definitions; [`config`]: typed configuration, precedence, paths;
+//!   [`logging`]: tracing setup; [`service`]: the user service (systemd/launchd);
+//!   [`util`]: helpers that own no concept (hex, backoff, blocking work)
 //!
 //! # Data flow
-//! `daemon::jobs → api → sync → Archive::upsert` and
-//! `daemon::watch → ingest → model::RawConversation → Archive::upsert`; `render`
-//! reads the archive.
+//! `daemon::jobs → sync → (session, api) → Archive::upsert` and
+//! `daemon::watch → ingest → model::RawConversation → Archive::upsert`; `render` and
+//! `commands` read the archive.
 
 pub mod api;
 pub mod app;
 pub mod archive;
-pub mod auth_sync;
 #[cfg(feature = "browser")]
 pub mod browser;
-pub mod browser_auth;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod control;
 pub mod daemon;
 pub mod ingest;
 pub mod logging;
 pub mod model;
 pub mod render;
 pub mod service;
+pub mod session;
 pub mod sync;
+pub mod util;
 pub mod web;

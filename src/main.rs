@@ -3,8 +3,9 @@
 
 use clap::Parser;
 use convos::app;
+use convos::app::exit;
 use convos::cli::Cli;
-use convos::config::{Config, EXIT_CONFIG, Overrides, PlatformDirs};
+use convos::config::{Config, Overrides, PlatformDirs};
 use convos::logging;
 use std::process::ExitCode;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
@@ -25,7 +26,7 @@ fn main() -> ExitCode {
                 "convos: {}",
                 convos::render::terminal::clean(&e.to_string())
             );
-            return ExitCode::from(EXIT_CONFIG);
+            return ExitCode::from(exit::CONFIG);
         }
     };
     logging::init(

@@ -170,7 +170,7 @@ impl Credentials {
             .session_value()
             .map(|s| s.expose_secret().to_owned())
             .unwrap_or_default();
-        crate::archive::blobs::hex(&sha2::Sha256::digest(v.as_bytes())[..8])
+        crate::util::hex(&sha2::Sha256::digest(v.as_bytes())[..8])
     }
 
     /// The cookies with their values, for handing them to the daemon over its private
@@ -312,7 +312,7 @@ impl Credentials {
                 .map(|(n, v)| (n.clone(), v.expose_secret().to_owned()))
                 .collect(),
             source: self.source.clone(),
-            saved_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            saved_at: crate::model::time::now_rfc3339(),
         };
         let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
         let mut opts = std::fs::OpenOptions::new();

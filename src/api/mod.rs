@@ -347,13 +347,15 @@ impl Client {
     pub async fn save_credentials(&self, path: &Path) -> Result<Credentials, AuthError> {
         let auth = self.auth.lock().await;
         let (creds, file) = (auth.creds.clone(), path.to_path_buf());
-        tokio::task::spawn_blocking(move || creds.save(&file).map(|()| creds))
-            .await
-            .map_err(|e| AuthError::Io {
-                what: "cannot write",
-                path: path.to_path_buf(),
-                source: std::io::Error::other(e.to_string()),
-            })?
+        crate::util::blocking("saving the credentials", move || {
+            creds.save(&file).map(|()| creds)
+        })
+        .await
+        .map_err(|e| AuthError::Io {
+            what: "cannot write",
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e),
+        })?
     }
 
     /// Whether this client saves rotated cookies to its credentials file. A client
@@ -378,6 +380,17 @@ impl Client {
     /// What is known about the session.
     pub fn session_info(&self) -> SessionInfo {
         self.info.lock().map(|i| i.clone()).unwrap_or_default()
+    }
+
+    /// When the access token should be renewed: the refresh margin before it expires;
+    /// `None` while no token's expiry is known.
+    pub fn refresh_at(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        let expires = self.session_info().access_token_expires?;
+        Some(
+            expires
+                .checked_sub_signed(REFRESH_MARGIN)
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+        )
     }
 
     /// Whether the access token expires within the refresh margin (or is unknown).
@@ -519,12 +532,14 @@ impl Client {
             return;
         }
         let c = creds.clone();
-        match tokio::task::spawn_blocking(move || c.save(&path)).await {
+        match crate::util::blocking("saving the rotated session cookie", move || c.save(&path))
+            .await
+        {
             Ok(Ok(())) => {
                 tracing::info!("chatgpt.com rotated the session cookie; saved the new one")
             }
             Ok(Err(e)) => tracing::error!("could not save the rotated session cookie: {e}"),
-            Err(e) => tracing::error!("could not save the rotated session cookie: {e}"),
+            Err(_) => {} // logged by `blocking`
         }
     }
 
@@ -538,9 +553,14 @@ impl Client {
     }
 
     async fn retry_pause(&self, attempt: u32, e: &ApiError) {
-        let base = self.cfg.retry_base_secs.max(0.0)
-            * f64::from(1u32 << attempt.saturating_sub(1).min(10));
-        let wait = pace::secs_f64(base * (1.0 + fastrand::f64() * 0.25)).min(MAX_SERVER_WAIT);
+        let base = crate::util::backoff(
+            pace::secs_f64(self.cfg.retry_base_secs),
+            attempt,
+            MAX_SERVER_WAIT,
+        );
+        let wait = base
+            .mul_f64(1.0 + fastrand::f64() * 0.25)
+            .min(MAX_SERVER_WAIT);
         tracing::warn!(
             "{e}; retrying in {:.1} s (attempt {} of {})",
             wait.as_secs_f64(),

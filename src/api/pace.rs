@@ -3,7 +3,7 @@
 //! `max_in_flight` requests at once, and a cooldown after 429s that honours
 //! `Retry-After` (at most an hour) or backs off exponentially with jitter.
 //!
-//! The bucket and cooldown are saved in the archive as they change: a cooldown at
+//! The bucket and cooldown are saved (in the archive, through a [`PaceStore`]) as they change: a cooldown at
 //! once, a bucket that has just run dry at once, and otherwise at most once a
 //! minute, so a restart during a backfill neither forgets a cooldown nor bursts
 //! again. Every save is flushed explicitly (the daemon runs sled without its
@@ -14,11 +14,10 @@
 //! arithmetic saturates: nothing here can panic, so the bucket's lock is never
 //! poisoned, and a poisoned lock would still be used rather than pacing switched off.
 
-use crate::archive::Archive;
 use crate::config::ApiConfig;
 use crate::model::time::now_secs;
 use serde::{Deserialize, Serialize};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio::time::Instant;
@@ -44,6 +43,15 @@ pub struct PaceState {
 /// State key in the archive.
 pub const STATE_KEY: &str = "api_pace";
 
+/// Where a pacer keeps its state between runs. The product keeps it in the archive
+/// (see `session`); the client itself knows nothing of storage.
+pub trait PaceStore: Send + Sync {
+    /// The saved state, if any (blocking).
+    fn load(&self) -> Option<PaceState>;
+    /// Saves the state durably (blocking).
+    fn save(&self, state: &PaceState) -> Result<(), Box<dyn std::error::Error + Send + Sync>>;
+}
+
 struct Bucket {
     tokens: f64,
     refilled: Instant,
@@ -67,7 +75,7 @@ pub struct Pacer {
     base_backoff: Duration,
     max_backoff: Duration,
     /// Where the state is saved (see [`Pacer::load`]).
-    store: Option<Archive>,
+    store: Option<Arc<dyn PaceStore>>,
     /// Held while saving, so saves happen one after another, each of the newest state.
     saved: tokio::sync::Mutex<SaveMark>,
 }
@@ -138,13 +146,16 @@ impl Pacer {
         }
     }
 
-    /// Loads saved state from the archive (blocking; call from a blocking context).
-    /// The pacer then saves its state there as it changes (see the module docs).
-    pub fn load(cfg: &ApiConfig, archive: &Archive) -> Self {
-        Self {
-            store: Some(archive.clone()),
-            ..Self::from_state(cfg, archive.state(STATE_KEY).ok().flatten())
-        }
+    /// Loads saved state from `store` (blocking; call from a blocking context). The
+    /// pacer then saves its state there as it changes (see the module docs).
+    pub fn load(cfg: &ApiConfig, store: Arc<dyn PaceStore>) -> Self {
+        let saved = store.load();
+        Self::from_state(cfg, saved).stored_in(store)
+    }
+
+    fn stored_in(mut self, store: Arc<dyn PaceStore>) -> Self {
+        self.store = Some(store);
+        self
     }
 
     /// The bucket, even if a thread panicked while holding it (nothing here panics, but a
@@ -254,11 +265,8 @@ impl Pacer {
         let wait = match retry_after {
             Some(d) => d.min(MAX_SERVER_WAIT),
             None => {
-                let exp = b.consecutive_429.saturating_sub(1).min(16);
-                let backoff = self
-                    .base_backoff
-                    .saturating_mul(1u32 << exp)
-                    .min(self.max_backoff);
+                let backoff =
+                    crate::util::backoff(self.base_backoff, b.consecutive_429, self.max_backoff);
                 let jitter = 1.0 + fastrand::f64() * 0.25;
                 secs_f64(backoff.as_secs_f64() * jitter)
                     .min(secs_f64(self.max_backoff.as_secs_f64() * 1.25))
@@ -275,13 +283,13 @@ impl Pacer {
         self.bucket().consecutive_429 = 0;
     }
 
-    /// Saves the state now (and flushes it); a pacer without an archive does nothing.
+    /// Saves the state now (durably); a pacer without a store does nothing.
     pub async fn save(&self) {
         self.persist(Save::Now).await;
     }
 
     async fn persist(&self, why: Save) {
-        let Some(archive) = &self.store else {
+        let Some(store) = &self.store else {
             return;
         };
         let mut mark = self.saved.lock().await;
@@ -295,15 +303,13 @@ impl Pacer {
         }
         let state = self.snapshot();
         let dry = state.tokens < 1.0;
-        let a = archive.clone();
-        let saved = tokio::task::spawn_blocking(move || {
-            a.set_state(STATE_KEY, &state).and_then(|()| a.flush())
+        let store = store.clone();
+        let saved = crate::util::blocking("saving the request pacing state", move || {
+            store.save(&state)
         })
         .await;
-        match saved {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!("could not save the request pacing state: {e}"),
-            Err(e) => tracing::warn!("could not save the request pacing state: {e}"),
+        if let Ok(Err(e)) = saved {
+            tracing::warn!("could not save the request pacing state: {e}");
         }
         *mark = SaveMark {
             at: Some(Instant::now()),
@@ -498,18 +504,27 @@ mod tests {
         );
     }
 
+    /// A store in memory, standing in for the archive.
+    #[derive(Default)]
+    struct Memory(Mutex<Option<PaceState>>);
+
+    impl PaceStore for Memory {
+        fn load(&self) -> Option<PaceState> {
+            self.0.lock().expect("lock").clone()
+        }
+        fn save(&self, s: &PaceState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            *self.0.lock().expect("lock") = Some(s.clone());
+            Ok(())
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn the_state_is_saved_when_the_bucket_runs_dry_and_otherwise_once_a_minute() {
-        let archive = Archive::temporary().expect("archive");
+        let store = Arc::new(Memory::default());
         let c = cfg(5, 1.0);
-        let saved = || -> PaceState {
-            archive
-                .state(STATE_KEY)
-                .expect("state")
-                .expect("saved state")
-        };
-        let p = Pacer::load(&c, &archive);
-        assert!(archive.state::<PaceState>(STATE_KEY).unwrap().is_none());
+        let saved = || -> PaceState { store.load().expect("saved state") };
+        let p = Pacer::load(&c, store.clone());
+        assert!(store.load().is_none());
         drop(p.acquire(|_| {}).await);
         assert!((saved().tokens - 4.0).abs() < 0.01, "{:?}", saved());
         // Within the minute nothing more is written…
@@ -530,7 +545,7 @@ mod tests {
         );
         assert!(saved().tokens < 0.1, "{:?}", saved());
         // A restart now starts from the spent bucket, not a full one.
-        assert!(Pacer::load(&c, &archive).wait_hint() > Duration::from_secs(50));
+        assert!(Pacer::load(&c, store.clone()).wait_hint() > Duration::from_secs(50));
         waiting.await;
         // A minute later, the next change is saved again.
         tokio::time::advance(Duration::from_secs(61)).await;

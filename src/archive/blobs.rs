@@ -7,6 +7,7 @@
 //! and a unit of work (an import, a sync run) makes them durable once, at its end,
 //! with [`BlobStore::sync_dirty`], before it records itself as done.
 
+use crate::util::hex;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeSet;
 use std::fs::{self, File};
@@ -126,17 +127,6 @@ impl BlobStore {
     pub fn open_blob(&self, sha256: &str) -> io::Result<File> {
         File::open(self.path(sha256))
     }
-}
-
-/// Lower-case hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[cfg(test)]

@@ -17,6 +17,11 @@
 //! - `files`: file id → JSON [`FileRecord`]
 //! - `conv_files`: conversation id ‖ 0x00 ‖ file id → empty
 //! - `imports`: file digest (hex) → JSON [`ImportRecord`]
+//! - `file_convs`: file id ‖ 0x00 ‖ conversation id → empty (the reverse of
+//!   `conv_files`, so a newly stored attachment finds the conversations showing it)
+//! - `changes`: change sequence number (u64 BE) → conversation id: the change feed the
+//!   derived stores (search index, Markdown mirror) catch up from. Each conversation
+//!   appears once, at its latest change ([`ConvRecord::change_seq`]).
 
 use crate::model::Summary;
 use serde::{Deserialize, Serialize};
@@ -39,6 +44,10 @@ pub const FILES: &str = "files";
 pub const CONV_FILES: &str = "conv_files";
 /// Imported file digests.
 pub const IMPORTS: &str = "imports";
+/// File → conversation links.
+pub const FILE_CONVS: &str = "file_convs";
+/// The change feed.
+pub const CHANGES: &str = "changes";
 
 /// What the archive knows about one conversation besides its JSON.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -64,6 +73,9 @@ pub struct ConvRecord {
     /// What the conversation listing said last (flags change without an update_time bump).
     #[serde(default)]
     pub remote: RemoteState,
+    /// Key of this conversation's entry in the change feed (0: written before the feed).
+    #[serde(default)]
+    pub change_seq: u64,
 }
 
 /// Per-conversation facts learnt from chatgpt.com listings.
@@ -151,6 +163,16 @@ pub fn conv_file_key(conv_id: &str, file_id: &str) -> Vec<u8> {
     k.push(0);
     k.extend_from_slice(file_id.as_bytes());
     k
+}
+
+/// Key of a change-feed entry: the sequence number, big-endian so keys sort by it.
+pub fn change_key(seq: u64) -> [u8; 8] {
+    seq.to_be_bytes()
+}
+
+/// Reads a [`change_key`].
+pub fn parse_change_key(key: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(key.try_into().ok()?))
 }
 
 /// Bytes per stored chunk: 17 of them (a leaf page before it splits) stay under the

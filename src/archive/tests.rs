@@ -168,3 +168,98 @@ fn counts_come_from_the_index_and_follow_the_deleted_flag() {
             .expect("update")
     );
 }
+
+fn feed(a: &Archive, after: u64) -> Vec<(u64, String)> {
+    a.changes_since(after).map(|r| r.expect("feed")).collect()
+}
+
+fn ids(entries: &[(u64, String)]) -> Vec<&str> {
+    entries.iter().map(|(_, id)| id.as_str()).collect()
+}
+
+#[test]
+fn every_visible_write_moves_the_conversation_up_the_change_feed() {
+    let a = Archive::temporary().expect("archive");
+    assert_eq!(a.last_change_seq().expect("seq"), 0);
+    a.upsert(conv("a", 10.0, &["r"])).expect("a");
+    a.upsert(conv("b", 10.0, &["r"])).expect("b");
+    let start = feed(&a, 0);
+    assert_eq!(ids(&start), ["a", "b"]);
+    let mark = a.last_change_seq().expect("seq");
+    assert_eq!(mark, start[1].0);
+
+    // Nothing written: nothing in the feed.
+    a.upsert(conv("a", 10.0, &["r"])).expect("same");
+    assert!(feed(&a, mark).is_empty());
+    // The listing time alone shows nowhere.
+    assert!(
+        a.update_remote("a", |r| r.remote.list_update_time = Some(99.0))
+            .expect("list time")
+    );
+    assert!(feed(&a, mark).is_empty());
+    assert_eq!(
+        a.record("a")
+            .expect("a")
+            .expect("a")
+            .remote
+            .list_update_time,
+        Some(99.0)
+    );
+
+    // A newer version, a flag and an older version's new nodes all count; each
+    // conversation appears once, at its latest change.
+    a.upsert(conv("a", 20.0, &["r", "x"])).expect("newer");
+    a.update_remote("b", |r| r.remote.is_archived = Some(true))
+        .expect("flag");
+    a.upsert(conv("a", 5.0, &["r", "old"])).expect("older");
+    let after = feed(&a, mark);
+    assert_eq!(ids(&after), ["b", "a"]);
+    assert!(after[0].0 < after[1].0);
+    assert_eq!(
+        a.record("a").expect("a").expect("a").change_seq,
+        after[1].0,
+        "the record knows its entry"
+    );
+    assert_eq!(ids(&feed(&a, 0)), ["b", "a"], "old entries are gone");
+}
+
+#[test]
+fn a_stored_attachment_moves_the_conversations_showing_it() {
+    let a = Archive::temporary().expect("archive");
+    let json = r#"{"conversation_id":"f","update_time":3,"mapping":{"r":{"id":"r","message":{"content":{"content_type":"multimodal_text","parts":[{"content_type":"image_asset_pointer","asset_pointer":"file-service://file-abc"}]}}}}}"#;
+    a.upsert(RawConversation::from_bytes(json.as_bytes().to_vec()).expect("conv"))
+        .expect("upsert");
+    a.upsert(conv("other", 1.0, &["r"])).expect("other");
+    assert_eq!(a.file_conversations("file-abc").expect("links"), ["f"]);
+    let mark = a.last_change_seq().expect("seq");
+    a.store_file("file-abc", Some("x.png"), Some("image/png"), &b"png"[..])
+        .expect("store");
+    assert_eq!(ids(&feed(&a, mark)), ["f"]);
+    // The same bytes again change nothing.
+    let mark = a.last_change_seq().expect("seq");
+    a.store_file("file-abc", None, None, &b"png"[..])
+        .expect("store again");
+    assert!(feed(&a, mark).is_empty());
+}
+
+#[test]
+fn subscribers_hear_of_each_write_and_the_feed_survives_a_reopen() {
+    let dir = tempfile::tempdir().expect("dir");
+    let first = {
+        let a = Archive::open(dir.path(), &OpenOptions::default()).expect("open");
+        let mut rx = a.subscribe_changes();
+        assert_eq!(*rx.borrow_and_update(), 0);
+        a.upsert(conv("a", 1.0, &["r"])).expect("a");
+        assert!(rx.has_changed().expect("sender alive"));
+        let seen = *rx.borrow_and_update();
+        assert_eq!(seen, a.last_change_seq().expect("seq"));
+        a.flush().expect("flush");
+        seen
+    };
+    let a = Archive::open(dir.path(), &OpenOptions::default()).expect("reopen");
+    assert_eq!(*a.subscribe_changes().borrow(), first);
+    a.upsert(conv("b", 1.0, &["r"])).expect("b");
+    let after = feed(&a, first);
+    assert_eq!(ids(&after), ["b"]);
+    assert!(after[0].0 > first, "numbers keep growing across a restart");
+}

@@ -5,6 +5,7 @@
 use super::{CommandError, Context};
 use crate::archive::Archive;
 use crate::cli::{ExportArgs, ExportFormat};
+use crate::render::filename;
 use crate::render::json;
 use crate::render::markdown::{self, AttachmentLinks};
 use crate::render::view::{self, AttachmentView, ConversationView};
@@ -24,7 +25,7 @@ struct CopiedLinks<'a> {
 impl AttachmentLinks for CopiedLinks<'_> {
     fn link(&self, a: &AttachmentView) -> Option<String> {
         let sha = a.sha256.as_deref()?;
-        let name = markdown::attachment_file_name(a);
+        let name = filename::attachment_file_name(a);
         let dest = self.dir.join(&name);
         let src = self.archive.blob_path(sha);
         let fresh =
@@ -78,33 +79,8 @@ pub(super) fn run(
     args: &ExportArgs,
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
-    let archive = &ctx.archive;
     if args.out == "-" {
-        match args.format {
-            ExportFormat::Json => {
-                let mut w = json::ArrayWriter::new(out)?;
-                for v in views(archive) {
-                    w.push(&v?)?;
-                }
-                w.finish()?;
-            }
-            ExportFormat::Jsonl => {
-                for v in views(archive) {
-                    json::write_line(out, &v?)?;
-                }
-            }
-            ExportFormat::Md => {
-                let links = BlobLinks(archive);
-                for (i, v) in views(archive).enumerate() {
-                    if i > 0 {
-                        out.write_all(b"\n\n")?;
-                    }
-                    out.write_all(markdown::render(&v?, &links).as_bytes())?;
-                }
-            }
-        }
-        out.flush()?;
-        return Ok(());
+        return to_stdout(&ctx.archive, args.format, out);
     }
     let dir = Path::new(&args.out);
     fs::create_dir_all(dir).map_err(|e| {
@@ -113,66 +89,13 @@ pub(super) fn run(
             dir.display()
         ))
     })?;
-    let mut count = 0u64;
-    let mut attachments = 0u64;
-    let mut failures = Vec::new();
-    match args.format {
+    let failures = match args.format {
         ExportFormat::Json | ExportFormat::Jsonl => {
-            let name = if args.format == ExportFormat::Json {
-                "conversations.json"
-            } else {
-                "conversations.jsonl"
-            };
-            let path = dir.join(name);
-            let file = File::create(&path).map_err(|e| {
-                CommandError::Failed(format!("cannot write {}: {e}", path.display()))
-            })?;
-            let mut w = BufWriter::new(file);
-            if args.format == ExportFormat::Json {
-                let mut a = json::ArrayWriter::new(&mut w)?;
-                for v in views(archive) {
-                    a.push(&v?)?;
-                    count += 1;
-                }
-                a.finish()?;
-            } else {
-                for v in views(archive) {
-                    json::write_line(&mut w, &v?)?;
-                    count += 1;
-                }
-            }
-            w.flush()?;
-            writeln!(out, "exported {count} conversations to {}", path.display())?;
+            json_file(&ctx.archive, args.format, dir, out)?;
+            Vec::new()
         }
-        ExportFormat::Md => {
-            let links = CopiedLinks {
-                archive,
-                dir: dir.join("attachments"),
-                copied: std::cell::Cell::new(0),
-                failed: std::cell::RefCell::new(Vec::new()),
-            };
-            let mut taken = HashSet::new();
-            for v in views(archive) {
-                let v = v?;
-                let name = markdown::file_name(&v, &mut taken);
-                let path = dir.join(&name);
-                let text = markdown::render(&v, &links);
-                if let Err(e) = fs::write(&path, text) {
-                    failures.push(format!("{}: {e}", path.display()));
-                    continue;
-                }
-                count += 1;
-            }
-            attachments = links.copied.get();
-            failures.extend(links.failed.into_inner());
-            writeln!(
-                out,
-                "exported {count} conversations to {} ({attachments} attachments copied)",
-                dir.display()
-            )?;
-        }
-    }
-    let _ = attachments;
+        ExportFormat::Md => markdown_files(&ctx.archive, dir, out)?,
+    };
     if !failures.is_empty() {
         for f in &failures {
             writeln!(out, "  failed: {f}")?;
@@ -183,4 +106,108 @@ pub(super) fn run(
         )));
     }
     Ok(())
+}
+
+/// Writes every conversation to standard output: one JSON array, JSON lines, or
+/// Markdown documents one after another (attachments linked to the stored bytes).
+fn to_stdout(
+    archive: &Archive,
+    format: ExportFormat,
+    out: &mut dyn Write,
+) -> Result<(), CommandError> {
+    match format {
+        ExportFormat::Json => {
+            let mut w = json::ArrayWriter::new(out)?;
+            for v in views(archive) {
+                w.push(&v?)?;
+            }
+            w.finish()?;
+        }
+        ExportFormat::Jsonl => {
+            for v in views(archive) {
+                json::write_line(out, &v?)?;
+            }
+        }
+        ExportFormat::Md => {
+            let links = BlobLinks(archive);
+            for (i, v) in views(archive).enumerate() {
+                if i > 0 {
+                    out.write_all(b"\n\n")?;
+                }
+                out.write_all(markdown::render(&v?, &links).as_bytes())?;
+            }
+        }
+    }
+    out.flush()?;
+    Ok(())
+}
+
+/// Writes `conversations.json` (one array) or `conversations.jsonl` into `dir`.
+fn json_file(
+    archive: &Archive,
+    format: ExportFormat,
+    dir: &Path,
+    out: &mut dyn Write,
+) -> Result<(), CommandError> {
+    let name = if format == ExportFormat::Json {
+        "conversations.json"
+    } else {
+        "conversations.jsonl"
+    };
+    let path = dir.join(name);
+    let file = File::create(&path)
+        .map_err(|e| CommandError::Failed(format!("cannot write {}: {e}", path.display())))?;
+    let mut w = BufWriter::new(file);
+    let mut count = 0u64;
+    if format == ExportFormat::Json {
+        let mut a = json::ArrayWriter::new(&mut w)?;
+        for v in views(archive) {
+            a.push(&v?)?;
+            count += 1;
+        }
+        a.finish()?;
+    } else {
+        for v in views(archive) {
+            json::write_line(&mut w, &v?)?;
+            count += 1;
+        }
+    }
+    w.flush()?;
+    writeln!(out, "exported {count} conversations to {}", path.display())?;
+    Ok(())
+}
+
+/// Writes one Markdown file per conversation into `dir`, with the attachments copied
+/// into `dir/attachments/`; returns the files that could not be written.
+fn markdown_files(
+    archive: &Archive,
+    dir: &Path,
+    out: &mut dyn Write,
+) -> Result<Vec<String>, CommandError> {
+    let links = CopiedLinks {
+        archive,
+        dir: dir.join("attachments"),
+        copied: std::cell::Cell::new(0),
+        failed: std::cell::RefCell::new(Vec::new()),
+    };
+    let mut taken = HashSet::new();
+    let mut failures = Vec::new();
+    let mut count = 0u64;
+    for v in views(archive) {
+        let v = v?;
+        let path = dir.join(filename::file_name(&v, &mut taken));
+        if let Err(e) = fs::write(&path, markdown::render(&v, &links)) {
+            failures.push(format!("{}: {e}", path.display()));
+            continue;
+        }
+        count += 1;
+    }
+    failures.extend(links.failed.into_inner());
+    writeln!(
+        out,
+        "exported {count} conversations to {} ({} attachments copied)",
+        dir.display(),
+        links.copied.get()
+    )?;
+    Ok(failures)
 }

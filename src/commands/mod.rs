@@ -9,53 +9,12 @@ mod show;
 pub mod status;
 
 use crate::archive::{Archive, ArchiveError};
-use crate::cli::{ExportArgs, ImportArgs, ListArgs, SearchArgs, ShowArgs, StatusArgs, SyncArgs};
 use crate::config::{Config, Paths, PlatformDirs};
+use crate::control::{FailureKind, Request};
 use crate::ingest::{self, ImportOptions, ImportReport, ProgressMode};
-use serde::{Deserialize, Serialize};
 use std::io::{self, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
-
-/// A command that can run in-process or through the daemon.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub enum Request {
-    /// `convos status`
-    Status(StatusArgs),
-    /// `convos list`
-    List(ListArgs),
-    /// `convos show`
-    Show(ShowArgs),
-    /// `convos search`
-    Search(SearchArgs),
-    /// `convos export` (with an absolute output folder)
-    Export(ExportArgs),
-    /// `convos import` (with absolute paths)
-    Import(ImportArgs),
-    /// `convos sync`
-    Sync(SyncArgs),
-}
-
-impl Request {
-    /// Makes relative paths absolute against `cwd`, so the daemon (whose working
-    /// directory differs) reads and writes what the user meant.
-    pub fn absolutize(mut self, cwd: &Path) -> Self {
-        match &mut self {
-            Request::Import(a) => {
-                for p in &mut a.paths {
-                    if p.is_relative() {
-                        *p = cwd.join(&*p);
-                    }
-                }
-            }
-            Request::Export(a) if a.out != "-" && Path::new(&a.out).is_relative() => {
-                a.out = cwd.join(&a.out).display().to_string();
-            }
-            _ => {}
-        }
-        self
-    }
-}
 
 /// Why a command failed.
 #[derive(Debug, thiserror::Error)]
@@ -69,15 +28,26 @@ pub enum CommandError {
     /// Something the user asked for does not exist or is ambiguous.
     #[error("{0}")]
     NotFound(String),
+    /// The command was asked for in a way that cannot work (fix the command line).
+    #[error("{0}")]
+    Usage(String),
     /// The command ran but reported failure (details were printed).
     #[error("{0}")]
     Failed(String),
 }
 
 impl CommandError {
-    /// The process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
-        1
+    /// What kind of failure this is: a usage error when the command line asked for
+    /// something that cannot work, else a failure. (`app::exit` turns it into the exit
+    /// code, 2 or 1.)
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            CommandError::Usage(_) => FailureKind::Usage,
+            CommandError::Archive(_)
+            | CommandError::Io(_)
+            | CommandError::NotFound(_)
+            | CommandError::Failed(_) => FailureKind::Failed,
+        }
     }
 }
 

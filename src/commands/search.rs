@@ -29,7 +29,9 @@ pub(super) fn run(
         .filter(|t| !t.is_empty())
         .collect();
     if terms.is_empty() {
-        return Err(CommandError::NotFound("nothing to search for".into()));
+        return Err(CommandError::Usage(
+            "nothing to search for: give at least one word".into(),
+        ));
     }
     // Raw JSON escapes quotes, newlines and (in some exports) every non-ASCII
     // character, so the cheap pre-check on raw bytes is only safe for plain words.

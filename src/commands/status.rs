@@ -6,6 +6,8 @@ use crate::cli::StatusArgs;
 use crate::ingest::ImportReport;
 use crate::model::time::{now_secs, secs_to_rfc3339};
 use crate::render::terminal;
+use crate::session::CredentialsStatus;
+use crate::sync::SyncReport;
 use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
@@ -23,12 +25,33 @@ pub struct DaemonSnapshot {
     pub pid: u32,
     /// Seconds since start.
     pub uptime_secs: u64,
-    /// Next scheduled sync (RFC 3339).
+    /// Next scheduled sync (RFC 3339, UTC): the `sync` job's next run.
     pub next_sync: Option<String>,
     /// Whether a sync is running now.
     pub sync_running: bool,
     /// Folders being watched.
     pub watching: Vec<String>,
+    /// The time zone schedules are read in.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// The daemon's scheduled jobs.
+    #[serde(default)]
+    pub jobs: Vec<JobStatus>,
+}
+
+/// One of the daemon's scheduled jobs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct JobStatus {
+    /// `sync`, `reconcile`, `token refresh` or `rescan`.
+    pub name: String,
+    /// When it runs, in words (a cron schedule and its zone, an interval).
+    pub schedule: String,
+    /// Its next run (RFC 3339, UTC), when one is planned.
+    pub next_run: Option<String>,
+    /// The same moment as wall-clock time in the schedule's zone, with its offset.
+    pub next_run_local: Option<String>,
+    /// Whether it runs now.
+    pub running: bool,
 }
 
 /// The last import, as remembered in the archive.
@@ -75,13 +98,22 @@ pub struct StatusReport {
     /// Archive totals.
     pub counts: Counts,
     /// The last sync's report, as recorded by the sync.
-    pub last_sync: Option<serde_json::Value>,
-    /// The sync schedule (cron with seconds, UTC).
+    pub last_sync: Option<SyncReport>,
+    /// The sync schedule (cron with seconds, in `timezone`).
     pub schedule: String,
-    /// Next run of the schedule from now (RFC 3339), when no daemon tells better.
+    /// The full sync's schedule (cron with seconds, in `timezone`).
+    #[serde(default)]
+    pub reconcile_schedule: String,
+    /// The time zone schedules are read in.
+    #[serde(default)]
+    pub timezone: String,
+    /// Next run of the schedule from now (RFC 3339, UTC), when no daemon tells better.
     pub next_scheduled: Option<String>,
+    /// The same moment as wall-clock time in `timezone`.
+    #[serde(default)]
+    pub next_scheduled_local: Option<String>,
     /// Credentials state (never their value).
-    pub credentials: serde_json::Value,
+    pub credentials: Option<CredentialsStatus>,
     /// Folders watched for exports.
     pub watch_dirs: Vec<String>,
     /// Those of `watch_dirs` that do not exist (yet): each is watched once it is created.
@@ -125,10 +157,10 @@ pub fn remember_import(archive: &Archive, report: &ImportReport) {
 /// Gathers the status report.
 pub fn report(ctx: &Context) -> Result<StatusReport, CommandError> {
     let a = &ctx.archive;
-    let next_scheduled = crate::config::parse_schedule(&ctx.config.sync.schedule)
+    let zone = ctx.config.sync.zone();
+    let next = crate::config::parse_schedule(&ctx.config.sync.schedule)
         .ok()
-        .and_then(|c| c.find_next_occurrence(&chrono::Utc::now(), false).ok())
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true));
+        .and_then(|c| zone.next_after(&c, chrono::Utc::now()));
     Ok(StatusReport {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         running: ctx.daemon.is_some(),
@@ -136,12 +168,13 @@ pub fn report(ctx: &Context) -> Result<StatusReport, CommandError> {
         data_dir: ctx.paths.data_dir.display().to_string(),
         config_file: ctx.config_file.as_ref().map(|p| p.display().to_string()),
         counts: a.counts()?,
-        last_sync: a.state("last_sync")?,
+        last_sync: saved(a, crate::sync::REPORT_KEY, "the last sync's report")?,
         schedule: ctx.config.sync.schedule.clone(),
-        next_scheduled,
-        credentials: a
-            .state("credentials_status")?
-            .unwrap_or(serde_json::Value::Null),
+        reconcile_schedule: ctx.config.sync.reconcile_schedule.clone(),
+        timezone: zone.to_string(),
+        next_scheduled: next.map(crate::model::time::rfc3339_secs),
+        next_scheduled_local: next.map(|t| zone.wall_clock(t)),
+        credentials: saved(a, crate::session::CREDENTIALS_KEY, "the credentials' state")?,
         watch_dirs: ctx
             .paths
             .watch_dirs
@@ -224,23 +257,11 @@ fn write_human(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()> {
         Some(s) => writeln!(out, "last sync:    {}", describe_sync(s))?,
         None => writeln!(out, "last sync:    never")?,
     }
-    let next = r
-        .daemon
-        .as_ref()
-        .and_then(|d| d.next_sync.clone())
-        .or_else(|| r.daemon.as_ref().and(r.next_scheduled.clone()));
-    match next {
-        Some(n) => writeln!(out, "next sync:    {n} (schedule {})", r.schedule)?,
-        None => writeln!(
-            out,
-            "next sync:    when the daemon runs (schedule {})",
-            r.schedule
-        )?,
-    }
+    write_schedule(r, out)?;
     writeln!(
         out,
         "credentials:  {}",
-        describe_credentials(&r.credentials)
+        describe_credentials(r.credentials.as_ref())
     )?;
     let missing: Vec<PathBuf> = r.watch_dirs_missing.iter().map(PathBuf::from).collect();
     let dirs: Vec<PathBuf> = r.watch_dirs.iter().map(PathBuf::from).collect();
@@ -267,6 +288,58 @@ fn write_human(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()> {
             }
         }
         None => writeln!(out, "last import:  never")?,
+    }
+    Ok(())
+}
+
+/// The next sync and, when a daemon runs, each of its jobs with its next run in UTC
+/// and in the schedules' zone.
+fn write_schedule(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()> {
+    let zone = if r.timezone.is_empty() {
+        "UTC"
+    } else {
+        &r.timezone
+    };
+    let Some(d) = &r.daemon else {
+        writeln!(
+            out,
+            "next sync:    when the daemon runs (schedule {}, {zone}; full sync {})",
+            r.schedule, r.reconcile_schedule
+        )?;
+        return Ok(());
+    };
+    let sync_job = d.jobs.iter().find(|j| j.name == "sync");
+    match (
+        d.next_sync.as_deref(),
+        sync_job.and_then(|j| j.next_run_local.as_deref()),
+    ) {
+        (Some(utc), Some(local)) => writeln!(
+            out,
+            "next sync:    {utc} ({local} {zone}; schedule {})",
+            r.schedule
+        )?,
+        (Some(utc), None) => writeln!(out, "next sync:    {utc} (schedule {})", r.schedule)?,
+        (None, _) => writeln!(out, "next sync:    none planned (schedule {})", r.schedule)?,
+    }
+    let width = d.jobs.iter().map(|j| j.name.len()).max().unwrap_or(0);
+    for (i, j) in d.jobs.iter().enumerate() {
+        let when = match (&j.next_run, &j.next_run_local) {
+            _ if j.running => "running now".to_owned(),
+            (Some(utc), Some(local)) => format!("next {utc} ({local} {zone})"),
+            (Some(utc), None) => format!("next {utc}"),
+            (None, _) => "not planned".to_owned(),
+        };
+        writeln!(
+            out,
+            "{}{:<width$}  {when}; {}",
+            if i == 0 {
+                "jobs:         "
+            } else {
+                "              "
+            },
+            j.name,
+            j.schedule
+        )?;
     }
     Ok(())
 }
@@ -302,56 +375,65 @@ pub fn describe_watch(
     s
 }
 
-fn describe_sync(s: &serde_json::Value) -> String {
-    let get = |k: &str| s.get(k).and_then(|v| v.as_u64()).unwrap_or(0);
-    let at = s.get("finished_at").and_then(|v| v.as_str()).unwrap_or("?");
+/// A record saved in the archive's state, read into its type. One that does not read
+/// (written by a newer convos, or damaged) is left out with a warning, so `status`
+/// still shows everything else.
+fn saved<T: serde::de::DeserializeOwned>(
+    a: &Archive,
+    key: &str,
+    what: &str,
+) -> Result<Option<T>, CommandError> {
+    let Some(value) = a.state::<serde_json::Value>(key)? else {
+        return Ok(None);
+    };
+    match serde_json::from_value(value) {
+        Ok(v) => Ok(Some(v)),
+        Err(e) => {
+            tracing::warn!("{what} in the archive cannot be read ({e}); not shown");
+            Ok(None)
+        }
+    }
+}
+
+fn describe_sync(s: &SyncReport) -> String {
+    let at = if s.finished_at.is_empty() {
+        "?"
+    } else {
+        &s.finished_at
+    };
     // What the run went on without: optional parts that failed, unreadable rows.
     let mut notes = String::new();
-    let degraded: Vec<&str> = s
-        .get("degraded")
-        .and_then(|v| v.as_array())
-        .into_iter()
-        .flatten()
-        .filter_map(|d| d.as_str())
-        .collect();
-    if !degraded.is_empty() {
-        notes.push_str(&format!("; degraded: {}", degraded.join(", ")));
+    if !s.degraded.is_empty() {
+        notes.push_str(&format!("; degraded: {}", s.degraded.join(", ")));
     }
-    if get("unreadable_rows") > 0 {
+    if s.unreadable_rows > 0 {
         notes.push_str(&format!(
             "; {} unreadable listing rows skipped",
-            get("unreadable_rows")
+            s.unreadable_rows
         ));
     }
-    let line = match s.get("error").and_then(|v| v.as_str()) {
-        Some(e) => format!(
-            "{at}: FAILED: {e} ({} new, {} updated before it)",
-            get("new"),
-            get("updated")
+    let line = match &s.stop {
+        Some(reason) => format!(
+            "{at}: FAILED: {reason} ({} new, {} updated before it)",
+            s.new, s.updated
         ),
         None => format!(
             "{at}: ok, {} listed, {} new, {} updated, {} unchanged, {} failed, {} requests",
-            get("listed"),
-            get("new"),
-            get("updated"),
-            get("unchanged"),
-            get("failed"),
-            get("requests")
+            s.listed, s.new, s.updated, s.unchanged, s.failed, s.requests
         ),
     };
     line + &notes
 }
 
-fn describe_credentials(c: &serde_json::Value) -> String {
-    if c.is_null() {
+fn describe_credentials(c: Option<&CredentialsStatus>) -> String {
+    let Some(c) = c else {
         return "none (run `convos auth` to sync from chatgpt.com)".into();
-    }
-    let state = c.get("state").and_then(|v| v.as_str()).unwrap_or("unknown");
-    let mut s = state.to_owned();
-    if let Some(exp) = c.get("access_token_expires").and_then(|v| v.as_str()) {
+    };
+    let mut s = c.state.to_string();
+    if let Some(exp) = &c.access_token_expires {
         s.push_str(&format!(", access token expires {exp}"));
     }
-    if let Some(src) = c.get("source").and_then(|v| v.as_str()) {
+    if let Some(src) = &c.source {
         s.push_str(&format!(" (from {src})"));
     }
     s
@@ -363,5 +445,68 @@ fn human_duration(secs: u64) -> String {
         s if s < 7200 => format!("{}m", s / 60),
         s if s < 172_800 => format!("{}h", s / 3600),
         s => format!("{}d", s / 86400),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_report_saved_by_an_earlier_version_still_shows() {
+        let a = Archive::temporary().expect("archive");
+        // As versions before StopReason saved it: the reason as a message in `error`.
+        let old = serde_json::json!({
+            "started_at": "2026-01-01T00:00:00Z", "finished_at": "2026-01-01T00:00:05Z",
+            "full": false, "listed": 2, "new": 1, "updated": 0, "unchanged": 1,
+            "failed": 0, "failures": [], "deleted_remotely": 0, "flags_updated": 0,
+            "attachments": 0, "attachments_failed": 0, "requests": 3, "seconds": 5.0,
+            "frontier": null,
+            "error": "chatgpt.com is rate limiting this account (429)",
+            "degraded": ["project names unavailable (404)"]
+        });
+        a.set_state(crate::sync::REPORT_KEY, &old).expect("write");
+        let r: SyncReport = saved(&a, crate::sync::REPORT_KEY, "the report")
+            .expect("read")
+            .expect("present");
+        assert_eq!(
+            describe_sync(&r),
+            "2026-01-01T00:00:05Z: FAILED: chatgpt.com is rate limiting this account (429) \
+             (1 new, 0 updated before it); degraded: project names unavailable (404)"
+        );
+        let json = serde_json::to_value(&r).expect("json");
+        assert_eq!(
+            json["error"],
+            "chatgpt.com is rate limiting this account (429)"
+        );
+        // A record that does not read is left out, not an error of `status`.
+        a.set_state(
+            crate::sync::REPORT_KEY,
+            &serde_json::json!({"listed": "many"}),
+        )
+        .expect("write");
+        assert!(
+            saved::<SyncReport>(&a, crate::sync::REPORT_KEY, "the report")
+                .expect("read")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn credentials_show_their_state_expiry_and_source() {
+        assert_eq!(
+            describe_credentials(None),
+            "none (run `convos auth` to sync from chatgpt.com)"
+        );
+        let c = CredentialsStatus {
+            state: crate::session::CredentialState::Expired,
+            source: Some("firefox (default)".into()),
+            access_token_expires: Some("2026-01-01T00:00:00Z".into()),
+            ..CredentialsStatus::default()
+        };
+        assert_eq!(
+            describe_credentials(Some(&c)),
+            "expired, access token expires 2026-01-01T00:00:00Z (from firefox (default))"
+        );
     }
 }

@@ -161,6 +161,11 @@ fn invalid_values_are_caught_with_their_line() {
         ("[log]\nlevel = \"loud\"\n", "log.level"),
         ("[auth]\nbrowser = \"netscape\"\n", "auth.browser"),
         ("[api]\nburst = 0\n", "api.burst"),
+        ("[sync]\ntimezone = \"Mars/Olympus\"\n", "sync.timezone"),
+        (
+            "[sync]\nreconcile_schedule = \"0 4 * * Sun\"\n",
+            "sync.reconcile_schedule",
+        ),
     ] {
         std::fs::write(&file, text).expect("write");
         let err = Config::load(&flags, &env_of(&[]), &platform(dir.path())).expect_err(text);
@@ -220,4 +225,26 @@ fn downloads_fall_back_to_home_downloads_when_the_platform_names_none() {
         Some(PathBuf::from("/data/dl"))
     );
     assert_eq!(downloads_dir(None, None), None);
+}
+
+#[test]
+fn schedules_are_local_time_with_a_weekly_full_sync_unless_configured() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let loaded =
+        Config::load(&Overrides::default(), &env_of(&[]), &platform(dir.path())).expect("defaults");
+    assert_eq!(loaded.config.sync.reconcile_schedule, "0 0 4 * * Sun");
+    assert_eq!(loaded.config.sync.zone(), Zone::Local);
+    let env = env_of(&[("CONVOS_SYNC_RECONCILE_SCHEDULE", "0 30 3 * * Sat")]);
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[sync]\ntimezone = \"Europe/Paris\"\n").expect("write");
+    let flags = Overrides {
+        config: Some(file),
+        ..Overrides::default()
+    };
+    let loaded = Config::load(&flags, &env, &platform(dir.path())).expect("valid");
+    assert_eq!(loaded.config.sync.reconcile_schedule, "0 30 3 * * Sat");
+    assert_eq!(
+        loaded.config.sync.zone(),
+        Zone::Named(chrono_tz::Tz::Europe__Paris)
+    );
 }

@@ -1,518 +1,396 @@
-//! The daemon's jobs: sync on `[sync] schedule` (6-field cron with seconds, UTC) plus
-//! once at start, and a token refresh ahead of the access token's expiry.
+//! The daemon's schedule: one tokio-cron-scheduler [`JobScheduler`] owns its jobs, each
+//! named, with its next run shown by `convos status`:
+//! - `sync`: `[sync] schedule`, plus once at start;
+//! - `reconcile`: `[sync] reconcile_schedule`, a full sync (what `convos sync --full`
+//!   does: it also notices conversations deleted on chatgpt.com);
+//! - `token refresh`: once, shortly before the access token expires, planned again
+//!   whenever the client or its token changes;
+//! - `rescan`: the folder watcher's periodic rescan, every `[watch] rescan_secs`.
 //!
-//! Scheduling sleeps until the next cron time computed by `croner` (the parser
-//! tokio-cron-scheduler uses) instead of tokio-cron-scheduler's own loop, which wakes
-//! every 500 ms: an idle daemon must not poll. Jobs never overlap (a tick that finds a
-//! sync running is skipped and logged), a failed sync backs off, and a job body that
-//! panics is caught by its task and logged without stopping later runs.
+//! Cron schedules are read in the local time zone unless `[sync] timezone` names one.
+//! tokio-cron-scheduler turns a zone into a fixed UTC offset when a job is created, so
+//! the cron jobs are created again whenever the zone's offset is no longer the one they
+//! were created with (a DST change, a suspend across one): checked after every run and
+//! every [`ZONE_CHECK`]. A job created anew computes its next run in the real zone.
+//!
+//! Runs never overlap (the sync runs share one lock; see [`super::sync_runs`]) and
+//! failed ones back off. The crate stops for good a job whose body panicked, so every
+//! body runs in a task of its own: a panic is logged and the job runs again next time.
+//! The crate's loop wakes every 500 ms; its cost is measured by `cargo bench --bench
+//! daemon` (see the README).
 
-use super::{Daemon, notify};
-use crate::api::Client;
-use crate::api::auth::Credentials;
-use crate::config::Config;
-use crate::sync::{self, CredentialsStatus, SyncOptions, SyncReport};
-use secrecy::SecretString;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use super::Daemon;
+use super::sync_runs;
+use crate::commands::status::JobStatus;
+use crate::config::{Config, Zone};
+use chrono::{DateTime, FixedOffset, Utc};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::Notify;
+use tokio_cron_scheduler::{Job, JobScheduler, JobSchedulerError};
+use uuid::Uuid;
 
-/// Longest pause after repeated failed syncs.
-const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
+/// How often the zone's UTC offset is compared with the cron jobs' (besides after
+/// every run).
+pub const ZONE_CHECK: Duration = Duration::from_secs(15 * 60);
 
-/// The daemon's job state.
+/// A job of the daemon's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum JobName {
+    Sync,
+    Reconcile,
+    TokenRefresh,
+    Rescan,
+    /// Internal: compares the zone's offset with the cron jobs' (not shown in status).
+    ZoneCheck,
+}
+
+impl JobName {
+    fn as_str(self) -> &'static str {
+        match self {
+            JobName::Sync => "sync",
+            JobName::Reconcile => "reconcile",
+            JobName::TokenRefresh => "token refresh",
+            JobName::Rescan => "rescan",
+            JobName::ZoneCheck => "zone check",
+        }
+    }
+}
+
+impl std::fmt::Display for JobName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A job added to the scheduler.
+struct Planned {
+    id: Uuid,
+    /// Cron jobs: the zone's offset when the job was created (the crate keeps it).
+    offset: Option<FixedOffset>,
+    /// The token refresh: when it was planned for.
+    due: Option<DateTime<Utc>>,
+}
+
+/// The schedule and the jobs on it.
 pub(super) struct Jobs {
-    /// Held while a sync runs.
-    running: tokio::sync::Mutex<()>,
-    /// The latest finished report, for callers waiting on a running sync.
-    reports: watch::Sender<Option<Arc<SyncReport>>>,
-    /// The client, kept across runs so access tokens are reused. It owns the
-    /// credentials file (it saves the cookies the service rotates).
-    client: tokio::sync::Mutex<Option<Arc<Client>>>,
-    /// Wakes the token refresh task when the client changes.
-    client_changed: tokio::sync::Notify,
-    failures: AtomicU32,
-    backoff_until: Mutex<Option<tokio::time::Instant>>,
-    logged_no_creds: AtomicBool,
-    logged_dead: AtomicBool,
-    /// Browser re-authentication attempts that failed, and when to try again.
-    reauth: Mutex<(u32, Option<tokio::time::Instant>)>,
-    schedule: Option<croner::Cron>,
+    scheduler: JobScheduler,
+    zone: Zone,
+    sync_cron: String,
+    reconcile_cron: String,
+    rescan_every: Option<Duration>,
+    planned: tokio::sync::Mutex<BTreeMap<JobName, Planned>>,
+    /// Wakes the folder watcher for its periodic rescan.
+    pub(super) rescan: Notify,
 }
 
 impl Jobs {
-    pub(super) fn new(config: &Config) -> Self {
-        Self {
-            running: tokio::sync::Mutex::new(()),
-            reports: watch::channel(None).0,
-            client: tokio::sync::Mutex::new(None),
-            client_changed: tokio::sync::Notify::new(),
-            failures: AtomicU32::new(0),
-            backoff_until: Mutex::new(None),
-            logged_no_creds: AtomicBool::new(false),
-            logged_dead: AtomicBool::new(false),
-            reauth: Mutex::new((0, None)),
-            // Validated when the configuration was loaded.
-            schedule: crate::config::parse_schedule(&config.sync.schedule).ok(),
+    /// An empty schedule for this configuration (jobs are added by [`start`]).
+    pub(super) async fn new(config: &Config) -> Result<Self, JobSchedulerError> {
+        Ok(Self {
+            scheduler: JobScheduler::new().await?,
+            zone: config.sync.zone(),
+            sync_cron: config.sync.schedule.clone(),
+            reconcile_cron: config.sync.reconcile_schedule.clone(),
+            rescan_every: config
+                .watch
+                .enabled
+                .then(|| Duration::from_secs(config.watch.rescan_secs.max(1))),
+            planned: tokio::sync::Mutex::new(BTreeMap::new()),
+            rescan: Notify::new(),
+        })
+    }
+
+    fn describe(&self, name: JobName) -> String {
+        match name {
+            JobName::Sync => format!("{} ({})", self.sync_cron, self.zone),
+            JobName::Reconcile => format!("{} ({}), a full sync", self.reconcile_cron, self.zone),
+            JobName::TokenRefresh => "10 minutes before the access token expires".to_owned(),
+            JobName::Rescan => format!(
+                "every {} s",
+                self.rescan_every.unwrap_or_default().as_secs()
+            ),
+            JobName::ZoneCheck => format!("every {} s", ZONE_CHECK.as_secs()),
         }
     }
 }
 
-/// Starts the schedule (with one sync now) and the token refresh.
-pub(super) fn start(daemon: &Arc<Daemon>) {
-    if let Some(cron) = daemon.jobs.schedule.clone() {
-        if let Ok(next) = cron.find_next_occurrence(&chrono::Utc::now(), false)
-            && let Ok(mut n) = daemon.live.next_sync.lock()
-        {
-            *n = Some(next);
-        }
-        let d = daemon.clone();
-        daemon.tracker.spawn(async move {
-            tick(&d).await;
-            loop {
-                let now = chrono::Utc::now();
-                let Ok(next) = cron.find_next_occurrence(&now, false) else {
-                    tracing::error!("the sync schedule has no future run; scheduled syncs stop");
-                    break;
-                };
-                if let Ok(mut n) = d.live.next_sync.lock() {
-                    *n = Some(next);
-                }
-                let wait = (next - now).to_std().unwrap_or_default();
-                tokio::select! {
-                    _ = d.shutdown.cancelled() => break,
-                    _ = tokio::time::sleep(wait) => {
-                        let d2 = d.clone();
-                        d.tracker.spawn(async move { tick(&d2).await });
-                    }
-                }
-            }
-        });
-    }
-    let d = daemon.clone();
-    daemon.tracker.spawn(async move { refresh_loop(&d).await });
-}
-
-/// A scheduled run: skipped while another runs or during backoff.
-async fn tick(d: &Arc<Daemon>) {
-    let Ok(guard) = d.jobs.running.try_lock() else {
-        tracing::info!("the previous sync is still running; skipping this scheduled sync");
-        return;
-    };
-    let backoff = d.jobs.backoff_until.lock().ok().and_then(|b| *b);
-    if let Some(until) = backoff
-        && until > tokio::time::Instant::now()
+/// Puts the jobs on the schedule, starts it, and runs the first sync now.
+pub(super) async fn start(d: &Arc<Daemon>) -> Result<(), JobSchedulerError> {
     {
-        tracing::info!(
-            "skipping this scheduled sync: backing off after {} failed run(s) (next attempt in {} s or later)",
-            d.jobs.failures.load(Ordering::Relaxed),
-            (until - tokio::time::Instant::now()).as_secs()
-        );
-        return;
-    }
-    guarded_run(d, false, guard).await;
-}
-
-/// A sync asked for by `convos sync`: runs now, or waits for the running one.
-pub(super) async fn sync_now(d: &Arc<Daemon>, full: bool) -> SyncReport {
-    match d.jobs.running.try_lock() {
-        Ok(guard) => guarded_run(d, full, guard).await,
-        Err(_) => {
-            let mut rx = d.jobs.reports.subscribe();
-            rx.borrow_and_update();
-            let _ = rx.changed().await;
-            let latest = rx.borrow().clone();
-            latest.map(|r| (*r).clone()).unwrap_or_default()
+        let mut planned = d.jobs.planned.lock().await;
+        for name in [JobName::Sync, JobName::Reconcile] {
+            let p = add_cron(d, name).await?;
+            planned.insert(name, p);
+        }
+        let mut repeated = vec![(JobName::ZoneCheck, ZONE_CHECK)];
+        if let Some(every) = d.jobs.rescan_every {
+            repeated.push((JobName::Rescan, every));
+        }
+        for (name, every) in repeated {
+            let job = Job::new_repeated_async(every, body(d, name))?;
+            let id = d.jobs.scheduler.add(job).await?;
+            planned.insert(
+                name,
+                Planned {
+                    id,
+                    offset: None,
+                    due: None,
+                },
+            );
         }
     }
-}
-
-/// Runs one sync in its own task (so a panic is contained), holding the run lock.
-async fn guarded_run(
-    d: &Arc<Daemon>,
-    full: bool,
-    guard: tokio::sync::MutexGuard<'_, ()>,
-) -> SyncReport {
-    d.live.sync_running.store(true, Ordering::Relaxed);
+    d.jobs.scheduler.start().await?;
+    refresh_view(d).await;
     let d2 = d.clone();
-    let report = match tokio::spawn(async move { run_sync(&d2, full).await }).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!("the sync job failed unexpectedly: {e}; the daemon keeps running");
-            SyncReport {
-                error: Some(format!("internal error: {e}")),
-                ..SyncReport::default()
+    d.tracker
+        .spawn(async move { sync_runs::scheduled(&d2, false).await });
+    Ok(())
+}
+
+/// Stops the schedule: no job starts after this (running ones finish on their own).
+pub(super) async fn stop(d: &Daemon) {
+    let mut scheduler = d.jobs.scheduler.clone();
+    if let Err(e) = scheduler.shutdown().await {
+        tracing::warn!("stopping the job schedule: {e}");
+    }
+}
+
+/// Adds a cron job in the configured zone.
+async fn add_cron(d: &Arc<Daemon>, name: JobName) -> Result<Planned, JobSchedulerError> {
+    let expr = match name {
+        JobName::Reconcile => d.jobs.reconcile_cron.clone(),
+        _ => d.jobs.sync_cron.clone(),
+    };
+    let job = match d.jobs.zone {
+        Zone::Local => Job::new_async_tz(expr.as_str(), chrono::Local, body(d, name))?,
+        Zone::Named(tz) => Job::new_async_tz(expr.as_str(), tz, body(d, name))?,
+    };
+    let id = d.jobs.scheduler.add(job).await?;
+    Ok(Planned {
+        id,
+        offset: Some(d.jobs.zone.offset_at(Utc::now())),
+        due: None,
+    })
+}
+
+type Body = Box<
+    dyn FnMut(Uuid, JobScheduler) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>
+        + Send
+        + Sync,
+>;
+
+/// A job's body for the scheduler. It holds the daemon weakly: the scheduler lives in
+/// the daemon, and must not keep it alive.
+fn body(d: &Arc<Daemon>, name: JobName) -> Body {
+    let weak = Arc::downgrade(d);
+    Box::new(move |_, _| {
+        let weak = weak.clone();
+        Box::pin(async move { fire(weak, name).await })
+    })
+}
+
+/// Runs a job's work in a task of its own (a panic is caught there and logged; the job
+/// runs again at its next time), then plans what follows from it.
+async fn fire(weak: Weak<Daemon>, name: JobName) {
+    let Some(d) = weak.upgrade() else { return };
+    if d.shutdown.is_cancelled() {
+        return;
+    }
+    let d2 = d.clone();
+    let work = async move {
+        match name {
+            JobName::Sync => sync_runs::scheduled(&d2, false).await,
+            JobName::Reconcile => sync_runs::scheduled(&d2, true).await,
+            JobName::TokenRefresh => {
+                // A one-shot job: it is spent now, whatever the next plan is.
+                d2.jobs.planned.lock().await.remove(&JobName::TokenRefresh);
+                let next = sync_runs::refresh_token(&d2).await;
+                plan_refresh_at(&d2, next).await;
             }
+            JobName::Rescan => d2.jobs.rescan.notify_one(),
+            JobName::ZoneCheck => {}
         }
     };
-    d.live.sync_running.store(false, Ordering::Relaxed);
-    let failed = report.error.is_some();
-    let n = if failed {
-        d.jobs.failures.fetch_add(1, Ordering::Relaxed) + 1
-    } else {
-        d.jobs.failures.store(0, Ordering::Relaxed);
-        0
+    if !run_caught(&d.tracker, name, work).await && name == JobName::TokenRefresh {
+        // A one-shot job: plan it again, or the token would never be refreshed.
+        plan_refresh(&d).await;
+    }
+    follow_zone(&d).await;
+}
+
+/// Runs a job's work in a task of its own on `tracker` (so shutdown waits for it): a
+/// panic there is logged and reported as `false`; the daemon and the job go on.
+async fn run_caught(
+    tracker: &tokio_util::task::TaskTracker,
+    name: JobName,
+    work: impl std::future::Future<Output = ()> + Send + 'static,
+) -> bool {
+    match tracker.spawn(work).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!(
+                "the {name} job failed unexpectedly: {}; it runs again at its next time",
+                crate::util::blocking::panic_message_of(e)
+            );
+            false
+        }
+    }
+}
+
+/// Creates the cron jobs again when the zone's UTC offset is no longer the one they were
+/// created with (the crate would otherwise run them an hour off after a DST change).
+async fn follow_zone(d: &Arc<Daemon>) {
+    let at = Utc::now();
+    let now = d.jobs.zone.offset_at(at);
+    let mut planned = d.jobs.planned.lock().await;
+    for name in [JobName::Sync, JobName::Reconcile] {
+        let Some(p) = planned.get(&name) else {
+            continue;
+        };
+        if !offset_moved(p.offset, d.jobs.zone, at) {
+            continue;
+        }
+        let old = p.id;
+        match add_cron(d, name).await {
+            Ok(new) => {
+                if let Err(e) = d.jobs.scheduler.remove(&old).await {
+                    tracing::warn!("replacing the {name} job: {e}");
+                }
+                tracing::info!(
+                    "the UTC offset of {} is now {now}: the {name} schedule follows it",
+                    d.jobs.zone
+                );
+                planned.insert(name, new);
+            }
+            Err(e) => {
+                tracing::warn!("could not re-create the {name} job: {e}; it keeps its old offset")
+            }
+        }
+    }
+}
+
+/// Whether a cron job created with the zone's offset `created` must be created again
+/// at `at`: its zone's offset is another one now (a job without one is not a cron job).
+fn offset_moved(created: Option<FixedOffset>, zone: Zone, at: DateTime<Utc>) -> bool {
+    created.is_some_and(|o| o != zone.offset_at(at))
+}
+
+/// Plans the token refresh for the client in use (ten minutes before its access token
+/// expires), or none while no expiry is known.
+pub(super) async fn plan_refresh(d: &Arc<Daemon>) {
+    let due = match sync_runs::current_client(d).await {
+        Some(c) => sync_runs::refresh_due(&c),
+        None => None,
     };
-    if let Ok(mut b) = d.jobs.backoff_until.lock() {
-        *b = (n > 0).then(|| {
-            let wait = Duration::from_secs(60)
-                .saturating_mul(1 << (n - 1).min(10))
-                .min(MAX_BACKOFF);
-            tokio::time::Instant::now() + wait
+    plan_refresh_at(d, due).await;
+}
+
+/// Replaces the token refresh job with one due at `due` (none when `None`).
+async fn plan_refresh_at(d: &Arc<Daemon>, due: Option<DateTime<Utc>>) {
+    let mut planned = d.jobs.planned.lock().await;
+    if let Some(p) = planned.get(&JobName::TokenRefresh)
+        && p.due == due
+    {
+        return;
+    }
+    if let Some(old) = planned.remove(&JobName::TokenRefresh) {
+        // A one-shot job that has run is gone already; removing it again is harmless.
+        let _ = d.jobs.scheduler.remove(&old.id).await;
+    }
+    let Some(due) = due else { return };
+    let wait = (due - Utc::now()).to_std().unwrap_or_default();
+    let added = match Job::new_one_shot_async(wait, body(d, JobName::TokenRefresh)) {
+        Ok(job) => d.jobs.scheduler.add(job).await,
+        Err(e) => Err(e),
+    };
+    match added {
+        Ok(id) => {
+            planned.insert(
+                JobName::TokenRefresh,
+                Planned {
+                    id,
+                    offset: None,
+                    due: Some(due),
+                },
+            );
+        }
+        Err(e) => tracing::warn!("could not plan the token refresh: {e}"),
+    }
+}
+
+/// Reads the jobs' next runs from the scheduler into the view `status` shows.
+pub(super) async fn refresh_view(d: &Daemon) {
+    let planned: Vec<(JobName, Uuid)> = d
+        .jobs
+        .planned
+        .lock()
+        .await
+        .iter()
+        .filter(|(name, _)| **name != JobName::ZoneCheck)
+        .map(|(name, p)| (*name, p.id))
+        .collect();
+    let mut scheduler = d.jobs.scheduler.clone();
+    let mut view = Vec::new();
+    for name in [
+        JobName::Sync,
+        JobName::Reconcile,
+        JobName::TokenRefresh,
+        JobName::Rescan,
+    ] {
+        let next = match planned.iter().find(|(n, _)| *n == name) {
+            Some((_, id)) => scheduler.next_tick_for_job(*id).await.ok().flatten(),
+            None => None,
+        };
+        if name == JobName::Rescan && d.jobs.rescan_every.is_none() {
+            continue;
+        }
+        view.push(JobStatus {
+            name: name.as_str().to_owned(),
+            schedule: d.jobs.describe(name),
+            next_run: next.map(crate::model::time::rfc3339_secs),
+            next_run_local: next.map(|t| d.jobs.zone.wall_clock(t)),
+            running: false,
         });
     }
-    let _ = d.jobs.reports.send(Some(Arc::new(report.clone())));
-    drop(guard);
-    report
+    d.live.set_jobs(view);
 }
 
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    tokio::task::spawn_blocking(f).await.ok()
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The client for the current credentials (with their fingerprint), built or
-/// reused; `Err` says why not.
-async fn client(d: &Arc<Daemon>) -> Result<(String, Arc<Client>), String> {
-    let paths = d.ctx.paths.clone();
-    let creds = match blocking(move || sync::load_credentials(&paths)).await {
-        Some(Ok(Some(c))) => c,
-        Some(Ok(None)) => {
-            if !d.jobs.logged_no_creds.swap(true, Ordering::Relaxed) {
-                tracing::info!(
-                    "no ChatGPT session stored: scheduled syncs do nothing until you run `convos auth` \
-                     (or `convos auth --from-browser`); exports dropped into the watched folders are still imported"
-                );
-            }
-            return Err("no ChatGPT session: run `convos auth` first".into());
-        }
-        Some(Err(e)) => return Err(e.to_string()),
-        None => return Err("internal error reading credentials".into()),
-    };
-    d.jobs.logged_no_creds.store(false, Ordering::Relaxed);
-    let fp = creds.fingerprint();
-    let a = d.ctx.archive.clone();
-    let status = blocking(move || {
-        a.state::<CredentialsStatus>(sync::CREDENTIALS_KEY)
-            .ok()
-            .flatten()
-    })
-    .await
-    .flatten();
-    if let Some(s) = status
-        && s.state == "expired"
-        && s.fingerprint.as_deref() == Some(fp.as_str())
-    {
-        if let Some(fresh) = reauth_from_browser(d, &fp).await {
-            return Ok(fresh);
-        }
-        if !d.jobs.logged_dead.swap(true, Ordering::Relaxed) {
-            tracing::error!(
-                "session expired: run `convos auth` with a fresh cookie from chatgpt.com (syncing resumes as soon as you do)"
-            );
-        }
-        return Err(
-            "session expired: run `convos auth` with a fresh cookie from chatgpt.com".into(),
-        );
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
     }
-    d.jobs.logged_dead.store(false, Ordering::Relaxed);
-    let mut slot = d.jobs.client.lock().await;
-    // The client's current credentials: after a rotation it saved, they match the file.
-    if let Some(c) = slot.as_ref()
-        && c.fingerprint().await == fp
-    {
-        return Ok((fp, c.clone()));
-    }
-    let (config, paths, archive) = (
-        d.ctx.config.clone(),
-        d.ctx.paths.clone(),
-        d.ctx.archive.clone(),
-    );
-    let built = blocking(move || sync::client_for(&config, &paths, &archive, creds))
-        .await
-        .ok_or_else(|| "internal error building the client".to_owned())?
-        .map_err(|e| e.to_string())?;
-    let c = Arc::new(built);
-    if let Some(old) = slot.replace(c.clone()) {
-        // The file changed under it: its rotations must not overwrite the new cookie.
-        old.own_credentials_file(false).await;
-    }
-    d.jobs.client_changed.notify_one();
-    Ok((fp, c))
-}
 
-/// Whether a run ended because the session died.
-fn session_died(r: &SyncReport) -> bool {
-    r.error.as_deref().is_some_and(|e| {
-        e.starts_with("session expired") || e.contains("refused the access token twice")
-    })
-}
+    #[tokio::test]
+    async fn a_job_that_panics_is_caught_and_the_next_run_goes_ahead() {
+        let tracker = tokio_util::task::TaskTracker::new();
+        assert!(!run_caught(&tracker, JobName::Rescan, async { panic!("boom") }).await);
+        let ran = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let r = ran.clone();
+        let work = async move { r.store(true, std::sync::atomic::Ordering::Relaxed) };
+        assert!(run_caught(&tracker, JobName::Rescan, work).await);
+        assert!(ran.load(std::sync::atomic::Ordering::Relaxed));
+    }
 
-/// When the session dies, re-reads the session cookie from the configured browser,
-/// verifies it and switches to it. At most one browser read per failed exchange, with
-/// backoff after failures; one log line either way.
-async fn reauth_from_browser(
-    d: &Arc<Daemon>,
-    dead_fingerprint: &str,
-) -> Option<(String, Arc<Client>)> {
-    let (choice, archive) = (d.ctx.config.auth.browser.clone(), d.ctx.archive.clone());
-    let browser = blocking(move || crate::browser_auth::reauth_browser(&choice, &archive))
-        .await
-        .flatten()?;
-    {
-        let r = d.jobs.reauth.lock().ok()?;
-        if let Some(at) = r.1
-            && at > tokio::time::Instant::now()
-        {
-            tracing::debug!(
-                "not re-reading {browser} yet (backing off after {} failure(s))",
-                r.0
-            );
-            return None;
-        }
+    #[test]
+    fn cron_jobs_are_recreated_once_the_zone_changes_its_offset() {
+        let paris = Zone::parse("Europe/Paris").expect("zone");
+        // Created in winter (UTC+1); Paris moves to UTC+2 at 01:00 UTC on 29 March 2026.
+        let winter = Some(paris.offset_at(at("2026-03-28T12:00:00Z")));
+        assert!(!offset_moved(winter, paris, at("2026-03-29T00:59:00Z")));
+        assert!(offset_moved(winter, paris, at("2026-03-29T01:01:00Z")));
+        let summer = Some(paris.offset_at(at("2026-03-29T12:00:00Z")));
+        assert!(!offset_moved(summer, paris, at("2026-06-01T00:00:00Z")));
+        // UTC never moves; a job that is not a cron job is never re-created.
+        let utc = Zone::parse("UTC").expect("utc");
+        let created = Some(utc.offset_at(at("2026-03-28T12:00:00Z")));
+        assert!(!offset_moved(created, utc, at("2026-07-01T00:00:00Z")));
+        assert!(!offset_moved(None, paris, at("2026-03-29T01:01:00Z")));
     }
-    let fail = |why: String| {
-        let mut r = match d.jobs.reauth.lock() {
-            Ok(r) => r,
-            Err(_) => return,
-        };
-        r.0 += 1;
-        let wait = Duration::from_secs(300)
-            .saturating_mul(1 << (r.0 - 1).min(8))
-            .min(MAX_BACKOFF);
-        r.1 = Some(tokio::time::Instant::now() + wait);
-        tracing::warn!(
-            "session expired and re-authentication from {browser} failed: {why}; next try in {} min (or run `convos auth`)",
-            wait.as_secs() / 60
-        );
-    };
-    let home = d.ctx.platform.home.clone();
-    let b2 = browser.clone();
-    let creds = match blocking(move || crate::browser_auth::read_browser_in(&b2, home.as_deref()))
-        .await
-        .ok_or_else(|| "internal error".to_owned())
-        .and_then(|r| r.map_err(|e| e.to_string()))
-    {
-        Ok(c) => c,
-        Err(why) => {
-            fail(why);
-            return None;
-        }
-    };
-    if creds.fingerprint() == dead_fingerprint {
-        fail(format!(
-            "{browser} still holds the same expired session: log in to chatgpt.com in {browser}"
-        ));
-        return None;
-    }
-    match adopt(d, &creds, Some(&browser)).await {
-        Ok((fp, client, _)) => {
-            if let Ok(mut r) = d.jobs.reauth.lock() {
-                *r = (0, None);
-            }
-            tracing::info!(
-                "session expired; re-authenticated with the session cookie from {}",
-                creds.source
-            );
-            Some((fp, client))
-        }
-        Err(why) => {
-            fail(why);
-            None
-        }
-    }
-}
-
-/// Verifies credentials by an exchange, stores them (0600, recorded as valid, with
-/// the browser to re-read them from) and makes them the daemon's client. What is
-/// stored is the new client's current credentials (a cookie the exchange rotated),
-/// and the old client stops writing the file first: the newest cookie stays on disk.
-async fn adopt(
-    d: &Arc<Daemon>,
-    creds: &Credentials,
-    browser: Option<&str>,
-) -> Result<(String, Arc<Client>, crate::api::SessionInfo), String> {
-    let (config, paths, archive) = (
-        d.ctx.config.clone(),
-        d.ctx.paths.clone(),
-        d.ctx.archive.clone(),
-    );
-    let c2 = creds.clone();
-    let client = blocking(move || sync::client_for(&config, &paths, &archive, c2))
-        .await
-        .ok_or("internal error")?
-        .map_err(|e| e.to_string())?;
-    let info = client
-        .refresh_session()
-        .await
-        .map_err(|e| format!("the session could not be verified, so it was not saved: {e}"))?;
-    let client = Arc::new(client);
-    let mut slot = d.jobs.client.lock().await;
-    let old = slot.clone();
-    if let Some(old) = &old {
-        old.own_credentials_file(false).await;
-    }
-    let stored =
-        match sync::store_verified(&d.ctx.paths, &d.ctx.archive, &client, &info, browser).await {
-            Ok(stored) => stored,
-            Err(e) => {
-                if let Some(old) = &old {
-                    old.own_credentials_file(true).await;
-                }
-                return Err(e.to_string());
-            }
-        };
-    let fp = stored.fingerprint();
-    *slot = Some(client.clone());
-    drop(slot);
-    d.jobs.client_changed.notify_one();
-    d.jobs.logged_dead.store(false, Ordering::Relaxed);
-    Ok((fp, client, info))
-}
-
-async fn run_sync(d: &Arc<Daemon>, full: bool) -> SyncReport {
-    let (fp, client) = match client(d).await {
-        Ok(c) => c,
-        Err(e) => {
-            return SyncReport {
-                error: Some(e),
-                ..SyncReport::default()
-            };
-        }
-    };
-    let mut report = one_run(d, &client, full).await;
-    if session_died(&report)
-        && !d.shutdown.is_cancelled()
-        && let Some((_, fresh)) = reauth_from_browser(d, &fp).await
-    {
-        report = one_run(d, &fresh, full).await;
-    }
-    report
-}
-
-/// One sync with this client, stopped at a safe point on shutdown.
-async fn one_run(d: &Arc<Daemon>, client: &Arc<Client>, full: bool) -> SyncReport {
-    notify(&[sd_notify::NotifyState::Status("syncing from chatgpt.com")]);
-    let opts = SyncOptions::from_config(
-        &d.ctx.config.sync,
-        d.ctx.config.api.download_attachments,
-        full,
-    );
-    let now = crate::model::time::now_secs();
-    let run = sync::sync_once(client, &d.ctx.archive, &opts, now, &d.ctx.cancel);
-    let report = tokio::select! {
-        r = run => r,
-        _ = async {
-            d.shutdown.cancelled().await;
-            // The run stops at its next safe point; a request in flight gets a moment.
-            tokio::time::sleep(Duration::from_secs(2)).await;
-        } => {
-            tracing::info!("sync interrupted by shutdown; it resumes on the next run");
-            SyncReport { error: Some("interrupted by shutdown".into()), ..SyncReport::default() }
-        }
-    };
-    let ctx = d.ctx.clone();
-    let (c2, r2) = (client.clone(), report.clone());
-    let _ = blocking(move || crate::auth_sync::note_credentials(&ctx, &c2, &r2)).await;
-    if report
-        .error
-        .as_deref()
-        .is_some_and(|e| e.starts_with("session expired"))
-    {
-        d.jobs.logged_dead.store(true, Ordering::Relaxed);
-    }
-    super::trim_heap();
-    let mut summary = match &report.error {
-        None => format!(
-            "last sync: {} new, {} updated, {} failed",
-            report.new, report.updated, report.failed
-        ),
-        Some(e) => format!("last sync stopped: {e}"),
-    };
-    if !report.degraded.is_empty() {
-        summary.push_str(&format!("; degraded: {}", report.degraded.join(", ")));
-    }
-    notify(&[sd_notify::NotifyState::Status(&summary)]);
-    report
-}
-
-/// Re-exchanges the session shortly before the access token expires.
-async fn refresh_loop(d: &Arc<Daemon>) {
-    loop {
-        let current = d.jobs.client.lock().await.clone();
-        let due = current
-            .as_ref()
-            .and_then(|c| c.session_info().access_token_expires)
-            .map(|exp| {
-                // An expiry too early to subtract from is long past: refresh now.
-                exp.checked_sub_signed(chrono::TimeDelta::minutes(10))
-                    .and_then(|at| (at - chrono::Utc::now()).to_std().ok())
-                    .unwrap_or_default()
-            });
-        tokio::select! {
-            _ = d.shutdown.cancelled() => break,
-            _ = d.jobs.client_changed.notified() => continue,
-            _ = async {
-                match due {
-                    Some(wait) => tokio::time::sleep(wait).await,
-                    None => std::future::pending::<()>().await,
-                }
-            } => {
-                let Some(c) = current else { continue };
-                if !c.needs_refresh().await {
-                    continue;
-                }
-                match c.refresh_session().await {
-                    Ok(info) => tracing::info!(
-                        "access token refreshed; valid until {}",
-                        info.access_token_expires.map(|t| t.to_rfc3339()).unwrap_or_else(|| "?".into())
-                    ),
-                    Err(e) => {
-                        tracing::warn!("token refresh failed: {e}");
-                        if matches!(e, crate::api::ApiError::SessionExpired) {
-                            let ctx = d.ctx.clone();
-                            let report = SyncReport { error: Some(e.to_string()), ..SyncReport::default() };
-                            let c2 = c.clone();
-                            let _ = blocking(move || crate::auth_sync::note_credentials(&ctx, &c2, &report)).await;
-                            let fp = c.fingerprint().await;
-                            if reauth_from_browser(d, &fp).await.is_some() {
-                                continue;
-                            }
-                        }
-                        // Try again after a while rather than spinning.
-                        tokio::select! {
-                            _ = d.shutdown.cancelled() => break,
-                            _ = tokio::time::sleep(Duration::from_secs(300)) => {}
-                        }
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Verifies new cookies (from `convos auth` while the daemon runs) and stores them.
-pub(super) async fn authenticate(
-    d: &Arc<Daemon>,
-    payload: super::control::AuthPayload,
-) -> Result<String, String> {
-    let cookies = payload
-        .cookies
-        .into_iter()
-        .map(|(n, v)| (n, SecretString::from(v)))
-        .collect();
-    let creds = Credentials::from_cookies(cookies, &payload.source).map_err(|e| e.to_string())?;
-    let (_, _, info) = adopt(d, &creds, payload.browser.as_deref()).await?;
-    d.jobs.failures.store(0, Ordering::Relaxed);
-    if let Ok(mut b) = d.jobs.backoff_until.lock() {
-        *b = None;
-    }
-    tracing::info!(
-        "new session stored (from {}); syncing can resume",
-        creds.source
-    );
-    Ok(format!(
-        "{} (the running daemon uses it now)",
-        sync::verified_message(&creds, &info, &d.ctx.paths)
-    ))
 }

@@ -4,16 +4,18 @@
 //! shutdown stops taking work, lets the running unit of work reach a safe point,
 //! flushes the archive and exits.
 
-pub mod control;
 mod jobs;
+pub mod server;
+mod sync_runs;
 pub mod watch;
 
 use crate::archive::{Archive, ArchiveError, OpenOptions};
 use crate::commands::Context;
-use crate::commands::status::{DaemonInfo, DaemonSnapshot};
+use crate::commands::status::{DaemonInfo, DaemonSnapshot, JobStatus};
 use crate::config::{Loaded, PlatformDirs};
 use crate::ingest::{ImportReport, ProgressMode};
 use crate::sync::SyncReport;
+use crate::util::blocking;
 use std::fs::File;
 use std::io::{Read, Seek, Write};
 use std::path::PathBuf;
@@ -50,6 +52,12 @@ pub enum DaemonError {
     /// The archive could not be opened.
     #[error(transparent)]
     Archive(#[from] ArchiveError),
+    /// The job schedule could not be set up.
+    #[error("cannot start the job schedule: {0}")]
+    Scheduler(tokio_cron_scheduler::JobSchedulerError),
+    /// Start-up work panicked.
+    #[error(transparent)]
+    Internal(#[from] crate::util::Panicked),
     /// The control socket could not be created.
     #[error("cannot create the control socket {path}: {source}")]
     Socket {
@@ -64,24 +72,39 @@ pub enum DaemonError {
 struct Live {
     pid: u32,
     started: Instant,
-    next_sync: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
     sync_running: AtomicBool,
     watching: Vec<String>,
+    timezone: String,
+    /// The jobs' next runs, as the scheduler last told them (see `jobs::refresh_view`).
+    jobs: Mutex<Vec<JobStatus>>,
+}
+
+impl Live {
+    fn set_jobs(&self, jobs: Vec<JobStatus>) {
+        if let Ok(mut j) = self.jobs.lock() {
+            *j = jobs;
+        }
+    }
 }
 
 impl DaemonInfo for Live {
     fn snapshot(&self) -> DaemonSnapshot {
+        let sync_running = self.sync_running.load(Ordering::Relaxed);
+        let mut jobs = self.jobs.lock().map(|j| j.clone()).unwrap_or_default();
+        for j in &mut jobs {
+            j.running = j.name == "sync" && sync_running;
+        }
         DaemonSnapshot {
             pid: self.pid,
             uptime_secs: self.started.elapsed().as_secs(),
-            next_sync: self
-                .next_sync
-                .lock()
-                .ok()
-                .and_then(|n| *n)
-                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-            sync_running: self.sync_running.load(Ordering::Relaxed),
+            next_sync: jobs
+                .iter()
+                .find(|j| j.name == "sync")
+                .and_then(|j| j.next_run.clone()),
+            sync_running,
             watching: self.watching.clone(),
+            timezone: Some(self.timezone.clone()),
+            jobs,
         }
     }
 }
@@ -93,6 +116,7 @@ pub struct Daemon {
     pub(crate) tracker: TaskTracker,
     pub(crate) import_lock: tokio::sync::Mutex<()>,
     live: Arc<Live>,
+    runs: sync_runs::SyncRuns,
     jobs: jobs::Jobs,
 }
 
@@ -158,15 +182,14 @@ async fn open_archive(dir: &std::path::Path) -> Result<Archive, DaemonError> {
     let deadline = Instant::now() + Duration::from_secs(15);
     loop {
         let d = dir.to_path_buf();
-        let opened = tokio::task::spawn_blocking(move || {
+        let opened = blocking("opening the archive", move || {
             let opts = OpenOptions {
                 flush_every_ms: None,
                 ..OpenOptions::default()
             };
             Archive::open(&d, &opts)
         })
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()));
+        .await?;
         match opened {
             Err(ArchiveError::Locked(_)) if Instant::now() < deadline => {
                 tokio::time::sleep(Duration::from_millis(200)).await;
@@ -182,161 +205,192 @@ pub async fn run(
     platform: PlatformDirs,
     shutdown: CancellationToken,
 ) -> Result<(), DaemonError> {
-    let paths = loaded.paths.clone();
-    let (dir, lock_path) = (paths.data_dir.clone(), paths.lock_file.clone());
-    let lock = tokio::task::spawn_blocking(move || lock_data_dir(&dir, &lock_path))
-        .await
-        .unwrap_or_else(|e| std::panic::resume_unwind(e.into_panic()))?;
-    let archive = open_archive(&paths.archive_dir).await?;
-    let watch_dirs: Vec<PathBuf> = if loaded.config.watch.enabled {
-        paths.watch_dirs.clone()
+    let (dir, lock_path) = (
+        loaded.paths.data_dir.clone(),
+        loaded.paths.lock_file.clone(),
+    );
+    let lock = blocking("locking the data dir", move || {
+        lock_data_dir(&dir, &lock_path)
+    })
+    .await??;
+    let daemon = assemble(&loaded, platform, &shutdown).await?;
+    if !start_up_import(&daemon).await {
+        tracing::info!("shut down during the start-up import; it resumes on the next start");
+        finish(&daemon, lock).await;
+        return Ok(());
+    }
+    let listener =
+        server::bind(&daemon.ctx.paths.socket).map_err(|source| DaemonError::Socket {
+            path: daemon.ctx.paths.socket.clone(),
+            source,
+        })?;
+    daemon
+        .tracker
+        .spawn(server::serve(daemon.clone(), listener));
+    if !daemon.live.watching.is_empty() {
+        let dirs = daemon.ctx.paths.watch_dirs.clone();
+        daemon.tracker.spawn(watch::run(daemon.clone(), dirs));
+    }
+    log_start(&daemon).await;
+    jobs::start(&daemon).await.map_err(DaemonError::Scheduler)?;
+    notify(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status("running; first sync starting"),
+    ]);
+    spawn_watchdog(&daemon);
+
+    shutdown.cancelled().await;
+    drain(&daemon).await;
+    finish(&daemon, lock).await;
+    Ok(())
+}
+
+/// Opens the archive and builds the daemon's shared state.
+async fn assemble(
+    loaded: &Loaded,
+    platform: PlatformDirs,
+    shutdown: &CancellationToken,
+) -> Result<Arc<Daemon>, DaemonError> {
+    let archive = open_archive(&loaded.paths.archive_dir).await?;
+    let watch_dirs: &[PathBuf] = if loaded.config.watch.enabled {
+        &loaded.paths.watch_dirs
     } else {
-        Vec::new()
+        &[]
     };
     let live = Arc::new(Live {
         pid: std::process::id(),
         started: Instant::now(),
-        next_sync: Mutex::new(None),
         sync_running: AtomicBool::new(false),
         watching: watch_dirs.iter().map(|d| d.display().to_string()).collect(),
+        timezone: loaded.config.sync.zone().to_string(),
+        jobs: Mutex::new(Vec::new()),
     });
     let ctx = Context {
-        archive: archive.clone(),
+        archive,
         config: loaded.config.clone(),
-        paths: paths.clone(),
+        paths: loaded.paths.clone(),
         platform,
         progress: ProgressMode::Log,
         cancel: Arc::new(AtomicBool::new(false)),
         daemon: Some(live.clone() as Arc<dyn DaemonInfo>),
         config_file: loaded.file.clone(),
     };
-    let daemon = Arc::new(Daemon {
-        jobs: jobs::Jobs::new(&ctx.config),
+    Ok(Arc::new(Daemon {
+        jobs: jobs::Jobs::new(&ctx.config)
+            .await
+            .map_err(DaemonError::Scheduler)?,
+        runs: sync_runs::SyncRuns::new(),
         ctx,
         shutdown: shutdown.clone(),
         tracker: TaskTracker::new(),
         import_lock: tokio::sync::Mutex::new(()),
         live,
-    });
+    }))
+}
 
+/// Imports `CONVOS_IMPORT_PATHS` / `[sync] import_paths` before the service starts.
+/// A shutdown meanwhile stops the import at a safe point (the cancel flag is otherwise
+/// set only once the service is up); `false` then, and the service does not start.
+async fn start_up_import(daemon: &Arc<Daemon>) -> bool {
     let import_paths = daemon.ctx.config.import_paths(&daemon.ctx.platform);
-    if !import_paths.is_empty() {
-        tracing::info!(
-            "importing {} file(s) from CONVOS_IMPORT_PATHS / [sync] import_paths",
-            import_paths.len()
-        );
-        // A shutdown now must stop the import at a safe point (the cancel flag is otherwise
-        // set only once the service is up), and then not start the service at all.
-        let import = daemon.import(import_paths);
-        tokio::pin!(import);
-        tokio::select! {
-            _ = &mut import => {}
-            _ = shutdown.cancelled() => {
-                daemon.ctx.cancel.store(true, Ordering::Relaxed);
-                import.await;
-            }
-        }
-        if shutdown.is_cancelled() {
-            tracing::info!("shut down during the start-up import; it resumes on the next start");
-            let a = archive.clone();
-            if let Ok(Err(e)) = tokio::task::spawn_blocking(move || a.flush()).await {
-                tracing::error!("final flush failed: {e}");
-            }
-            drop(lock);
-            tracing::info!("stopped");
-            return Ok(());
+    if import_paths.is_empty() {
+        return true;
+    }
+    tracing::info!(
+        "importing {} file(s) from CONVOS_IMPORT_PATHS / [sync] import_paths",
+        import_paths.len()
+    );
+    let import = daemon.import(import_paths);
+    tokio::pin!(import);
+    tokio::select! {
+        _ = &mut import => {}
+        _ = daemon.shutdown.cancelled() => {
+            daemon.ctx.cancel.store(true, Ordering::Relaxed);
+            import.await;
         }
     }
+    !daemon.shutdown.is_cancelled()
+}
 
-    let listener = control::bind(&paths.socket).map_err(|source| DaemonError::Socket {
-        path: paths.socket.clone(),
-        source,
-    })?;
-    daemon
-        .tracker
-        .spawn(control::serve(daemon.clone(), listener));
-    if !watch_dirs.is_empty() {
-        let d = daemon.clone();
-        daemon.tracker.spawn(watch::run(d, watch_dirs.clone()));
-    }
-    let creds = tokio::task::spawn_blocking({
-        let paths = paths.clone();
-        move || crate::sync::load_credentials(&paths)
+/// The start line: what the daemon watches, its schedule, its credentials, its socket.
+async fn log_start(daemon: &Daemon) {
+    let (config, paths) = (&daemon.ctx.config, &daemon.ctx.paths);
+    let p = paths.clone();
+    let creds_line = match blocking("reading the credentials", move || {
+        crate::session::load_credentials(&p)
     })
     .await
-    .ok();
-    let creds_line = match creds {
-        Some(Ok(Some(c))) => format!("credentials present (from {})", c.source),
-        Some(Ok(None)) => {
+    {
+        Ok(Ok(Some(c))) => format!("credentials present (from {})", c.source),
+        Ok(Ok(None)) => {
             "no credentials (run `convos auth` to sync from chatgpt.com; imports work without)"
                 .to_owned()
         }
-        Some(Err(e)) => format!("credentials unusable: {e}"),
-        None => "credentials unknown".to_owned(),
+        Ok(Err(e)) => format!("credentials unusable: {e}"),
+        Err(_) => "credentials unknown".to_owned(),
     };
-    let a = archive.clone();
-    let token_line = tokio::task::spawn_blocking(move || {
-        a.state::<crate::sync::CredentialsStatus>(crate::sync::CREDENTIALS_KEY)
+    let a = daemon.ctx.archive.clone();
+    let token_line = blocking("reading the credentials state", move || {
+        a.state::<crate::session::CredentialsStatus>(crate::session::CREDENTIALS_KEY)
     })
     .await
     .ok()
     .and_then(Result::ok)
     .flatten()
-    .and_then(|s| {
-        s.access_token_expires
-            .map(|e| format!("; access token expires {e}"))
-    })
+    .and_then(|s| s.access_token_expires)
+    .map(|e| format!("; access token expires {e}"))
     .unwrap_or_default();
+    let zone = config.sync.zone();
+    let next = crate::config::parse_schedule(&config.sync.schedule)
+        .ok()
+        .and_then(|c| zone.next_after(&c, chrono::Utc::now()))
+        .map(|n| format!(", then next at {}", zone.wall_clock(n)))
+        .unwrap_or_default();
+    let watching = if config.watch.enabled {
+        format!(
+            "watching {}",
+            crate::commands::status::describe_watch(true, &paths.watch_dirs, |d| d.is_dir())
+        )
+    } else {
+        "not watching folders ([watch] enabled = false)".to_owned()
+    };
     tracing::info!(
-        "convos {} running (pid {}): data dir {}; {}; sync schedule \"{}\" (UTC), first sync now{}; {}{}; control socket {}",
+        "convos {} running (pid {}): data dir {}; {watching}; sync schedule \"{}\" ({zone}), first sync now{next}; full sync \"{}\"; {creds_line}{token_line}; control socket {}",
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
         paths.data_dir.display(),
-        if loaded.config.watch.enabled {
-            format!(
-                "watching {}",
-                crate::commands::status::describe_watch(true, &paths.watch_dirs, |d| d.is_dir())
-            )
-        } else {
-            "not watching folders ([watch] enabled = false)".to_owned()
-        },
-        daemon.ctx.config.sync.schedule,
-        crate::config::parse_schedule(&daemon.ctx.config.sync.schedule)
-            .ok()
-            .and_then(|c| c.find_next_occurrence(&chrono::Utc::now(), false).ok())
-            .map(|n| format!(
-                ", then next at {}",
-                n.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-            ))
-            .unwrap_or_default(),
-        creds_line,
-        token_line,
+        config.sync.schedule,
+        config.sync.reconcile_schedule,
         paths.socket.display()
     );
-    jobs::start(&daemon);
-    notify(&[
-        sd_notify::NotifyState::Ready,
-        sd_notify::NotifyState::Status("running; first sync starting"),
-    ]);
-    if let Some(every) = sd_notify::watchdog_enabled() {
-        let token = shutdown.clone();
-        daemon.tracker.spawn(async move {
-            let mut tick = tokio::time::interval(every / 2);
-            loop {
-                tokio::select! {
-                    _ = token.cancelled() => break,
-                    _ = tick.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
-                }
-            }
-        });
-    }
+}
 
-    shutdown.cancelled().await;
+/// Tells systemd the daemon is alive, at half its watchdog interval (when it asks).
+fn spawn_watchdog(daemon: &Daemon) {
+    let Some(every) = sd_notify::watchdog_enabled() else {
+        return;
+    };
+    let token = daemon.shutdown.clone();
+    daemon.tracker.spawn(async move {
+        let mut tick = tokio::time::interval(every / 2);
+        loop {
+            tokio::select! {
+                _ = token.cancelled() => break,
+                _ = tick.tick() => notify(&[sd_notify::NotifyState::Watchdog]),
+            }
+        }
+    });
+}
+
+/// Stops taking work and lets the running unit of work reach a safe point (for at
+/// most [`DRAIN`]).
+async fn drain(daemon: &Daemon) {
     tracing::info!("shutting down: finishing the current unit of work");
     notify(&[
         sd_notify::NotifyState::Stopping,
         sd_notify::NotifyState::Status("stopping"),
     ]);
+    jobs::stop(daemon).await;
     daemon.ctx.cancel.store(true, Ordering::Relaxed);
     daemon.tracker.close();
     if tokio::time::timeout(DRAIN, daemon.tracker.wait())
@@ -348,16 +402,17 @@ pub async fn run(
             DRAIN.as_secs()
         );
     }
-    let a = archive.clone();
-    match tokio::task::spawn_blocking(move || a.flush()).await {
-        Ok(Err(e)) => tracing::error!("final flush failed: {e}"),
-        Err(e) => tracing::error!("final flush failed: {e}"),
-        Ok(Ok(())) => {}
+}
+
+/// Flushes the archive, removes the socket and lets go of the data dir.
+async fn finish(daemon: &Daemon, lock: File) {
+    let a = daemon.ctx.archive.clone();
+    if let Ok(Err(e)) = blocking("flushing the archive", move || a.flush()).await {
+        tracing::error!("final flush failed: {e}");
     }
-    let _ = std::fs::remove_file(&paths.socket);
+    let _ = std::fs::remove_file(&daemon.ctx.paths.socket);
     drop(lock);
     tracing::info!("stopped");
-    Ok(())
 }
 
 impl Daemon {
@@ -365,7 +420,7 @@ impl Daemon {
     pub(crate) async fn import(&self, paths: Vec<PathBuf>) -> ImportReport {
         let _guard = self.import_lock.lock().await;
         let (ctx, given) = (self.ctx.clone(), paths.clone());
-        let report = match tokio::task::spawn_blocking(move || {
+        let report = match blocking("importing", move || {
             let r = crate::commands::import(&ctx, &paths, false);
             trim_heap();
             r
@@ -377,7 +432,7 @@ impl Daemon {
             Err(e) => {
                 let r = ImportReport::crashed(&given, &e.to_string());
                 let (archive, remembered) = (self.ctx.archive.clone(), r.clone());
-                let _ = tokio::task::spawn_blocking(move || {
+                let _ = blocking("recording the import", move || {
                     crate::commands::status::remember_import(&archive, &remembered)
                 })
                 .await;
@@ -395,14 +450,14 @@ impl Daemon {
 
     /// Runs a sync now (or waits for the one running) and returns its report.
     pub(crate) async fn sync_now(self: &Arc<Self>, full: bool) -> SyncReport {
-        jobs::sync_now(self, full).await
+        sync_runs::sync_now(self, full).await
     }
 
     /// Verifies and stores new credentials sent by `convos auth`.
     pub(crate) async fn authenticate(
         self: &Arc<Self>,
-        payload: control::AuthPayload,
-    ) -> Result<String, String> {
-        jobs::authenticate(self, payload).await
+        payload: crate::control::AuthPayload,
+    ) -> Result<String, crate::session::SessionError> {
+        sync_runs::authenticate(self, payload).await
     }
 }

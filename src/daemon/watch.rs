@@ -7,8 +7,9 @@
 //! final names are candidates, and a candidate is imported only when its size has
 //! stayed the same for the settle period and, for a ZIP, its central directory reads.
 //! A ZIP that does not open yet is retried with backoff while it grows, then given up
-//! on with one log line until the file changes again. A scan at start and a periodic
-//! rescan catch files that arrived while the daemon was stopped or events were lost.
+//! on with one log line until the file changes again. A scan at start and the periodic
+//! `rescan` job catch files that arrived while the daemon was stopped or events were
+//! lost.
 //! Files are never modified or deleted (`[watch] after_import = "move"` moves them).
 
 use super::Daemon;
@@ -129,8 +130,6 @@ pub async fn run(daemon: Arc<Daemon>, dirs: Vec<PathBuf>) {
         pending: HashMap::new(),
         done: HashMap::new(),
     };
-    let rescan_every = Duration::from_secs(cfg.rescan_secs.max(1));
-    let mut next_rescan = Instant::now() + rescan_every;
     w.scan();
     loop {
         let next_check = w.pending.values().map(|p| p.next_check).min();
@@ -143,8 +142,8 @@ pub async fn run(daemon: Arc<Daemon>, dirs: Vec<PathBuf>) {
                     None => std::future::pending::<()>().await,
                 }
             } => w.check_due().await,
-            _ = tokio::time::sleep_until(next_rescan) => {
-                next_rescan = Instant::now() + rescan_every;
+            // The `rescan` job (see `jobs`), every `[watch] rescan_secs`.
+            _ = daemon.jobs.rescan.notified() => {
                 if let Some(os) = watcher.as_mut() {
                     watch_created(os, &mut unwatched);
                 }
@@ -305,7 +304,11 @@ impl Watcher {
                 );
                 return Verdict::Drop;
             }
-            let backoff = settle.max(Duration::from_secs(1)) * (1 << p.zip_attempts);
+            let backoff = crate::util::backoff(
+                settle.max(Duration::from_secs(1)),
+                p.zip_attempts + 1,
+                Duration::MAX,
+            );
             tracing::debug!(
                 "{} is not a readable ZIP yet ({e}); checking again in {} s",
                 path.display(),
@@ -321,7 +324,8 @@ impl Watcher {
         let Some(s) = stamp(&path) else { return };
         let archive = self.daemon.ctx.archive.clone();
         let p2 = path.clone();
-        let check = tokio::task::spawn_blocking(move || preflight(&archive, &p2)).await;
+        let check =
+            crate::util::blocking("checking a new export", move || preflight(&archive, &p2)).await;
         match check {
             Ok(Preflight::Import) => {
                 tracing::info!("new export in the watched folder: {}", path.display());
@@ -347,7 +351,7 @@ impl Watcher {
                 tracing::debug!("{} is not a ChatGPT export; ignored", path.display())
             }
             Ok(Preflight::Unreadable(e)) => tracing::warn!("cannot read {}: {e}", path.display()),
-            Err(e) => tracing::warn!("checking {} failed: {e}", path.display()),
+            Err(_) => {} // logged by `blocking`
         }
         self.done.insert(path, s);
     }

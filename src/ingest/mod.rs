@@ -391,7 +391,7 @@ pub fn file_digest(path: &Path) -> io::Result<String> {
         };
         hasher.update(&buf[..n]);
     }
-    Ok(crate::archive::blobs::hex(&hasher.finalize()))
+    Ok(crate::util::hex(&hasher.finalize()))
 }
 
 #[cfg(test)]

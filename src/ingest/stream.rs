@@ -88,6 +88,14 @@ pub enum StreamError {
     NotAnArray(&'static str),
 }
 
+/// What a phase of [`ArrayReader::next`] produced.
+enum Next {
+    /// An item, or the end (`None`).
+    Yield(Option<Item>),
+    /// Nothing yet: go on with the phase set.
+    Again,
+}
+
 #[derive(Debug)]
 enum Phase {
     Start,
@@ -591,164 +599,183 @@ impl<R: BufRead, G: FnMut(usize)> ArrayReader<R, G> {
                 }
                 return Ok(Some(item));
             }
-            match std::mem::replace(&mut self.phase, Phase::Done) {
+            // Each phase sets the one that follows it.
+            let next = match std::mem::replace(&mut self.phase, Phase::Done) {
                 Phase::Done => return Ok(None),
-                Phase::Start => {
-                    self.skip_bom()?;
-                    match self.peek_significant()? {
-                        None => return Err(StreamError::Empty),
-                        Some(b'[') => {
-                            self.consume(1);
-                            self.phase = Phase::Before;
-                        }
-                        Some(b'{') if self.single_object => {
-                            self.index = 1;
-                            let offset = self.offset;
-                            let mut bytes = Vec::new();
-                            let item = match self.scan_value(&mut bytes)? {
-                                Scan::Complete => Item::Element {
-                                    index: 1,
-                                    offset,
-                                    bytes,
-                                },
-                                Scan::Eof | Scan::Mismatch(_) => Item::Malformed {
-                                    index: 1,
-                                    offset,
-                                    reason: "the conversation object is incomplete or malformed"
-                                        .into(),
-                                    hint: hint_of(&bytes),
-                                    resumed_at: None,
-                                },
-                                Scan::TooLarge => Item::Malformed {
-                                    index: 1,
-                                    offset,
-                                    reason: format!(
-                                        "conversation is larger than {} MiB",
-                                        self.max_element >> 20
-                                    ),
-                                    hint: hint_of(&bytes),
-                                    resumed_at: None,
-                                },
-                            };
-                            self.finish()?;
-                            return Ok(Some(item));
-                        }
-                        Some(b'{') => return Err(StreamError::NotAnArray("an object")),
-                        Some(b'"') => return Err(StreamError::NotAnArray("a string")),
-                        Some(_) => {
-                            return Err(StreamError::NotAnArray("something that is not JSON"));
-                        }
-                    }
-                }
-                Phase::Before => match self.peek_significant()? {
-                    None => {
-                        return Ok(Some(self.truncated(
-                            self.index + 1,
-                            self.offset,
-                            None,
-                            "the file ends before the array is closed",
-                        )));
-                    }
-                    Some(b']') if self.index == 0 => {
-                        self.consume(1);
-                        self.finish()?;
-                        return Ok(None);
-                    }
-                    Some(b',') | Some(b']') => {
-                        // `[,` `,,` or `,]`: a hole; skip the stray byte and go on.
-                        self.consume(1);
-                        self.phase = Phase::Before;
-                        if self.peek_significant()? == Some(b']') && self.index > 0 {
-                            self.consume(1);
-                            self.finish()?;
-                            return Ok(None);
-                        }
-                    }
-                    Some(_) => {
-                        self.index += 1;
-                        let offset = self.offset;
-                        let mut bytes = Vec::new();
-                        match self.scan_value(&mut bytes)? {
-                            Scan::Complete => {
-                                self.phase = Phase::After;
-                                return Ok(Some(Item::Element {
-                                    index: self.index,
-                                    offset,
-                                    bytes,
-                                }));
-                            }
-                            Scan::Eof => {
-                                let hint = hint_of(&bytes);
-                                return Ok(Some(self.truncated(
-                                    self.index,
-                                    offset,
-                                    hint,
-                                    "the file ends in the middle of this conversation (an incomplete download?)",
-                                )));
-                            }
-                            Scan::Mismatch(reason) => {
-                                // The mismatched bracket is damage too.
-                                let until = self.offset + 1;
-                                self.begin_resync(offset, bytes, reason, until);
-                            }
-                            Scan::TooLarge => {
-                                let reason = format!(
-                                    "conversation is larger than {} MiB",
-                                    self.max_element >> 20
-                                );
-                                let until = self.offset;
-                                self.begin_resync(offset, bytes, reason, until);
-                            }
-                        }
-                    }
-                },
-                Phase::After => {
-                    match self.peek_significant()? {
-                        None => {
-                            self.trailing = Some("the file ends before the array is closed (an incomplete download?)".into());
-                            return Ok(None);
-                        }
-                        Some(b',') => {
-                            self.consume(1);
-                            self.phase = Phase::Before;
-                        }
-                        Some(b']') => {
-                            self.consume(1);
-                            self.finish()?;
-                            return Ok(None);
-                        }
-                        // A missing comma between two objects: read on.
-                        Some(b'{') => self.phase = Phase::Before,
-                        Some(b) => {
-                            let failure = Failure {
-                                index: self.index + 1,
-                                offset: self.offset,
-                                reason: format!("unexpected `{}` between conversations", b as char),
-                                hint: None,
-                            };
-                            self.consume(1);
-                            let base = self.offset;
-                            self.phase = Phase::Resync(Box::new(Resync::new(
-                                failure,
-                                base,
-                                Vec::new(),
-                                base,
-                            )));
-                        }
-                    }
-                }
-                Phase::Resync(mut rs) => match self.resync(&mut rs)? {
-                    None => self.phase = Phase::Resync(rs),
-                    Some(Ended::Eof) => self.phase = Phase::Done,
-                    Some(Ended::At(end)) => {
-                        // Read on normally after that conversation.
-                        let at = rs.at(end);
-                        self.unread(&rs.win[at..]);
-                        self.phase = Phase::After;
-                    }
-                },
+                Phase::Start => self.start()?,
+                Phase::Before => self.before_element()?,
+                Phase::After => self.after_element()?,
+                Phase::Resync(rs) => self.resync_step(rs)?,
+            };
+            if let Next::Yield(item) = next {
+                return Ok(item);
             }
         }
+    }
+
+    /// The start of the file: an array, or (when allowed) one conversation object.
+    fn start(&mut self) -> Result<Next, StreamError> {
+        self.skip_bom()?;
+        match self.peek_significant()? {
+            None => Err(StreamError::Empty),
+            Some(b'[') => {
+                self.consume(1);
+                self.phase = Phase::Before;
+                Ok(Next::Again)
+            }
+            Some(b'{') if self.single_object => self.single(),
+            Some(b'{') => Err(StreamError::NotAnArray("an object")),
+            Some(b'"') => Err(StreamError::NotAnArray("a string")),
+            Some(_) => Err(StreamError::NotAnArray("something that is not JSON")),
+        }
+    }
+
+    /// A file that holds one conversation object instead of an array.
+    fn single(&mut self) -> Result<Next, StreamError> {
+        self.index = 1;
+        let offset = self.offset;
+        let mut bytes = Vec::new();
+        let item = match self.scan_value(&mut bytes)? {
+            Scan::Complete => Item::Element {
+                index: 1,
+                offset,
+                bytes,
+            },
+            Scan::Eof | Scan::Mismatch(_) => Item::Malformed {
+                index: 1,
+                offset,
+                reason: "the conversation object is incomplete or malformed".into(),
+                hint: hint_of(&bytes),
+                resumed_at: None,
+            },
+            Scan::TooLarge => Item::Malformed {
+                index: 1,
+                offset,
+                reason: format!("conversation is larger than {} MiB", self.max_element >> 20),
+                hint: hint_of(&bytes),
+                resumed_at: None,
+            },
+        };
+        self.finish()?;
+        Ok(Next::Yield(Some(item)))
+    }
+
+    /// Before an element: the element itself, a hole (`[,` `,,` `,]`), the end, or the
+    /// end of the file too early.
+    fn before_element(&mut self) -> Result<Next, StreamError> {
+        match self.peek_significant()? {
+            None => Ok(Next::Yield(Some(self.truncated(
+                self.index + 1,
+                self.offset,
+                None,
+                "the file ends before the array is closed",
+            )))),
+            Some(b']') if self.index == 0 => {
+                self.consume(1);
+                self.finish()?;
+                Ok(Next::Yield(None))
+            }
+            Some(b',') | Some(b']') => {
+                // `[,` `,,` or `,]`: a hole; skip the stray byte and go on.
+                self.consume(1);
+                self.phase = Phase::Before;
+                if self.peek_significant()? == Some(b']') && self.index > 0 {
+                    self.consume(1);
+                    self.finish()?;
+                    return Ok(Next::Yield(None));
+                }
+                Ok(Next::Again)
+            }
+            Some(_) => self.element(),
+        }
+    }
+
+    /// One element: complete, cut off by the end of the file, or damaged (then the
+    /// reader resynchronises on the next conversation).
+    fn element(&mut self) -> Result<Next, StreamError> {
+        self.index += 1;
+        let offset = self.offset;
+        let mut bytes = Vec::new();
+        match self.scan_value(&mut bytes)? {
+            Scan::Complete => {
+                self.phase = Phase::After;
+                return Ok(Next::Yield(Some(Item::Element {
+                    index: self.index,
+                    offset,
+                    bytes,
+                })));
+            }
+            Scan::Eof => {
+                let hint = hint_of(&bytes);
+                return Ok(Next::Yield(Some(self.truncated(
+                    self.index,
+                    offset,
+                    hint,
+                    "the file ends in the middle of this conversation (an incomplete download?)",
+                ))));
+            }
+            Scan::Mismatch(reason) => {
+                // The mismatched bracket is damage too.
+                let until = self.offset + 1;
+                self.begin_resync(offset, bytes, reason, until);
+            }
+            Scan::TooLarge => {
+                let reason = format!("conversation is larger than {} MiB", self.max_element >> 20);
+                let until = self.offset;
+                self.begin_resync(offset, bytes, reason, until);
+            }
+        }
+        Ok(Next::Again)
+    }
+
+    /// After an element: a comma, the end of the array, a missing comma, or damage.
+    fn after_element(&mut self) -> Result<Next, StreamError> {
+        match self.peek_significant()? {
+            None => {
+                self.trailing = Some(
+                    "the file ends before the array is closed (an incomplete download?)".into(),
+                );
+                return Ok(Next::Yield(None));
+            }
+            Some(b',') => {
+                self.consume(1);
+                self.phase = Phase::Before;
+            }
+            Some(b']') => {
+                self.consume(1);
+                self.finish()?;
+                return Ok(Next::Yield(None));
+            }
+            // A missing comma between two objects: read on.
+            Some(b'{') => self.phase = Phase::Before,
+            Some(b) => {
+                let failure = Failure {
+                    index: self.index + 1,
+                    offset: self.offset,
+                    reason: format!("unexpected `{}` between conversations", b as char),
+                    hint: None,
+                };
+                self.consume(1);
+                let base = self.offset;
+                self.phase = Phase::Resync(Box::new(Resync::new(failure, base, Vec::new(), base)));
+            }
+        }
+        Ok(Next::Again)
+    }
+
+    /// Searches on for the next conversation after damage.
+    fn resync_step(&mut self, mut rs: Box<Resync>) -> Result<Next, StreamError> {
+        match self.resync(&mut rs)? {
+            None => self.phase = Phase::Resync(rs),
+            Some(Ended::Eof) => self.phase = Phase::Done,
+            Some(Ended::At(end)) => {
+                // Read on normally after that conversation.
+                let at = rs.at(end);
+                self.unread(&rs.win[at..]);
+                self.phase = Phase::After;
+            }
+        }
+        Ok(Next::Again)
     }
 
     fn truncated(&mut self, index: usize, offset: u64, hint: Option<String>, reason: &str) -> Item {

@@ -55,6 +55,17 @@ pub fn secs_to_rfc3339(secs: f64) -> Option<String> {
     Some(dt.to_rfc3339_opts(SecondsFormat::AutoSi, true))
 }
 
+/// RFC 3339 UTC text to the second (`2026-01-02T03:04:05Z`): how status, logs and
+/// saved records show a moment.
+pub fn rfc3339_secs(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Secs, true)
+}
+
+/// The wall clock as [`rfc3339_secs`] text.
+pub fn now_rfc3339() -> String {
+    rfc3339_secs(Utc::now())
+}
+
 /// The wall clock as epoch seconds (0 before 1970, which never happens in practice).
 pub fn now_secs() -> f64 {
     std::time::SystemTime::now()
@@ -157,5 +168,12 @@ mod tests {
         );
         assert_eq!(secs_to_rfc3339(f64::NAN), None);
         assert_eq!(secs_to_rfc3339(1e300), None);
+    }
+
+    #[test]
+    fn moments_to_the_second_are_utc_with_a_z() {
+        let t = DateTime::<Utc>::from_timestamp(1_704_629_915, 775_304_000).expect("time");
+        assert_eq!(rfc3339_secs(t), "2024-01-07T12:18:35Z");
+        assert!(now_rfc3339().ends_with('Z'));
     }
 }

@@ -118,7 +118,7 @@ fn is_token(s: &str) -> bool {
 fn new_token() -> Result<String, WebError> {
     let mut bytes = [0u8; TOKEN_BYTES];
     getrandom::fill(&mut bytes).map_err(|e| WebError::Random(e.to_string()))?;
-    Ok(crate::archive::blobs::hex(&bytes))
+    Ok(crate::util::hex(&bytes))
 }
 
 /// Writes the token to a private temporary file, then puts it in place in one step:

@@ -86,4 +86,23 @@ fn the_checked_in_v1_archive_opens_and_reads() {
         a.conversation_files("fixture-a").expect("links"),
         ["file-fixture1"]
     );
+    // Written before the change feed and the file → conversation links: the links are
+    // built at open, and the feed starts empty (derived stores then scan everything).
+    assert_eq!(
+        a.file_conversations("file-fixture1")
+            .expect("reverse links"),
+        ["fixture-a"]
+    );
+    assert_eq!(a.last_change_seq().expect("feed"), 0);
+    assert_eq!(
+        a.record("fixture-a")
+            .expect("record")
+            .expect("a")
+            .change_seq,
+        0
+    );
+    a.update_remote("fixture-b", |r| r.deleted_remotely = true)
+        .expect("update");
+    let feed: Vec<String> = a.changes_since(0).map(|e| e.expect("entry").1).collect();
+    assert_eq!(feed, ["fixture-b"], "the first write enters the feed");
 }

@@ -6,8 +6,9 @@ use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
 use convos::api::auth::{Credentials, SESSION_COOKIE};
-use convos::auth_sync::run_sync;
-use convos::sync::{self, CREDENTIALS_KEY, CredentialsStatus, SetupError, SyncReport};
+use convos::app::sync::run_sync;
+use convos::session::{self, CREDENTIALS_KEY, CredentialState, CredentialsStatus, SessionError};
+use convos::sync::{StopReason, SyncReport};
 
 use crate::support::cli::CliEnv;
 use crate::support::fake_server::{FakeChatGpt, Fault, Route, RouteKind};
@@ -19,7 +20,7 @@ const T0: f64 = 1_750_000_000.0;
 const EXPIRED: &str = "session expired: run `convos auth` with a fresh cookie from chatgpt.com";
 
 fn assert_clean(r: &SyncReport) {
-    assert_eq!((r.failed, r.error.as_deref()), (0, None), "{r:#?}");
+    assert_eq!((r.failed, r.stop.as_ref()), (0, None), "{r:#?}");
 }
 
 fn answered(fake: &FakeChatGpt, status: u16) -> usize {
@@ -127,7 +128,8 @@ async fn two_401s_in_a_row_end_the_run_with_a_clear_error() {
     env.fake.push_fault(Route::List, Fault::Unauthorized);
     env.fake.reset_counts();
     let r = env.sync(&client).await;
-    let err = r.error.clone().expect("the run stops");
+    assert_eq!(r.stop, Some(StopReason::RefusedTwice), "{r:#?}");
+    let err = r.stop.clone().expect("the run stops").to_string();
     assert!(err.contains("401") && err.contains("convos auth"), "{err}");
     assert_eq!(
         env.fake.count(RouteKind::Session),
@@ -157,7 +159,7 @@ async fn a_session_dying_under_a_running_client_stops_it_without_a_retry_storm()
     env.fake.touch("c0", T0 + 10.0);
     env.fake.reset_counts();
     let r = env.sync(&client).await;
-    assert_eq!(r.error.as_deref(), Some(EXPIRED), "{r:#?}");
+    assert_eq!(r.stop, Some(StopReason::SessionExpired), "{r:#?}");
     // The refused list request and one exchange answering `{}`; nothing else.
     assert_eq!(env.fake.count(RouteKind::Session), 1);
     assert_eq!(env.fake.requests().len(), 2, "{:#?}", env.fake.requests());
@@ -166,7 +168,7 @@ async fn a_session_dying_under_a_running_client_stops_it_without_a_retry_storm()
     // Asking again costs one exchange per run, never more.
     env.fake.reset_counts();
     let r = env.sync(&client).await;
-    assert_eq!(r.error.as_deref(), Some(EXPIRED));
+    assert_eq!(r.stop, Some(StopReason::SessionExpired));
     assert_eq!(env.fake.requests().len(), 1);
     assert_eq!(env.fake.count(RouteKind::Session), 1);
 }
@@ -182,7 +184,7 @@ fn a_dead_session_is_recorded_and_refused_without_requests_until_the_credentials
 
     let mut out = Vec::new();
     let r = run_sync(&env.context(), false, &mut out).expect("the run itself starts");
-    assert_eq!(r.error.as_deref(), Some(EXPIRED), "{r:#?}");
+    assert_eq!(r.stop, Some(StopReason::SessionExpired), "{r:#?}");
     assert_eq!(
         env.fake.requests().len(),
         1,
@@ -193,7 +195,7 @@ fn a_dead_session_is_recorded_and_refused_without_requests_until_the_credentials
     let out = String::from_utf8(out).unwrap();
     assert!(out.contains(EXPIRED), "{out}");
     let status: CredentialsStatus = env.archive.state(CREDENTIALS_KEY).unwrap().unwrap();
-    assert_eq!(status.state, "expired");
+    assert_eq!(status.state, CredentialState::Expired);
     assert_eq!(status.fingerprint, Some(creds(TOKEN).fingerprint()));
 
     // The same dead cookie is refused before any request, but imports still work.
@@ -209,8 +211,8 @@ fn a_dead_session_is_recorded_and_refused_without_requests_until_the_credentials
     assert!(env.fake.requests().is_empty(), "{:#?}", env.fake.requests());
     assert!(env.record("imported").is_some(), "the import ran first");
     assert!(matches!(
-        sync::prepare_client(&env.config, &env.paths, &env.archive),
-        Err(SetupError::DeadSession)
+        session::prepare_client(&env.config, &env.paths, &env.archive),
+        Err(SessionError::DeadSession)
     ));
     assert!(env.fake.requests().is_empty());
 
@@ -224,7 +226,7 @@ fn a_dead_session_is_recorded_and_refused_without_requests_until_the_credentials
     assert_eq!(r.new, 2);
     assert_eq!(env.fake.count(RouteKind::Session), 1);
     let status: CredentialsStatus = env.archive.state(CREDENTIALS_KEY).unwrap().unwrap();
-    assert_eq!(status.state, "valid");
+    assert_eq!(status.state, CredentialState::Valid);
     assert_eq!(status.fingerprint, Some(creds(fresh).fingerprint()));
 }
 
@@ -310,7 +312,7 @@ async fn rotated_cookies_are_saved_0600_and_used_from_then_on() {
         assert_eq!(r.updated, 1);
         // Whereas the old cookie is dead.
         let old = env.client_with(creds(TOKEN)).await;
-        assert_eq!(env.sync(&old).await.error.as_deref(), Some(EXPIRED));
+        assert_eq!(env.sync(&old).await.stop, Some(StopReason::SessionExpired));
     }
 }
 
@@ -484,7 +486,7 @@ async fn secrets_never_reach_logs_debug_output_or_errors() {
 
     // A run with a rotation, a 401 re-exchange, a failing and a missing detail.
     let r1 = env.sync(&client).await;
-    assert_eq!((r1.failed, r1.error.as_deref()), (2, None), "{r1:#?}");
+    assert_eq!((r1.failed, r1.stop.as_ref()), (2, None), "{r1:#?}");
     let saved = saved_now(&env.paths.credentials, rotated);
     // A run that dies with the session.
     env.fake.revoke_session(rotated);
@@ -492,12 +494,18 @@ async fn secrets_never_reach_logs_debug_output_or_errors() {
     env.fake.clear_faults();
     env.fake.touch("c0", T0 + 50.0);
     let r2 = env.sync(&client).await;
-    assert_eq!(r2.error.as_deref(), Some(EXPIRED));
+    assert_eq!(r2.stop, Some(StopReason::SessionExpired));
     // A challenge on the exchange of a fresh client.
     env.fake.push_fault(Route::Session, Fault::Challenge);
     let r3 = env.sync(&env.client_with(saved.clone()).await).await;
-    assert!(r3.error.as_deref().unwrap_or("").contains("bot protection"));
-    let setup = sync::prepare_client(&env.config, &env.paths, &env.archive);
+    assert!(
+        r3.stop
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+            .contains("bot protection")
+    );
+    let setup = session::prepare_client(&env.config, &env.paths, &env.archive);
     let logs = capture.text();
     drop(capture);
 
@@ -540,7 +548,10 @@ async fn secrets_never_reach_logs_debug_output_or_errors() {
     ];
     for (name, r) in [("run 1", &r1), ("run 2", &r2), ("run 3", &r3)] {
         outputs.push((name, format!("{r:?}")));
-        outputs.push((name, r.error.clone().unwrap_or_default()));
+        outputs.push((
+            name,
+            r.stop.as_ref().map(ToString::to_string).unwrap_or_default(),
+        ));
         outputs.push((name, r.failures.join("\n")));
     }
     for (name, text) in &outputs {
@@ -718,7 +729,7 @@ async fn every_rotated_cookie_is_on_disk_when_the_exchange_returns() {
     }
     // What `convos auth` stores after verifying is the client's current cookie.
     let info = client.refresh_session().await.expect("exchange");
-    let stored = sync::store_verified(&env.paths, &env.archive, &client, &info, None)
+    let stored = session::store_verified(&env.paths, &env.archive, &client, &info, None)
         .await
         .expect("stored");
     let on_disk = saved_session(&env.paths.credentials);
@@ -856,7 +867,7 @@ async fn a_rate_limited_session_exchange_leaves_its_cooldown_saved() {
     );
     let client = env.client().await;
     let r = env.sync(&client).await;
-    let err = r.error.expect("the exchange gave up");
+    let err = r.stop.expect("the exchange gave up").to_string();
     assert!(err.contains("429") && err.contains("1800"), "{err}");
     assert_eq!(env.fake.count(RouteKind::Session), 3);
     let saved: PaceState = env.archive.state(pace::STATE_KEY).unwrap().unwrap();

@@ -549,6 +549,14 @@ fn cli_unknown_flag_is_a_usage_error() {
     assert!(run.stderr.contains("--frobnicate"), "{}", run.stderr);
     env.run(["frobnicate"]).expect_code(2);
     env.run(["show"]).expect_code(2);
+    // A command line clap accepts but that cannot work is a usage error too.
+    let run = env.run(["search", " "]);
+    run.expect_code(2);
+    assert!(
+        run.stderr.contains("nothing to search for"),
+        "{}",
+        run.stderr
+    );
 }
 
 #[test]

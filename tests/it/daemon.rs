@@ -183,6 +183,146 @@ async fn daemon_skips_a_scheduled_sync_while_one_is_running() {
     d.stop().await;
 }
 
+/// The job named `name` in a `status --json`.
+fn job<'a>(status: &'a Value, name: &str) -> &'a Value {
+    status["daemon"]["jobs"]
+        .as_array()
+        .and_then(|jobs| jobs.iter().find(|j| j["name"] == name))
+        .unwrap_or_else(|| panic!("no {name} job in {status:#}"))
+}
+
+fn rfc3339(v: &Value) -> chrono::DateTime<chrono::FixedOffset> {
+    chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("not a time: {v}")))
+        .unwrap_or_else(|e| panic!("{v}: {e}"))
+}
+
+/// Issue 9, point 4: one scheduler owns the sync, the reconcile (full) sync, the token
+/// refresh and the watcher's rescan; each is a named job whose next run `status` shows in
+/// UTC and in the schedules' zone (here New York, named in `[sync] timezone`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_names_each_job_with_its_next_run_in_utc_and_in_the_zone() {
+    let fake = fake_with(2).await;
+    let w = DaemonWorld::new();
+    let (mut loaded, platform) = w.load(&[("CONVOS_API_BASE_URL", fake.base_url())]);
+    loaded.config.sync.schedule = "0 0 9 * * *".into();
+    loaded.config.sync.timezone = "America/New_York".into();
+    loaded.config.watch.rescan_secs = 60;
+    w.save_credentials(&loaded, TOKEN);
+    let d = InProcess::start(loaded, platform).await;
+    let s = d
+        .wait_status("the sync at start and a planned token refresh", |s| {
+            last_sync_u64(s, "new") == Some(2)
+                && s["daemon"]["jobs"]
+                    .as_array()
+                    .and_then(|jobs| jobs.iter().find(|j| j["name"] == "token refresh"))
+                    .is_some_and(|j| j["next_run"].is_string())
+        })
+        .await;
+    let names: Vec<&str> = s["daemon"]["jobs"]
+        .as_array()
+        .expect("jobs")
+        .iter()
+        .map(|j| j["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(
+        names,
+        ["sync", "reconcile", "token refresh", "rescan"],
+        "{s:#}"
+    );
+    assert_eq!(s["daemon"]["timezone"], "America/New_York", "{s:#}");
+    use chrono::Offset;
+    let new_york: chrono_tz::Tz = "America/New_York".parse().expect("zone");
+    for name in ["sync", "reconcile", "token refresh", "rescan"] {
+        let j = job(&s, name);
+        let (utc, local) = (rfc3339(&j["next_run"]), rfc3339(&j["next_run_local"]));
+        assert_eq!(utc, local, "{name}: one moment, two clocks: {j}");
+        assert!(j["next_run"].as_str().expect("utc").ends_with('Z'), "{j}");
+        assert_eq!(
+            local.offset().local_minus_utc(),
+            utc.with_timezone(&new_york)
+                .offset()
+                .fix()
+                .local_minus_utc(),
+            "{name}: local time is New York's: {j}"
+        );
+        assert!(
+            utc > chrono::Utc::now() - chrono::TimeDelta::seconds(2),
+            "{name}: {j}"
+        );
+    }
+    // The sync runs at 9:00 and the full sync on Sundays at 4:00, New York time.
+    let sync_local = rfc3339(&job(&s, "sync")["next_run_local"]);
+    assert_eq!(
+        sync_local.format("%H:%M:%S").to_string(),
+        "09:00:00",
+        "{s:#}"
+    );
+    assert_eq!(s["daemon"]["next_sync"], job(&s, "sync")["next_run"]);
+    let full_local = rfc3339(&job(&s, "reconcile")["next_run_local"]);
+    assert_eq!(
+        full_local.format("%a %H:%M:%S").to_string(),
+        "Sun 04:00:00",
+        "{s:#}"
+    );
+    // The refresh is due ten minutes before the access token expires.
+    let token_expires = rfc3339(&s["credentials"]["access_token_expires"]);
+    let refresh = rfc3339(&job(&s, "token refresh")["next_run"]);
+    let early = (token_expires - refresh).num_seconds();
+    assert!(
+        (595..=601).contains(&early),
+        "{early} s before expiry: {s:#}"
+    );
+    // The rescan comes every 60 s.
+    let rescan = rfc3339(&job(&s, "rescan")["next_run"]);
+    assert!(
+        rescan <= chrono::Utc::now() + chrono::TimeDelta::seconds(61),
+        "{s:#}"
+    );
+
+    let text = w.run(&["status"]).await;
+    text.ok();
+    for needle in [
+        "jobs:",
+        "reconcile",
+        "token refresh",
+        "rescan",
+        "America/New_York",
+    ] {
+        assert!(
+            text.stdout.contains(needle),
+            "{needle:?} missing:\n{}",
+            text.stdout
+        );
+    }
+    d.stop().await;
+}
+
+/// The reconcile job is a full sync: it walks every listing, so a conversation deleted
+/// on chatgpt.com is marked (a normal sync cannot tell).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reconcile_job_runs_a_full_sync() {
+    let fake = fake_with(3).await;
+    let w = DaemonWorld::new();
+    let (mut loaded, platform) = w.load(&[("CONVOS_API_BASE_URL", fake.base_url())]);
+    // The normal schedule never comes during the test; the full one every 2 s.
+    loaded.config.sync.schedule = "0 0 0 1 1 *".into();
+    loaded.config.sync.reconcile_schedule = EVERY_2S.into();
+    loaded.config.sync.timezone = "UTC".into();
+    w.save_credentials(&loaded, TOKEN);
+    let d = InProcess::start(loaded, platform).await;
+    d.wait_status("the sync at start", |s| last_sync_u64(s, "new") == Some(3))
+        .await;
+    fake.delete("conv-1");
+    let s = d
+        .wait_status("a full sync marking the deleted conversation", |s| {
+            s["last_sync"]["full"] == true && last_sync_u64(s, "deleted_remotely") == Some(1)
+        })
+        .await;
+    assert!(s["last_sync"]["error"].is_null(), "{s:#}");
+    assert_eq!(s["counts"]["deleted_remotely"], 1, "{s:#}");
+    d.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn daemon_without_credentials_still_imports_and_never_calls_the_server() {
     let fake = fake_with(2).await;
@@ -645,7 +785,7 @@ fn connect_and_send(sock: &Path, request: &[u8]) -> std::os::unix::net::UnixStre
 
 /// The request line of `convos export --format jsonl`.
 fn export_request() -> Vec<u8> {
-    let req = convos::daemon::control::ControlRequest::Command(convos::commands::Request::Export(
+    let req = convos::control::ControlRequest::Command(convos::control::Request::Export(
         convos::cli::ExportArgs {
             format: convos::cli::ExportFormat::Jsonl,
             out: "-".into(),
@@ -699,11 +839,11 @@ fn run_stops_at_once_after_clients_hang_up_stall_or_say_nothing() {
     let stalled = connect_and_send(&sock, &export_request());
     let silent = connect_and_send(&sock, b"");
 
-    let mut huge = vec![b' '; convos::daemon::control::MAX_REQUEST + 10];
+    let mut huge = vec![b' '; convos::control::MAX_REQUEST + 10];
     huge.push(b'\n');
     let mut s = connect_and_send(&sock, &huge);
     let exit = read_exit(&mut s);
-    assert_eq!(exit["code"], 2, "{exit}");
+    assert_eq!(exit["failure"], "usage", "{exit}");
     assert!(
         exit["error"]
             .as_str()

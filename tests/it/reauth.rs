@@ -109,11 +109,11 @@ async fn a_revoked_session_is_replaced_by_the_browsers_cookie_and_the_sync_succe
     let archive = convos::archive::Archive::open(&loaded.paths.archive_dir, &Default::default())
         .expect("archive");
     assert!(archive.record("c-1").expect("record").is_some());
-    let status: convos::sync::CredentialsStatus = archive
-        .state(convos::sync::CREDENTIALS_KEY)
+    let status: convos::session::CredentialsStatus = archive
+        .state(convos::session::CREDENTIALS_KEY)
         .expect("state")
         .expect("recorded");
-    assert_eq!(status.state, "valid");
+    assert_eq!(status.state, convos::session::CredentialState::Valid);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -40,14 +40,14 @@ async fn smoke_sync_twice() {
         .expect("creds");
     let (c2, p2, a2) = (loaded.config.clone(), loaded.paths.clone(), archive.clone());
     let client =
-        tokio::task::spawn_blocking(move || convos::sync::client_for(&c2, &p2, &a2, creds))
+        tokio::task::spawn_blocking(move || convos::session::client_for(&c2, &p2, &a2, creds))
             .await
             .expect("join")
             .expect("client");
     let opts = convos::sync::SyncOptions::from_config(&loaded.config.sync, true, false);
     let cancel = AtomicBool::new(false);
     let r = convos::sync::sync_once(&client, &archive, &opts, 1.8e9, &cancel).await;
-    assert_eq!((r.new, r.failed, r.error.clone()), (5, 0, None), "{r:?}");
+    assert_eq!((r.new, r.failed, r.stop.clone()), (5, 0, None), "{r:?}");
     fake.reset_counts();
     let r = convos::sync::sync_once(&client, &archive, &opts, 1.8e9, &cancel).await;
     assert_eq!((r.new, r.updated, r.failed), (0, 0, 0), "{r:?}");

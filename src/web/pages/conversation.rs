@@ -604,7 +604,7 @@ fn markdown_file(st: &Shared, id: &str) -> Response {
         Err(e) => return archive_error(&e),
     };
     let doc = crate::render::markdown::render(&v, &crate::render::markdown::NoLinks);
-    let name = crate::render::markdown::file_name(&v, &mut Default::default());
+    let name = crate::render::filename::file_name(&v, &mut Default::default());
     let mut resp = (StatusCode::OK, doc).into_response();
     let h = resp.headers_mut();
     // Plain text, so the browser shows it instead of running or downloading it.

@@ -14,10 +14,11 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use convos::cli::StatusArgs;
-use convos::commands::Request;
 use convos::config::{Config, Loaded, Overrides, PlatformDirs};
+use convos::control::Request;
+use convos::control::client;
+use convos::control::{ControlRequest, Exit};
 use convos::daemon::DaemonError;
-use convos::daemon::control::{self, ControlRequest, ExitFrame};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
@@ -225,11 +226,11 @@ impl InProcess {
 
     /// Sends a request on the socket: `None` when nothing answers, else the exit frame and
     /// the standard output bytes.
-    pub async fn try_call(&self, req: ControlRequest) -> Option<(ExitFrame, Vec<u8>)> {
+    pub async fn try_call(&self, req: ControlRequest) -> Option<(Exit, Vec<u8>)> {
         let socket = self.socket.clone();
         tokio::task::spawn_blocking(move || {
             let (mut out, mut err) = (Vec::new(), Vec::new());
-            match control::call(&socket, &req, &mut out, &mut err) {
+            match client::call(&socket, &req, &mut out, &mut err) {
                 Ok(Some(exit)) => Some((exit, out)),
                 Ok(None) => None,
                 Err(e) => panic!("control call failed: {e}"),
@@ -245,7 +246,7 @@ impl InProcess {
             .try_call(status_request())
             .await
             .expect("the daemon answers on its socket");
-        assert_eq!(exit.code, 0, "status failed: {exit:?}");
+        assert_eq!(exit, Exit::ok(), "status failed: {exit:?}");
         serde_json::from_slice(&out).expect("status --json is JSON")
     }
 

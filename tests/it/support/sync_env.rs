@@ -121,7 +121,7 @@ impl SyncEnv {
             self.paths.clone(),
             self.archive.clone(),
         );
-        tokio::task::spawn_blocking(move || sync::client_for(&c, &p, &a, creds))
+        tokio::task::spawn_blocking(move || convos::session::client_for(&c, &p, &a, creds))
             .await
             .expect("join")
             .expect("client")
@@ -196,7 +196,7 @@ impl SyncEnv {
             .unwrap_or_else(|| panic!("{id} is not on the server"))
     }
 
-    /// A handler context over this world (for `auth_sync::run_sync`).
+    /// A handler context over this world (for `app::sync::run_sync`).
     pub fn context(&self) -> Context {
         Context {
             archive: self.archive.clone(),

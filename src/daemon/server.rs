@@ -1,21 +1,19 @@
-//! The local control socket. While the daemon runs it holds the archive's lock, so
-//! `convos status|sync|import|list|show|search|export|auth` reach it here and it runs
-//! the same handlers the CLI runs in-process otherwise.
-//!
-//! Protocol: the client sends one JSON line (a [`ControlRequest`]) and keeps its end open;
-//! the daemon answers with frames `[tag: u8][len: u32 BE][payload]`: `o` standard output
-//! bytes, `e` standard error text, `x` the end (JSON [`ExitFrame`]). A client that closes
-//! its end has left: its command is stopped (a reader at its next write, an import at
-//! a safe point).
+//! The control socket's server side: accepts the CLI's connections, reads one request
+//! each, runs it with the same handlers the CLI runs in-process, and streams the output
+//! back as [`Frame`]s (the protocol is in [`crate::control`]). A client that closes its
+//! end has left: its command is stopped (a reader at its next write, an import at a
+//! safe point).
 //!
 //! The socket is 0600 in a 0700 folder; as defence in depth only peers running as the
 //! daemon's own user are served, a request must arrive within [`REQUEST_TIMEOUT`] and fit
 //! in [`MAX_REQUEST`] bytes.
 
 use super::Daemon;
-use crate::commands::{self, Request};
-use serde::{Deserialize, Serialize};
-use std::io::{self, Read, Write};
+use crate::commands;
+use crate::control::{
+    ControlRequest, Exit, FailureKind, Frame, MAX_REQUEST, REQUEST_TIMEOUT, Request,
+};
+use std::io::{self, Write};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -24,78 +22,24 @@ use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWri
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::mpsc;
 
-/// Largest request line accepted, in bytes.
-pub const MAX_REQUEST: usize = 1 << 20;
-/// How long a client has to send its request once connected.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Output frames (of up to 64 KiB) queued for a client before the handler waits for it.
 const QUEUED_FRAMES: usize = 16;
 
-/// What a client asks the daemon.
-#[derive(Clone, Serialize, Deserialize)]
-pub enum ControlRequest {
-    /// A reading, importing or sync command.
-    Command(Request),
-    /// New session cookies to verify and store (from `convos auth`).
-    Auth(AuthPayload),
-}
-
-impl std::fmt::Debug for ControlRequest {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ControlRequest::Command(r) => f.debug_tuple("Command").field(r).finish(),
-            ControlRequest::Auth(_) => f.write_str("Auth(<redacted>)"),
-        }
-    }
-}
-
-/// Cookies for the daemon to verify and store. Carried only over the private (0600)
-/// socket; never logged.
-#[derive(Clone, Serialize, Deserialize)]
-pub struct AuthPayload {
-    /// Cookie name/value pairs.
-    pub cookies: Vec<(String, String)>,
-    /// Where they came from.
-    pub source: String,
-    /// The browser choice to remember for re-authentication, if any.
-    pub browser: Option<String>,
-}
-
-/// The last frame: how the command ended.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct ExitFrame {
-    /// Process exit code for the client.
-    pub code: u8,
-    /// Error message, if the command failed.
-    pub error: Option<String>,
-}
-
 /// Sends frames from a blocking handler to the socket writer task.
 struct FrameWriter {
-    tx: mpsc::Sender<(u8, Vec<u8>)>,
+    tx: mpsc::Sender<Frame>,
 }
 
 impl Write for FrameWriter {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         self.tx
-            .blocking_send((b'o', buf.to_vec()))
+            .blocking_send(Frame::Stdout(buf.to_vec()))
             .map_err(|_| io::Error::new(io::ErrorKind::BrokenPipe, "client went away"))?;
         Ok(buf.len())
     }
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
-}
-
-async fn write_frame(
-    stream: &mut (impl AsyncWriteExt + Unpin),
-    tag: u8,
-    payload: &[u8],
-) -> io::Result<()> {
-    let len = u32::try_from(payload.len()).map_err(|_| io::Error::other("frame too large"))?;
-    stream.write_u8(tag).await?;
-    stream.write_u32(len).await?;
-    stream.write_all(payload).await
 }
 
 /// Binds the socket (0600, parent 0700), replacing a stale one: the caller holds the
@@ -228,7 +172,7 @@ async fn forward(
     daemon: &Daemon,
     reader: &mut (impl AsyncRead + Unpin),
     write: &mut (impl AsyncWriteExt + Unpin),
-    rx: &mut mpsc::Receiver<(u8, Vec<u8>)>,
+    rx: &mut mpsc::Receiver<Frame>,
 ) -> Ended {
     loop {
         let frame = tokio::select! {
@@ -238,11 +182,11 @@ async fn forward(
                 return Ended::ShuttingDown { between_frames: true };
             }
         };
-        let Some((tag, payload)) = frame else {
+        let Some(frame) = frame else {
             return Ended::Done;
         };
         tokio::select! {
-            written = write_frame(write, tag, &payload) => {
+            written = frame.write_to(write) => {
                 if written.is_err() {
                     return Ended::ClientGone;
                 }
@@ -267,16 +211,13 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
         Err(BadRequest::Incomplete) => return Ok(()),
         Err(e) => {
             tracing::debug!("control client: {e}");
-            let exit = ExitFrame {
-                code: 2,
-                error: Some(e.to_string()),
-            };
-            return write_frame(&mut write, b'x', &serde_json::to_vec(&exit)?).await;
+            let exit = Exit::failed(FailureKind::Usage, e.to_string());
+            return Frame::Exit(exit).write_to(&mut write).await;
         }
     };
     tracing::debug!("control request: {req:?}");
     let cancel = Arc::new(AtomicBool::new(false));
-    let (tx, mut rx) = mpsc::channel::<(u8, Vec<u8>)>(QUEUED_FRAMES);
+    let (tx, mut rx) = mpsc::channel::<Frame>(QUEUED_FRAMES);
     let worker = {
         let (daemon, cancel) = (daemon.clone(), cancel.clone());
         tokio::spawn(async move { run_request(daemon, req, tx, cancel).await })
@@ -291,16 +232,16 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
     }
     let exit = match worker.await {
         Ok(e) => e,
-        Err(e) => ExitFrame {
-            code: 1,
-            error: Some(format!("the daemon's handler failed: {e}")),
-        },
+        Err(e) => Exit::failed(
+            FailureKind::Failed,
+            format!("the daemon's handler failed: {e}"),
+        ),
     };
     // Give back what a big listing or export allocated: the daemon idles next.
     super::trim_heap();
     match ended {
         Ended::Done => {
-            write_frame(&mut write, b'x', &serde_json::to_vec(&exit)?).await?;
+            Frame::Exit(exit).write_to(&mut write).await?;
             write.shutdown().await
         }
         Ended::ClientGone => {
@@ -309,19 +250,13 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
         }
         Ended::ShuttingDown { between_frames } => {
             if between_frames {
-                let exit = ExitFrame {
-                    code: 1,
-                    error: Some(
-                        "the daemon stopped before the command finished; run it again".into(),
-                    ),
-                };
-                let bytes = serde_json::to_vec(&exit)?;
+                let exit = Frame::Exit(Exit::failed(
+                    FailureKind::Failed,
+                    "the daemon stopped before the command finished; run it again",
+                ));
                 // A client that does not read must not hold up the shutdown.
-                let _ = tokio::time::timeout(
-                    Duration::from_millis(500),
-                    write_frame(&mut write, b'x', &bytes),
-                )
-                .await;
+                let _ = tokio::time::timeout(Duration::from_millis(500), exit.write_to(&mut write))
+                    .await;
             }
             Ok(())
         }
@@ -331,40 +266,32 @@ async fn handle(daemon: Arc<Daemon>, stream: UnixStream) -> io::Result<()> {
 async fn run_request(
     daemon: Arc<Daemon>,
     req: ControlRequest,
-    tx: mpsc::Sender<(u8, Vec<u8>)>,
+    tx: mpsc::Sender<Frame>,
     cancel: Arc<AtomicBool>,
-) -> ExitFrame {
-    let done = |r: Result<(), String>| match r {
-        Ok(()) => ExitFrame {
-            code: 0,
-            error: None,
-        },
-        Err(e) => ExitFrame {
-            code: 1,
-            error: Some(e),
-        },
-    };
+) -> Exit {
     match req {
         ControlRequest::Command(Request::Sync(args)) => {
             let report = daemon.sync_now(args.full).await;
             let mut text = Vec::new();
-            let _ = crate::auth_sync::print_sync_report(&report, &mut text);
-            let _ = tx.send((b'o', text)).await;
-            done(if report.failed() {
-                Err(report.error.clone().unwrap_or_else(|| {
-                    format!(
-                        "{} conversations could not be fetched; they will be retried next run",
-                        report.failed
-                    )
-                }))
-            } else {
-                Ok(())
-            })
+            let _ = report.write_to(&mut text);
+            let _ = tx.send(Frame::Stdout(text)).await;
+            match report.failure_message() {
+                Some(message) => Exit::failed(FailureKind::Failed, message),
+                None => Exit::ok(),
+            }
         }
-        ControlRequest::Auth(payload) => done(daemon.authenticate(payload).await.map(|msg| {
-            let _ = tx.try_send((b'o', format!("{msg}\n").into_bytes()));
-        })),
+        ControlRequest::Auth(payload) => match daemon.authenticate(payload).await {
+            Ok(msg) => {
+                let _ = tx.try_send(Frame::Stdout(format!("{msg}\n").into_bytes()));
+                Exit::ok()
+            }
+            Err(e) => Exit::failed(FailureKind::Failed, e.to_string()),
+        },
         ControlRequest::Command(req) => {
+            if matches!(req, Request::Status(_)) {
+                // The jobs' next runs, fresh from the scheduler.
+                super::jobs::refresh_view(&daemon).await;
+            }
             let is_import = matches!(req, Request::Import(_));
             let _guard = if is_import {
                 Some(daemon.import_lock.lock().await)
@@ -374,7 +301,7 @@ async fn run_request(
             // This request's own stop flag: set when its client leaves or the daemon stops.
             let mut ctx = daemon.ctx.clone();
             ctx.cancel = cancel;
-            let result = tokio::task::spawn_blocking(move || {
+            let result = crate::util::blocking("running a command", move || {
                 // Handlers write in small pieces; one frame per piece would cost a
                 // syscall each (a 10,000-line listing took 2 s instead of 0.1 s).
                 let mut out = io::BufWriter::with_capacity(64 * 1024, FrameWriter { tx });
@@ -386,63 +313,12 @@ async fn run_request(
             })
             .await;
             match result {
-                Ok(Ok(())) => done(Ok(())),
-                Ok(Err(e)) => done(Err(e.to_string())),
-                Err(e) => done(Err(format!("the daemon's handler failed: {e}"))),
-            }
-        }
-    }
-}
-
-/// Sends a request to a running daemon. `Ok(None)` when no daemon answers on the
-/// socket (the caller then runs the command in-process); otherwise the exit frame,
-/// after copying the daemon's output to `out`.
-pub fn call(
-    socket: &Path,
-    req: &ControlRequest,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> io::Result<Option<ExitFrame>> {
-    let mut stream = match std::os::unix::net::UnixStream::connect(socket) {
-        Ok(s) => s,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused
-            ) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(e),
-    };
-    let mut line = serde_json::to_vec(req)?;
-    line.push(b'\n');
-    stream.write_all(&line)?;
-    loop {
-        let mut head = [0u8; 5];
-        if let Err(e) = stream.read_exact(&mut head) {
-            return Err(io::Error::new(
-                e.kind(),
-                format!("the daemon closed the connection early: {e}"),
-            ));
-        }
-        let len = u32::from_be_bytes([head[1], head[2], head[3], head[4]]) as usize;
-        let mut payload = vec![0u8; len];
-        stream.read_exact(&mut payload)?;
-        match head[0] {
-            b'o' => out.write_all(&payload)?,
-            b'e' => err.write_all(
-                crate::render::terminal::clean(&String::from_utf8_lossy(&payload)).as_bytes(),
-            )?,
-            b'x' => {
-                out.flush()?;
-                let exit: ExitFrame = serde_json::from_slice(&payload)?;
-                return Ok(Some(exit));
-            }
-            other => {
-                return Err(io::Error::other(format!(
-                    "unknown frame {other} from the daemon"
-                )));
+                Ok(Ok(())) => Exit::ok(),
+                Ok(Err(e)) => Exit::failed(e.kind(), e.to_string()),
+                Err(e) => Exit::failed(
+                    FailureKind::Failed,
+                    format!("the daemon's handler failed: {e}"),
+                ),
             }
         }
     }

@@ -1,18 +1,17 @@
-//! Glue between `convos auth --from-browser` and the cookie store readers.
+//! Browser re-authentication: the chatgpt.com session cookie read from a browser's
+//! cookie store, for `convos auth --from-browser` and for the daemon when the session
+//! dies, and which browser to read it from.
 
 use crate::api::auth::Credentials;
-use crate::app::AppError;
 use crate::archive::Archive;
 
 /// State key of the browser `auth --from-browser` used.
 pub const BROWSER_KEY: &str = "auth_browser";
 
-/// Reads the chatgpt.com session from a browser's cookie store.
-pub fn read_browser(name: &str) -> Result<Credentials, AppError> {
-    read_browser_in(name, None).map_err(|e| match e {
-        BrowserReadError::BadName(m) => AppError::with_code(2, anyhow::anyhow!(m)),
-        BrowserReadError::Failed(m) => AppError::from(anyhow::anyhow!(m)),
-    })
+/// Reads the chatgpt.com session from a browser's cookie store (profiles under the
+/// user's home).
+pub fn read_browser(name: &str) -> Result<Credentials, BrowserReadError> {
+    read_browser_in(name, None)
 }
 
 /// Why a browser's cookie could not be read.
@@ -79,6 +78,22 @@ pub fn reauth_browser(config_choice: &str, archive: &Archive) -> Option<String> 
         .ok()
         .flatten()
         .filter(|b| b != "none")
+}
+
+/// Re-reads the session from `browser` after the session with `dead_fingerprint` died
+/// (blocking): fresh credentials, or why there are none.
+pub fn reread(
+    browser: &str,
+    home: Option<&std::path::Path>,
+    dead_fingerprint: &str,
+) -> Result<Credentials, BrowserReadError> {
+    let creds = read_browser_in(browser, home)?;
+    if creds.fingerprint() == dead_fingerprint {
+        return Err(BrowserReadError::Failed(format!(
+            "{browser} still holds the same expired session: log in to chatgpt.com in {browser}"
+        )));
+    }
+    Ok(creds)
 }
 
 /// Records which browser to re-read the cookie from when the session dies (`none`
