@@ -139,10 +139,12 @@ pub struct ListItem {
     pub is_archived: Option<bool>,
     /// Starred flag.
     pub is_starred: Option<bool>,
-    /// Project or GPT id.
+    /// Project or GPT id: `gizmo_id`, else a `g-…` `conversation_template_id` (some
+    /// rows carry only that).
     pub gizmo_id: Option<String>,
-    /// Whether the row said which gizmo it belongs to (`gizmo_id` present, `null`
-    /// included): only then does a missing `gizmo_id` mean "in no project".
+    /// Whether the row said which gizmo it belongs to (`gizmo_id` or
+    /// `conversation_template_id` present, `null` included): only then does a missing
+    /// gizmo mean "in no project".
     pub gizmo_listed: bool,
 }
 
@@ -158,7 +160,10 @@ impl ListItem {
                 .and_then(|v| Time::deserialize(v).ok())
                 .unwrap_or_default()
         };
-        let gizmo = obj.get("gizmo_id");
+        let said = |k: &str| matches!(obj.get(k), Some(Value::Null | Value::String(_)));
+        let gizmo = text("gizmo_id")
+            .filter(|g| !g.is_empty())
+            .or_else(|| text("conversation_template_id").filter(|t| t.starts_with("g-")));
         Some(Self {
             id: id.to_owned(),
             title: text("title"),
@@ -166,8 +171,8 @@ impl ListItem {
             update_time: time("update_time"),
             is_archived: flag("is_archived"),
             is_starred: flag("is_starred"),
-            gizmo_id: gizmo.and_then(Value::as_str).map(str::to_owned),
-            gizmo_listed: matches!(gizmo, Some(Value::Null | Value::String(_))),
+            gizmo_id: gizmo,
+            gizmo_listed: said("gizmo_id") || said("conversation_template_id"),
         })
     }
 }

@@ -44,6 +44,9 @@ pub struct Layout {
     pub unsafe_names: Vec<String>,
     /// The folder every member sits under, if any (`""` at the root).
     pub root: String,
+    /// Conversations files `export_manifest.json` lists that the export does not hold
+    /// (an incomplete download or copy), in the manifest's order.
+    pub missing: Vec<String>,
 }
 
 /// Small JSON members the layout needs, read on request.
@@ -95,6 +98,11 @@ pub fn detect(entries: Vec<Entry>, files: &mut dyn SmallFiles) -> Layout {
     let mut convs: Vec<&Entry> = manifest_list
         .iter()
         .filter_map(|n| by_rel.get(n.as_str()).copied())
+        .collect();
+    layout.missing = manifest_list
+        .iter()
+        .filter(|n| !by_rel.contains_key(n.as_str()))
+        .cloned()
         .collect();
     if convs.is_empty() {
         let mut named: Vec<(&str, &Entry)> = by_rel
@@ -155,6 +163,23 @@ pub fn detect(entries: Vec<Entry>, files: &mut dyn SmallFiles) -> Layout {
         });
     }
     layout
+}
+
+/// Why an export whose manifest lists files it lacks fails (after what it holds is
+/// imported): the files by name, and what to do.
+pub fn missing_shards_error(shown: &str, missing: &[String]) -> String {
+    format!(
+        "{shown}: export_manifest.json lists {} conversations file(s) that are not in the export: \
+         {}. The conversations it does hold were imported; download the export again (or copy \
+         the missing files beside the others) and import it again",
+        missing.len(),
+        // Names from a downloaded file: quoted and escaped, never raw in a terminal.
+        missing
+            .iter()
+            .map(|n| format!("{n:?}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    )
 }
 
 #[derive(Deserialize)]

@@ -414,6 +414,11 @@ fn run<M: Members + SmallFiles>(
     if report.error.is_none() && !report.interrupted {
         store_assets(archive, &layout, members, cancel, report);
     }
+    if report.error.is_none() && !layout.missing.is_empty() {
+        // What is there was imported; the file stays unrecorded so a complete copy
+        // is imported when it comes.
+        report.error = Some(layout::missing_shards_error(shown, &layout.missing));
+    }
 }
 
 /// Reads the conversations files on a thread of their own and hands what they hold to

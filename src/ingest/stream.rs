@@ -1119,7 +1119,9 @@ impl<R: BufRead, G: FnMut(usize)> ArrayReader<R, G> {
     }
 }
 
-/// An id or title read from the first bytes of a (possibly broken) conversation.
+/// An id or title read from the first bytes of a (possibly broken) conversation, as a
+/// person reads it: `title "LCP指标"`, the JSON string decoded (escapes such as `\u6307`
+/// become the characters they stand for), on one line, at most 80 characters.
 pub fn hint_of(bytes: &[u8]) -> Option<String> {
     let head = String::from_utf8_lossy(&bytes[..bytes.len().min(64 * 1024)]);
     // The earliest of these keys belongs to the conversation itself; later ones may
@@ -1134,10 +1136,35 @@ pub fn hint_of(bytes: &[u8]) -> Option<String> {
             .trim_start()
             .strip_prefix(':')?
             .trim_start();
-        let v = rest.strip_prefix('"')?;
-        let value: String = v.chars().take_while(|&c| c != '"').take(80).collect();
-        (!value.is_empty()).then(|| format!("{} {value:?}", key.trim_matches('"')))
+        let value = json_string_prefix(rest)?;
+        let shown: String = value
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .chars()
+            .filter(|c| !c.is_control())
+            .take(80)
+            .collect();
+        (!shown.is_empty()).then(|| format!("{} \"{shown}\"", key.trim_matches('"')))
     })
+}
+
+/// Decodes the JSON string literal `s` starts with (`"…"`, escapes and all).
+fn json_string_prefix(s: &str) -> Option<String> {
+    let body = s.strip_prefix('"')?;
+    let mut escaped = false;
+    let end = body.char_indices().find_map(|(i, c)| {
+        if escaped {
+            escaped = false;
+            None
+        } else if c == '\\' {
+            escaped = true;
+            None
+        } else {
+            (c == '"').then_some(i)
+        }
+    })?;
+    serde_json::from_str(&s[..end + 2]).ok()
 }
 
 #[cfg(test)]

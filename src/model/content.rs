@@ -44,6 +44,27 @@ pub struct Content<'a> {
     /// `system_error` name.
     #[serde(borrow, deserialize_with = "loose::string")]
     pub name: Option<Str<'a>>,
+    /// `citable_code_output` text.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub output_str: Option<Str<'a>>,
+    /// `computer_output`: the agent's screenshot (an image asset pointer).
+    #[serde(borrow, deserialize_with = "loose::object")]
+    pub screenshot: Option<Box<PartObject<'a>>>,
+    /// `computer_output`: the browser's state (the page shown, when it says).
+    #[serde(borrow, deserialize_with = "loose::object")]
+    pub state: Option<ComputerState<'a>>,
+}
+
+/// The part of `computer_output.state` the views use.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct ComputerState<'a> {
+    /// The page's address.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub url: Option<Str<'a>>,
+    /// The page's title.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub title: Option<Str<'a>>,
 }
 
 /// One `thoughts[]` entry.
@@ -129,6 +150,7 @@ pub const TEXT_TYPES: &[&str] = &[
     "tether_quote",
     "sonic_webpage",
     "system_error",
+    "citable_code_output",
     "thoughts",
     "reasoning_recap",
 ];
@@ -158,6 +180,7 @@ impl Content<'_> {
             "code" | "execution_output" | "tether_quote" | "sonic_webpage" | "system_error" => {
                 self.text.as_deref().unwrap_or_default().to_owned()
             }
+            "citable_code_output" => self.output_str.as_deref().unwrap_or_default().to_owned(),
             "tether_browsing_display" => self.result.as_deref().unwrap_or_default().to_owned(),
             "thoughts" => self
                 .thoughts
@@ -176,8 +199,9 @@ impl Content<'_> {
     }
 }
 
-/// The attachments of a message: asset-pointer parts (including voice-mode nested
-/// pointers) and `metadata.attachments`, merged by file id, parts first.
+/// The attachments of a message: asset-pointer parts (images, audio, and the nested
+/// pointers of voice mode), an agent's `computer_output.screenshot`, and
+/// `metadata.attachments`, merged by file id, parts first.
 pub fn attachments(content: &Content<'_>, meta: &MessageMeta<'_>) -> Vec<AttachmentRef> {
     let mut out: Vec<AttachmentRef> = Vec::new();
     fn push_part(out: &mut Vec<AttachmentRef>, p: &PartObject<'_>) {
@@ -209,6 +233,14 @@ pub fn attachments(content: &Content<'_>, meta: &MessageMeta<'_>) -> Vec<Attachm
     for part in &content.parts {
         if let Part::Object(o) = part {
             push_part(&mut out, o);
+        }
+    }
+    if let Some(shot) = &content.screenshot {
+        let before = out.len();
+        push_part(&mut out, shot);
+        // A screenshot is an image whatever its pointer object says.
+        for a in &mut out[before..] {
+            a.kind = "image_asset_pointer".to_owned();
         }
     }
     for a in &meta.attachments {
@@ -326,7 +358,7 @@ mod tests {
         // an unlisted one must not.
         let with = |kind: &str| {
             format!(
-                r#"{{"content_type":"{kind}","parts":["p"],"text":"t","result":"r","content":"c","thoughts":[{{"content":"th"}}]}}"#
+                r#"{{"content_type":"{kind}","parts":["p"],"text":"t","result":"r","content":"c","output_str":"o","thoughts":[{{"content":"th"}}]}}"#
             )
         };
         for kind in TEXT_TYPES {
@@ -350,5 +382,59 @@ mod tests {
                 "{kind} has a text rule but is not listed"
             );
         }
+    }
+
+    #[test]
+    fn citable_code_output_text_is_its_output_str() {
+        let c: Content<'_> = serde_json::from_str(
+            r#"{"content_type":"citable_code_output","output_str":"total 4\nfile.txt","text":"ignored"}"#,
+        )
+        .expect("json");
+        assert_eq!(c.text(), "total 4\nfile.txt");
+    }
+
+    #[test]
+    fn screenshots_and_audio_are_attachments() {
+        let shot: Content<'_> = serde_json::from_str(
+            r#"{"content_type":"computer_output","computer_id":"1",
+                "screenshot":{"content_type":"image_asset_pointer","asset_pointer":"sediment://file_00shot","width":1024,"height":768},
+                "state":{"type":"browser_state","url":"https://example.com/","title":"Example"}}"#,
+        )
+        .expect("json");
+        let a = attachments(&shot, &MessageMeta::default());
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].file_id, "file_00shot");
+        assert_eq!(a[0].kind, "image_asset_pointer");
+        let state = shot.state.as_ref().expect("state");
+        assert_eq!(state.url.as_deref(), Some("https://example.com/"));
+
+        let voice: Content<'_> = serde_json::from_str(
+            r#"{"content_type":"multimodal_text","parts":[
+                {"content_type":"audio_transcription","text":"hello","direction":"in"},
+                {"content_type":"audio_asset_pointer","asset_pointer":"sediment://file_00aud","format":"wav"},
+                {"content_type":"real_time_user_audio_video_asset_pointer","expiry_datetime":"2026-01-01T00:00:00+00:00",
+                 "audio_asset_pointer":{"content_type":"audio_asset_pointer","asset_pointer":"sediment://file_00rt","format":"wav"},
+                 "video_container_asset_pointer":{"content_type":"video_container_asset_pointer","asset_pointer":"sediment://file_00vid","format":"mp4"},
+                 "frames_asset_pointers":[]}]}"#,
+        )
+        .expect("json");
+        let a = attachments(&voice, &MessageMeta::default());
+        let got: Vec<(&str, Option<&str>, &str)> = a
+            .iter()
+            .map(|a| (a.file_id.as_str(), a.mime_type.as_deref(), a.kind.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("file_00aud", Some("audio/wav"), "audio_asset_pointer"),
+                ("file_00rt", Some("audio/wav"), "audio_asset_pointer"),
+                (
+                    "file_00vid",
+                    Some("video/mp4"),
+                    "video_container_asset_pointer"
+                ),
+            ]
+        );
+        assert_eq!(voice.text(), "hello");
     }
 }

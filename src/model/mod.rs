@@ -6,8 +6,11 @@
 //! metadata kept as raw JSON slices), from which the active branch, visible text and
 //! attachments are derived on demand.
 
+pub mod canvas;
+pub mod citations;
 pub mod content;
 pub mod loose;
+pub mod research;
 pub mod time;
 pub mod tree;
 
@@ -123,7 +126,8 @@ pub struct Summary {
     pub update_time: Option<f64>,
     /// The model: `default_model_slug`, else the last assistant message's `model_slug`.
     pub model: Option<String>,
-    /// Custom GPT or project id (`g-…`, `g-p-…`).
+    /// Custom GPT or project id (`g-…`, `g-p-…`): `gizmo_id`, else a `g-…`
+    /// `conversation_template_id` (see [`Conversation::gizmo`]).
     pub gizmo_id: Option<String>,
     /// `is_archived` as the conversation JSON says.
     pub is_archived: Option<bool>,
@@ -169,6 +173,10 @@ pub struct Conversation<'a> {
     /// `gpt`, `snorlax` (project)…
     #[serde(borrow, deserialize_with = "loose::string")]
     pub gizmo_type: Option<Str<'a>>,
+    /// The custom GPT or project the conversation was started in; some conversations
+    /// carry only this, not `gizmo_id`.
+    #[serde(borrow, deserialize_with = "loose::string")]
+    pub conversation_template_id: Option<Str<'a>>,
     /// Archived flag.
     #[serde(deserialize_with = "loose::boolean")]
     pub is_archived: Option<bool>,
@@ -255,6 +263,15 @@ pub struct MessageMeta<'a> {
     /// How long a reasoning model thought.
     #[serde(deserialize_with = "loose::number")]
     pub finished_duration_sec: Option<f64>,
+    /// 2025+ citations (see [`citations`]), raw.
+    #[serde(borrow)]
+    pub content_references: Option<&'a RawValue>,
+    /// 2023–24 citations (see [`citations`]), raw.
+    #[serde(borrow)]
+    pub citations: Option<&'a RawValue>,
+    /// Apps SDK state; a deep-research report lives in it (see [`research`]), raw.
+    #[serde(borrow)]
+    pub chatgpt_sdk: Option<&'a RawValue>,
 }
 
 /// One `metadata.attachments[]` entry.
@@ -305,6 +322,16 @@ impl<'a> Conversation<'a> {
             .as_deref()
             .filter(|s| !s.is_empty())
             .or_else(|| self.id.as_deref().filter(|s| !s.is_empty()))
+    }
+
+    /// The custom GPT or project id: `gizmo_id`, else `conversation_template_id` when it
+    /// names one (`g-…`, `g-p-…`; some conversations carry only that).
+    pub fn gizmo(&self) -> Option<&str> {
+        fn id<'s>(s: &'s Option<Str<'_>>) -> Option<&'s str> {
+            s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+        }
+        id(&self.gizmo_id)
+            .or_else(|| id(&self.conversation_template_id).filter(|t| t.starts_with("g-")))
     }
 
     /// The nodes (empty when there is no mapping).
@@ -368,7 +395,17 @@ impl<'a> Conversation<'a> {
         if self.mapping.is_none() {
             return Err(ModelError::MissingMapping {
                 id,
-                title: self.title.as_deref().unwrap_or_default().to_owned(),
+                // Shown in an error line: decoded, one line, no control characters.
+                title: self
+                    .title
+                    .as_deref()
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .filter(|c| !c.is_control())
+                    .collect(),
             });
         }
         let nodes = self.nodes();
@@ -390,7 +427,7 @@ impl<'a> Conversation<'a> {
             create_time: self.create_time.secs(),
             update_time: self.update_time.secs(),
             model,
-            gizmo_id: self.gizmo_id.as_deref().map(str::to_owned),
+            gizmo_id: self.gizmo().map(str::to_owned),
             is_archived: self.is_archived,
             is_starred: self.is_starred,
             message_count: u32::try_from(visible.len()).unwrap_or(u32::MAX),

@@ -264,3 +264,36 @@ fn invalid_utf8_is_repaired_and_flagged() {
     assert!(raw.repaired_utf8());
     assert_eq!(raw.summary().title.as_deref(), Some("caf\u{FFFD}"));
 }
+
+#[test]
+fn a_missing_mapping_error_shows_the_title_decoded_on_one_line() {
+    let c = conv(r#"{"id":"x","title":"LCP\u6307\u6807\n\u001b[2Jnext"}"#);
+    let e = c.summary().expect_err("no mapping");
+    assert_eq!(
+        e.to_string(),
+        "conversation x (\"LCP指标 [2Jnext\") has no `mapping` (message tree); it cannot be archived"
+    );
+}
+
+#[test]
+fn gizmo_falls_back_to_the_template_id() {
+    let c = conv(
+        r#"{"id":"a","mapping":{},"gizmo_id":null,"conversation_template_id":"g-p-0123abcd","gizmo_type":"snorlax"}"#,
+    );
+    assert_eq!(c.gizmo(), Some("g-p-0123abcd"));
+    assert_eq!(
+        c.summary().expect("summary").gizmo_id.as_deref(),
+        Some("g-p-0123abcd")
+    );
+    let gpt = conv(
+        r#"{"id":"b","mapping":{},"conversation_template_id":"g-Ab12Cd34E","gizmo_type":"gpt"}"#,
+    );
+    assert_eq!(gpt.gizmo(), Some("g-Ab12Cd34E"));
+    // gizmo_id wins; a template id that names no gizmo is not one.
+    let both = conv(
+        r#"{"id":"c","mapping":{},"gizmo_id":"g-p-real","conversation_template_id":"g-other"}"#,
+    );
+    assert_eq!(both.gizmo(), Some("g-p-real"));
+    let odd = conv(r#"{"id":"d","mapping":{},"conversation_template_id":"tmpl-1"}"#);
+    assert_eq!(odd.gizmo(), None);
+}

@@ -235,6 +235,7 @@ mod tests {
             file_id: id.to_owned(),
             mime_type: mime.map(str::to_owned),
             sha256: stored.then(|| "ab".repeat(32)),
+            kind: "file".to_owned(),
         }
     }
 

@@ -5,7 +5,10 @@
 use crate::archive::schema::ConvRecord;
 use crate::archive::{Archive, ArchiveError, StoredConversation};
 use crate::model::Conversation;
+use crate::model::canvas::{self, Canvas};
+use crate::model::citations::{self, Citation};
 use crate::model::content::{self, AttachmentRef};
+use crate::model::research::{self, Report};
 use crate::model::time::secs_to_rfc3339;
 use serde::Serialize;
 
@@ -22,7 +25,7 @@ pub struct ConversationView {
     pub update_time: Option<String>,
     /// Conversation model.
     pub model: Option<String>,
-    /// Custom GPT / project id.
+    /// Custom GPT / project id (`gizmo_id`, else a `g-…` `conversation_template_id`).
     pub gizmo_id: Option<String>,
     /// Project name, when known.
     pub project: Option<String>,
@@ -78,13 +81,23 @@ pub struct MessageView {
     /// Page URL (tether_quote, sonic_webpage).
     #[serde(skip)]
     pub url: Option<String>,
-    /// Page title (tether_quote, sonic_webpage).
+    /// Page title (tether_quote, sonic_webpage, computer_output).
     #[serde(skip)]
     pub page_title: Option<String>,
+    /// Citations of the text (2025+ content references, 2023–24 citations).
+    #[serde(skip)]
+    pub citations: Vec<Citation>,
+    /// The canvas document this message creates or edits; an edit carries the name and
+    /// type of the document it edits (the last one created before it on the branch).
+    #[serde(skip)]
+    pub canvas: Option<Canvas>,
+    /// The deep-research report this message carries.
+    #[serde(skip)]
+    pub report: Option<Report>,
 }
 
 /// An attachment in Export schema v1.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct AttachmentView {
     /// Original name, when known.
     pub name: Option<String>,
@@ -94,6 +107,10 @@ pub struct AttachmentView {
     pub mime_type: Option<String>,
     /// SHA-256 of the stored bytes, when the archive holds them.
     pub sha256: Option<String>,
+    /// What refers to it: the part's content type (`image_asset_pointer`,
+    /// `audio_asset_pointer`, `video_container_asset_pointer`…) or `file` (an upload).
+    #[serde(skip)]
+    pub kind: String,
 }
 
 impl MessageView {
@@ -137,6 +154,8 @@ pub fn build_branch(
         .filter(|s| !s.is_empty())
         .map(str::to_owned);
     let mut messages = Vec::new();
+    // The canvas document later edits apply to.
+    let mut open_doc: Option<(Option<String>, Option<String>)> = None;
     for &i in branch {
         let Some(node) = nodes.get(i) else { continue };
         let Some(m) = &node.message else { continue };
@@ -160,6 +179,7 @@ pub fn build_branch(
                         .or_else(|| stored.as_ref().and_then(|s| s.mime_type.clone())),
                     sha256: stored.map(|s| s.sha256),
                     file_id: a.file_id,
+                    kind: a.kind,
                 }
             })
             .collect();
@@ -168,11 +188,23 @@ pub fn build_branch(
                 .then(|| default_model.clone())
                 .flatten()
         });
+        let text = content.text();
+        let recipient = m.recipient.as_deref().unwrap_or("");
+        let canvas = Canvas::parse(recipient, &text).map(|mut c| {
+            if recipient == canvas::CREATE {
+                open_doc = Some((c.name.clone(), c.doc_type.clone()));
+            } else if let Some((name, doc_type)) = &open_doc {
+                c.name = c.name.take().or_else(|| name.clone());
+                c.doc_type = c.doc_type.take().or_else(|| doc_type.clone());
+            }
+            c
+        });
+        let state = content.state.as_ref();
         messages.push(MessageView {
             id: m.id.as_deref().map(str::to_owned),
             author_name: m.author_name().map(str::to_owned),
             recipient: m.recipient.as_deref().map(str::to_owned),
-            text: content.text(),
+            text,
             create_time: m.create_time.to_rfc3339(),
             model,
             attachments,
@@ -186,8 +218,19 @@ pub fn build_branch(
                 .filter_map(|t| t.summary.as_deref().map(str::to_owned))
                 .collect(),
             thinking_secs: meta.finished_duration_sec,
-            url: content.url.as_deref().map(str::to_owned),
-            page_title: content.title.as_deref().map(str::to_owned),
+            url: content
+                .url
+                .as_deref()
+                .or_else(|| state.and_then(|s| s.url.as_deref()))
+                .map(str::to_owned),
+            page_title: content
+                .title
+                .as_deref()
+                .or_else(|| state.and_then(|s| s.title.as_deref()))
+                .map(str::to_owned),
+            citations: citations::parse(meta.content_references, meta.citations),
+            canvas,
+            report: research::report(meta.chatgpt_sdk),
             content_type: kind,
             role,
         });
@@ -199,7 +242,9 @@ pub fn build_branch(
         create_time: s.create_time.and_then(secs_to_rfc3339),
         update_time: s.update_time.and_then(secs_to_rfc3339),
         model: s.model.clone(),
-        gizmo_id: s.gizmo_id.clone(),
+        // From the JSON, not the stored summary, so records written before the
+        // `conversation_template_id` fallback show it too.
+        gizmo_id: conv.gizmo().map(str::to_owned),
         project: record.remote.project.clone(),
         is_archived: record.is_archived(),
         deleted_remotely: record.deleted_remotely,

@@ -11,6 +11,7 @@ mod fake_server_selftest;
 mod fixtures_selftest;
 mod import;
 mod reauth;
+mod render;
 mod service;
 mod sync;
 mod sync_smoke;

@@ -95,6 +95,7 @@ fn sharded_with_manifest_dat_assets_and_a_top_folder() {
         ],
         "manifest order"
     );
+    assert!(l.missing.is_empty());
     let got: Vec<(&str, Option<&str>, Option<&str>)> = l
         .assets
         .iter()
@@ -113,6 +114,48 @@ fn sharded_with_manifest_dat_assets_and_a_top_folder() {
             ("file-two", Some("second.jpg"), Some("image/jpeg"))
         ]
     );
+}
+
+#[test]
+fn shards_the_manifest_lists_but_the_export_lacks_are_named() {
+    let manifest = br#"{"version":1,"logical_files":{"conversations.json":{"files":["conversations-000.json","conversations-001.json","conversations-002.json"],"sharded":true}}}"#;
+    let mut files = Files(HashMap::from([(
+        "export_manifest.json".to_owned(),
+        manifest.to_vec(),
+    )]));
+    let l = detect(
+        entries(&[
+            "conversations-000.json",
+            "export_manifest.json",
+            "conversations-002.json",
+        ]),
+        &mut files,
+    );
+    assert_eq!(
+        names(&l.conversations),
+        ["conversations-000.json", "conversations-002.json"],
+        "what is there is read"
+    );
+    assert_eq!(l.missing, ["conversations-001.json"]);
+
+    // None of the listed shards: the names found are read, and every listed one is missing.
+    let mut files = Files(HashMap::from([(
+        "export_manifest.json".to_owned(),
+        manifest.to_vec(),
+    )]));
+    let l = detect(
+        entries(&["conversations.json", "export_manifest.json"]),
+        &mut files,
+    );
+    assert_eq!(names(&l.conversations), ["conversations.json"]);
+    assert_eq!(l.missing.len(), 3);
+
+    // Without a manifest nothing can be known to be missing.
+    let l = detect(
+        entries(&["conversations-001.json"]),
+        &mut Files(HashMap::new()),
+    );
+    assert!(l.missing.is_empty());
 }
 
 #[test]

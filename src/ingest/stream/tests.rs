@@ -334,3 +334,26 @@ fn the_gate_hears_of_every_byte_held_before_it_is() {
     assert!(seen.contains(&39), "{seen:?}");
     assert!(seen.iter().any(|&n| n >= 23), "{seen:?}");
 }
+
+#[test]
+fn hints_show_titles_decoded_as_a_person_reads_them() {
+    // An export written with ASCII escapes (as real 2024 exports are).
+    let escaped = br#"{"title": "LCP\u6307\u6807 \"quoted\" \\ back\nslash", "mapping": {"#;
+    assert_eq!(
+        hint_of(escaped).as_deref(),
+        Some(r#"title "LCP指标 "quoted" \ back slash""#)
+    );
+    // Raw UTF-8 reads the same; control characters never reach a terminal.
+    assert_eq!(
+        hint_of("{\"title\":\"LCP指标\\u001b[31m\"}".as_bytes()).as_deref(),
+        Some(r#"title "LCP指标[31m""#)
+    );
+    let long = format!(r#"{{"title":"{}"}}"#, "\\u00e9".repeat(200));
+    assert_eq!(
+        hint_of(long.as_bytes()),
+        Some(format!("title \"{}\"", "é".repeat(80)))
+    );
+    // No closing quote in what was read, or not a string: no hint.
+    assert_eq!(hint_of(br#"{"title":"cut off"#), None);
+    assert_eq!(hint_of(br#"{"title":null,"id":7}"#), None);
+}

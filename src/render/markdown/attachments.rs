@@ -1,12 +1,17 @@
 //! Attachment lines: an embedded image or a link when the file is available locally,
-//! else a placeholder naming it.
+//! else a placeholder naming it. Recordings without a name are called what they are.
 
 use super::*;
 use crate::render::filename::extension;
 
 /// An image embed, a file link, or a placeholder when the bytes are not linked.
 pub(super) fn attachment_line(a: &AttachmentView, links: &dyn AttachmentLinks) -> String {
-    let name = a.name.as_deref().map(one_line).filter(|n| !n.is_empty());
+    let name = a
+        .name
+        .as_deref()
+        .map(one_line)
+        .filter(|n| !n.is_empty())
+        .or_else(|| recording_name(a));
     match links.link(a) {
         Some(target) => {
             let label = escape_inline(name.as_deref().unwrap_or(&a.file_id));
@@ -30,6 +35,25 @@ pub(super) fn attachment_line(a: &AttachmentView, links: &dyn AttachmentLinks) -
     }
 }
 
+/// `Voice recording (wav)` / `Video recording (mp4)` for an unnamed recording.
+fn recording_name(a: &AttachmentView) -> Option<String> {
+    let what = match a.kind.as_str() {
+        "audio_asset_pointer" => "Voice recording",
+        "video_container_asset_pointer" => "Video recording",
+        _ => return None,
+    };
+    let format = a
+        .mime_type
+        .as_deref()
+        .and_then(|m| m.split_once('/'))
+        .map(|(_, f)| one_line(f))
+        .filter(|f| !f.is_empty());
+    Some(match format {
+        Some(f) => format!("{what} ({f})"),
+        None => what.to_owned(),
+    })
+}
+
 pub(super) fn is_image(a: &AttachmentView, target: &str) -> bool {
     const IMAGE_EXTS: &[&str] = &[
         "png", "jpg", "jpeg", "gif", "webp", "bmp", "svg", "heic", "heif", "avif", "tif", "tiff",
@@ -37,9 +61,10 @@ pub(super) fn is_image(a: &AttachmentView, target: &str) -> bool {
     let by_ext = |s: &str| {
         extension(s).is_some_and(|e| IMAGE_EXTS.contains(&e.to_ascii_lowercase().as_str()))
     };
-    a.mime_type
-        .as_deref()
-        .is_some_and(|m| m.trim().to_ascii_lowercase().starts_with("image/"))
+    a.kind == "image_asset_pointer"
+        || a.mime_type
+            .as_deref()
+            .is_some_and(|m| m.trim().to_ascii_lowercase().starts_with("image/"))
         || a.name.as_deref().is_some_and(by_ext)
         || by_ext(target)
 }

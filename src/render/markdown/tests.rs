@@ -23,6 +23,9 @@ fn msg(role: &str, content_type: &str, text: &str) -> MessageView {
         thinking_secs: None,
         url: None,
         page_title: None,
+        citations: Vec::new(),
+        canvas: None,
+        report: None,
     }
 }
 
@@ -75,6 +78,7 @@ fn attachment(name: Option<&str>, id: &str, mime: Option<&str>, stored: bool) ->
         file_id: id.to_owned(),
         mime_type: mime.map(str::to_owned),
         sha256: stored.then(|| "ab".repeat(32)),
+        kind: "file".to_owned(),
     }
 }
 
@@ -402,28 +406,29 @@ fn thinking_folds_into_one_callout_with_every_line_prefixed() {
     assert!(doc.contains("> **Wrap up**\n\nanswer\n"), "{doc}");
 }
 
+/// A thinking run as Markdown.
+fn thinking_md(run: &[MessageView]) -> Option<String> {
+    thinking_block(run).map(|b| block_markdown(&b, &NoLinks))
+}
+
 #[test]
 fn thinking_titles() {
-    let alone = thinking_block(&[recap("Thought for 47s", 47.0)]);
+    let alone = thinking_md(&[recap("Thought for 47s", 47.0)]);
     assert_eq!(alone.as_deref(), Some("> [!abstract]- Thought for 47s"));
-    let secs_only = thinking_block(&[MessageView {
+    let secs_only = thinking_md(&[MessageView {
         thinking_secs: Some(12.4),
         ..thoughts(&[("S", "c")])
     }]);
     assert!(secs_only.is_some_and(|b| b.starts_with("> [!abstract]- Thought for 12s\n")));
-    let untimed = thinking_block(&[thoughts(&[("S", "c")])]);
+    let untimed = thinking_md(&[thoughts(&[("S", "c")])]);
     assert!(untimed.is_some_and(|b| b.starts_with("> [!abstract]- Thoughts\n")));
-    assert_eq!(
-        thinking_block(&[thoughts(&[])]),
-        None,
-        "empty thoughts vanish"
-    );
+    assert_eq!(thinking_md(&[thoughts(&[])]), None, "empty thoughts vanish");
     // Without raw content the view's fields still show.
     let fallback = MessageView {
         raw_content: None,
         ..thoughts(&[("Sum", "body")])
     };
-    let b = thinking_block(&[fallback]).unwrap_or_default();
+    let b = thinking_md(&[fallback]).unwrap_or_default();
     assert!(b.contains("> **Sum**") && b.contains("> body"), "{b}");
 }
 
@@ -742,4 +747,370 @@ fn unknown_roles_get_their_own_heading() {
         doc.contains("\n## Critic\n\nhm\n\n## ChatGPT\n\nok\n"),
         "{doc}"
     );
+}
+
+// ---- what the reader saw (issue 11) ----
+
+use crate::model::canvas::Canvas;
+use crate::model::citations::{Citation, Source};
+use crate::model::research::Report;
+
+const CITE0: &str = "\u{E200}cite\u{E202}turn0search0\u{E201}";
+
+fn answer_with_citations(text: &str, citations: Vec<Citation>) -> MessageView {
+    MessageView {
+        citations,
+        ..msg("assistant", "text", text)
+    }
+}
+
+fn reference(matched: &str, start: usize, alt: &str) -> Citation {
+    Citation {
+        matched_text: Some(matched.to_owned()),
+        start: Some(start),
+        end: Some(start + 1),
+        kind: "grouped_webpages".to_owned(),
+        alt: Some(alt.to_owned()),
+        sources: vec![Source {
+            title: Some("Paris".to_owned()),
+            url: "https://en.wikipedia.org/wiki/Paris".to_owned(),
+            attribution: Some("Wikipedia".to_owned()),
+        }],
+        legacy: false,
+    }
+}
+
+#[test]
+fn citations_render_as_their_links_and_blank_references_change_nothing() {
+    let text = format!("Paris is the capital of France.{CITE0} It is big.");
+    let footnote = Citation {
+        matched_text: Some(" ".to_owned()),
+        start: Some(60),
+        end: Some(60),
+        kind: "sources_footnote".to_owned(),
+        sources: vec![Source {
+            title: Some("Paris facts".to_owned()),
+            url: "https://facts.example/paris".to_owned(),
+            attribution: Some("Facts".to_owned()),
+        }],
+        ..Citation::default()
+    };
+    let m = answer_with_citations(
+        &text,
+        vec![
+            reference(
+                CITE0,
+                31,
+                "([Wikipedia](https://en.wikipedia.org/wiki/Paris))",
+            ),
+            footnote,
+        ],
+    );
+    let doc = render(&conv(Some("t"), vec![m.clone()]), &NoLinks);
+    assert!(
+        doc.contains(
+            "\nParis is the capital of France. ([Wikipedia](https://en.wikipedia.org/wiki/Paris)) It is big.\n"
+        ),
+        "{doc}"
+    );
+    assert!(!doc.contains("turn0search0"), "{doc}");
+    let sources = callout_lines(&doc, "> [!quote]- Sources");
+    assert_eq!(
+        sources[1..],
+        ["> - [Paris facts](https://facts.example/paris) · Facts"]
+    );
+    // The Export text keeps the markers; only what a reader sees resolves them.
+    assert_eq!(m.text, text);
+    assert_eq!(
+        display_text(&m),
+        "Paris is the capital of France. ([Wikipedia](https://en.wikipedia.org/wiki/Paris)) It is big."
+    );
+}
+
+#[test]
+fn legacy_citations_link_the_cited_page() {
+    let text = "Rain is likely【11†source】.";
+    let m = answer_with_citations(
+        text,
+        vec![Citation {
+            start: Some(14),
+            end: Some(25),
+            kind: "tether_og".to_owned(),
+            sources: vec![Source {
+                title: Some("Forecast".to_owned()),
+                url: "https://www.weather.example/today".to_owned(),
+                attribution: None,
+            }],
+            legacy: true,
+            ..Citation::default()
+        }],
+    );
+    assert_eq!(
+        message_markdown(&m, &NoLinks),
+        "Rain is likely ([weather.example](https://www.weather.example/today \"Forecast\"))."
+    );
+}
+
+fn canvas_call(
+    recipient: &str,
+    json: &str,
+    name: Option<&str>,
+    doc_type: Option<&str>,
+) -> MessageView {
+    let mut canvas = Canvas::parse(recipient, json).expect("a canvas call");
+    if canvas.name.is_none() {
+        canvas.name = name.map(str::to_owned);
+        canvas.doc_type = doc_type.map(str::to_owned);
+    }
+    MessageView {
+        canvas: Some(canvas),
+        ..call(recipient, Some("json"), json)
+    }
+}
+
+#[test]
+fn canvas_documents_show_under_their_names() {
+    let code = canvas_call(
+        "canmore.create_textdoc",
+        r#"{"name":"fizz_buzz","type":"code/python","content":"for i in range(1, 4):\n    print(i)"}"#,
+        None,
+        None,
+    );
+    let prose = canvas_call(
+        "canmore.create_textdoc",
+        "{\"name\":\"Trip plan\",\"type\":\"document\",\"content\":\"# Rome\\n\\n## Day 1\\nColosseum\"}",
+        None,
+        None,
+    );
+    let rewrite = canvas_call(
+        "canmore.update_textdoc",
+        r#"{"updates":[{"pattern":".*","multiple":false,"replacement":"for i in range(5):\n    print(i)"}]}"#,
+        Some("fizz_buzz"),
+        Some("code/python"),
+    );
+    let partial = canvas_call(
+        "canmore.update_textdoc",
+        r###"{"updates":[{"pattern":"Colosseum","multiple":true,"replacement":"Forum"},{"pattern":"## Day 2.*","replacement":""}]}"###,
+        Some("Trip plan"),
+        Some("document"),
+    );
+    let doc = render(
+        &conv(
+            Some("t"),
+            vec![msg("user", "text", "write"), code, prose, rewrite, partial],
+        ),
+        &NoLinks,
+    );
+    let expected = "\n### fizz\\_buzz\n\n```python\nfor i in range(1, 4):\n    print(i)\n```\n\n\
+                    ### Trip plan\n\n#### Rome\n\n##### Day 1\nColosseum\n\n\
+                    ### fizz\\_buzz (edited)\n\n```python\nfor i in range(5):\n    print(i)\n```\n\n\
+                    ### Trip plan (edited)\n\nReplaced every match of `Colosseum` with:\n\nForum\n\n\
+                    Removed `## Day 2.*`.\n";
+    assert!(doc.contains(expected), "{doc}");
+    assert!(!doc.contains("\\n"), "no literal escapes: {doc}");
+    assert!(!doc.contains("Tool call: canmore"), "{doc}");
+}
+
+#[test]
+fn a_thought_with_only_a_summary_still_shows() {
+    let doc = render(
+        &conv(
+            Some("t"),
+            vec![
+                msg("user", "text", "q"),
+                thoughts(&[("Thinking longer for a better answer", "")]),
+                recap("Thought for 8s", 8.0),
+                msg("assistant", "text", "a"),
+            ],
+        ),
+        &NoLinks,
+    );
+    let lines = callout_lines(&doc, "> [!abstract]- Thought for 8s");
+    assert_eq!(
+        lines[1..],
+        ["> **Thinking longer for a better answer**"],
+        "{doc}"
+    );
+}
+
+#[test]
+fn citable_code_output_is_folded_like_other_output() {
+    let doc = render(
+        &conv(
+            Some("t"),
+            vec![
+                msg("user", "text", "list"),
+                call("container.exec", Some("json"), r#"{"cmd":["ls"]}"#),
+                tool("container.exec", "citable_code_output", "a.txt\nb.txt"),
+                msg("assistant", "text", "Two files."),
+            ],
+        ),
+        &NoLinks,
+    );
+    let lines = callout_lines(&doc, "> [!example]- container.exec output");
+    assert_eq!(
+        lines[1..],
+        ["> ```text", "> a.txt", "> b.txt", "> ```"],
+        "{doc}"
+    );
+    only_folded(&doc, "b.txt");
+}
+
+#[test]
+fn screenshots_fold_with_their_page_and_recordings_are_named() {
+    let shot = AttachmentView {
+        kind: "image_asset_pointer".to_owned(),
+        ..attachment(None, "file_00shot", None, true)
+    };
+    let screenshot = MessageView {
+        url: Some("https://shop.example/cart".to_owned()),
+        page_title: Some("Cart".to_owned()),
+        attachments: vec![shot],
+        ..tool("computer", "computer_output", "")
+    };
+    let bare = MessageView {
+        attachments: vec![AttachmentView {
+            kind: "image_asset_pointer".to_owned(),
+            ..attachment(None, "file_00bare", None, false)
+        }],
+        ..tool("computer", "computer_output", "")
+    };
+    let voice = MessageView {
+        attachments: vec![
+            AttachmentView {
+                kind: "audio_asset_pointer".to_owned(),
+                ..attachment(None, "file_00aud", Some("audio/wav"), true)
+            },
+            AttachmentView {
+                kind: "video_container_asset_pointer".to_owned(),
+                ..attachment(None, "file_00vid", Some("video/mp4"), false)
+            },
+        ],
+        ..msg("user", "multimodal_text", "what is this?")
+    };
+    let doc = render(&conv(Some("t"), vec![voice, screenshot, bare]), &DirLinks);
+    let lines = callout_lines(&doc, "> [!example]- Screenshot: Cart");
+    assert_eq!(
+        lines[1..],
+        [
+            "> Page: <https://shop.example/cart>",
+            ">",
+            "> ![file\\_00shot](files/file_00shot)",
+        ],
+        "{doc}"
+    );
+    let lines = callout_lines(&doc, "> [!example]- Screenshot");
+    assert_eq!(lines[1..], ["> *(attachment not archived: file\\_00bare)*"]);
+    assert!(
+        doc.contains("\n[Voice recording (wav)](files/file_00aud.wav)\n"),
+        "{doc}"
+    );
+    assert!(
+        doc.contains("\n*(attachment not archived: Video recording (mp4) — file\\_00vid)*\n"),
+        "{doc}"
+    );
+    // Screenshots are not listed a second time outside their fold.
+    assert_eq!(doc.matches("file\\_00shot").count(), 1, "{doc}");
+}
+
+#[test]
+fn a_research_report_is_a_document_not_json() {
+    let report = MessageView {
+        report: Some(Report {
+            text: format!("# Solar in 2025\n\nCapacity grew.{CITE0}\n\n## Outlook\n\nMore."),
+            citations: vec![reference(CITE0, 30, "([IEA](https://iea.example/r))")],
+        }),
+        ..tool("research_kickoff_tool", "code", r#"{"session_id":"abc"}"#)
+    };
+    let doc = render(
+        &conv(
+            Some("t"),
+            vec![msg("user", "text", "research"), report.clone()],
+        ),
+        &NoLinks,
+    );
+    assert!(
+        doc.contains(
+            "\n### Solar in 2025\n\nCapacity grew. ([IEA](https://iea.example/r))\n\n#### Outlook\n\nMore.\n"
+        ),
+        "{doc}"
+    );
+    assert!(!doc.contains("session_id"), "{doc}");
+    assert!(display_text(&report).starts_with("# Solar in 2025\n\nCapacity grew. ([IEA]"));
+}
+
+#[test]
+fn message_headings_sit_below_the_turn_headings() {
+    let answer = "# Guide\n\nIntro\n\n## Install\n\n```sh\n# not a heading\n```\n\n### Notes\nDone";
+    let doc = render(
+        &conv(
+            Some("t"),
+            vec![
+                msg("user", "text", "how?"),
+                msg("assistant", "text", answer),
+            ],
+        ),
+        &NoLinks,
+    );
+    assert!(
+        doc.contains(
+            "\n## ChatGPT\n\n### Guide\n\nIntro\n\n#### Install\n\n```sh\n# not a heading\n```\n\n##### Notes\nDone\n"
+        ),
+        "{doc}"
+    );
+    let outside_code = doc.replace("```sh\n# not a heading\n```", "");
+    let h1: Vec<&str> = outside_code
+        .lines()
+        .filter(|l| l.starts_with("# "))
+        .collect();
+    assert_eq!(h1, ["# t"], "one H1: the title");
+}
+
+#[test]
+fn pieces_cover_every_message_once_and_join_thinking_runs() {
+    let msgs = vec![
+        msg("system", "text", "sys"),
+        msg("user", "text", "q"),
+        thoughts(&[("Plan", "p")]),
+        MessageView {
+            recipient: Some("web.run".to_owned()),
+            ..msg("assistant", "text", "")
+        },
+        recap("Thought for 3s", 3.0),
+        msg("assistant", "text", "a"),
+        tool("web.run", "text", ""),
+        msg("critic", "text", "hm"),
+    ];
+    let ps = pieces(&msgs);
+    let sizes: Vec<usize> = ps.iter().map(|p| p.messages.len()).collect();
+    assert_eq!(sizes, [1, 1, 3, 1, 1, 1]);
+    assert_eq!(sizes.iter().sum::<usize>(), msgs.len());
+    let speakers: Vec<Speaker<'_>> = ps.iter().map(|p| p.speaker).collect();
+    assert_eq!(
+        speakers,
+        [
+            Speaker::System,
+            Speaker::User,
+            Speaker::Assistant,
+            Speaker::Assistant,
+            Speaker::Assistant,
+            Speaker::Other("critic"),
+        ]
+    );
+    assert!(matches!(
+        ps[2].blocks.as_slice(),
+        [Block::Folded(Folded {
+            fold: Fold::Thinking,
+            ..
+        })]
+    ));
+    assert!(ps[4].blocks.is_empty(), "silent tool reply: no blocks");
+    assert_eq!(ps[3].blocks, [Block::Text("a".to_owned())]);
+    assert!(matches!(
+        ps[0].blocks.as_slice(),
+        [Block::Folded(Folded {
+            fold: Fold::System,
+            ..
+        })]
+    ));
 }

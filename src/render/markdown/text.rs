@@ -1,5 +1,5 @@
-//! Text helpers: citation markers, unclosed fences, code fences, callouts and inline
-//! escaping.
+//! Text helpers: citation markers no reference explains, unclosed fences, code
+//! fences, callouts and inline escaping.
 
 use serde_json::Value;
 
@@ -17,7 +17,8 @@ pub(super) const MARK_START: char = '\u{E200}';
 pub(super) const MARK_END: char = '\u{E201}';
 pub(super) const MARK_SEP: char = '\u{E202}';
 
-/// Replaces 2025+ private-use markers (`U+E200 kind U+E202 ref … U+E201`).
+/// Replaces 2025+ private-use markers (`U+E200 kind U+E202 ref … U+E201`) that no
+/// content reference resolved (see `cite`).
 ///
 /// Most kinds (`cite`, `filecite`, `navlist`…) become `\[ref, ref\]`: escaped brackets
 /// render as plain `[ref]` and can never combine with a following `(`/`[` into a link.
