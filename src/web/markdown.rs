@@ -1,4 +1,6 @@
-//! Message Markdown → HTML that cannot run anything.
+//! Message Markdown → HTML that cannot run anything. The Markdown comes from
+//! [`crate::render::markdown`]'s message blocks (citations already resolved there);
+//! this module only does what is particular to HTML.
 //!
 //! pulldown-cmark parses (CommonMark with tables, strikethrough, task lists, footnotes
 //! and math); the events are then filtered before its HTML writer sees them:
@@ -20,7 +22,7 @@ const LINK_REL: &str = "noopener noreferrer nofollow";
 
 /// Renders a message's Markdown as safe HTML.
 pub fn to_html(src: &str) -> String {
-    let text = replace_citations(&prepare_math(&normalize_newlines(src)));
+    let text = prepare_math(&normalize_newlines(src));
     let mut opts = Options::empty();
     opts.insert(Options::ENABLE_TABLES);
     opts.insert(Options::ENABLE_STRIKETHROUGH);
@@ -121,6 +123,12 @@ pub fn to_html(src: &str) -> String {
 /// A code block: the language as a caption, the code highlighted when it can be.
 pub fn code_block(code: &str, lang: &str) -> String {
     let lang = lang.trim();
+    // The Markdown export fences output as `text`: no language worth a caption.
+    let lang = if lang.eq_ignore_ascii_case("text") {
+        ""
+    } else {
+        lang
+    };
     let mut out = String::with_capacity(code.len() * 2 + 64);
     out.push_str(r#"<div class="code">"#);
     if !lang.is_empty() {
@@ -331,72 +339,6 @@ fn find_run(line: &str, from: usize, ticks: &str) -> Option<usize> {
     None
 }
 
-// ---------------------------------------------------------------------------------
-// Citations
-
-const MARK_START: char = '\u{E200}';
-const MARK_END: char = '\u{E201}';
-const MARK_SEP: char = '\u{E202}';
-
-/// 2025+ private-use citation markers (`U+E200 cite U+E202 turn0search0 U+E201`)
-/// become a bracketed reference that cannot form a link; `entity` markers become the
-/// name the ChatGPT UI shows. A marker without an end is left as it is.
-pub fn replace_citations(s: &str) -> String {
-    if !s.contains(MARK_START) {
-        return s.to_owned();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(start) = rest.find(MARK_START) {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + MARK_START.len_utf8()..];
-        let Some(end) = after.find(MARK_END) else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        let mut fields = after[..end].split(MARK_SEP);
-        let kind = fields.next().unwrap_or("").trim();
-        let args: Vec<&str> = fields.map(str::trim).filter(|a| !a.is_empty()).collect();
-        let entity = (kind == "entity")
-            .then(|| args.first().and_then(|a| entity_name(a)))
-            .flatten();
-        match entity {
-            Some(name) => out.push_str(&escape_markdown(&name)),
-            None => {
-                let refs: Vec<String> = args
-                    .iter()
-                    .filter(|a| !a.starts_with('{') && !a.starts_with('['))
-                    .map(|a| escape_markdown(a))
-                    .collect();
-                if !refs.is_empty() {
-                    let _ = write!(out, "\\[{}\\]", refs.join(", "));
-                }
-            }
-        }
-        rest = &after[end + MARK_END.len_utf8()..];
-    }
-    out.push_str(rest);
-    out
-}
-
-fn entity_name(arg: &str) -> Option<String> {
-    let v: serde_json::Value = serde_json::from_str(arg).ok()?;
-    let name = v.get(1)?.as_str()?.split_whitespace().collect::<Vec<_>>();
-    (!name.is_empty()).then(|| name.join(" "))
-}
-
-/// Backslash-escapes every ASCII punctuation character, so the text stays text.
-fn escape_markdown(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars().filter(|c| !c.is_control()) {
-        if c.is_ascii_punctuation() {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -518,16 +460,5 @@ mod tests {
         // A delimiter without a partner is left alone.
         let out = html("a \\( b");
         assert!(out.contains("a ( b"), "{out}");
-    }
-
-    #[test]
-    fn citations_become_bracketed_refs() {
-        let s = "See\u{E200}cite\u{E202}turn0search0\u{E202}turn1news2\u{E201}. \
-                 \u{E200}entity\u{E202}[\"city\",\"Paris\",\"x\"]\u{E201} is nice.";
-        let out = html(s);
-        assert!(out.contains("See[turn0search0, turn1news2]."), "{out}");
-        assert!(out.contains("Paris is nice"), "{out}");
-        let out = html("x\u{E200}cite\u{E202}a](javascript:alert(1))\u{E201}(https://e.example)");
-        assert!(!out.contains("<a "), "{out}");
     }
 }

@@ -83,6 +83,9 @@ pub const BRANCHY: &str = "b0000000-0000-4000-8000-00000000000b";
 pub const HOSTILE: &str = "e0000000-0000-4000-8000-0000000000e1";
 /// The conversation with an image, code, thinking and tools.
 pub const RICH: &str = "c0000000-0000-4000-8000-0000000000c1";
+/// The conversation with citations, a canvas document, a research report and a
+/// thought that has only a summary: what the Markdown export resolves.
+pub const READER: &str = "c0000000-0000-4000-8000-0000000000c2";
 /// Text only on the active branch of [`BRANCHY`].
 pub const ACTIVE_TEXT: &str = "Lisbon has the better custard tarts";
 /// Text only on the other branch of [`BRANCHY`].
@@ -187,6 +190,8 @@ pub fn fill(archive: &Archive, extra: usize) -> Blobs {
     );
     upsert(archive, r.build());
 
+    upsert(archive, reader_conversation());
+
     let mut h = ConvBuilder::new(HOSTILE, HOSTILE_TITLE);
     h.start_time(1_767_225_600 + 42 * 86_400);
     h.user_image(HOSTILE_MESSAGE, "file-photo", HOSTILE_FILE, "image/png");
@@ -223,6 +228,67 @@ pub fn fill(archive: &Archive, extra: usize) -> Blobs {
         }
     }
     Blobs { png, html, svg }
+}
+
+const CITE0: &str = "\u{E200}cite\u{E202}turn0search0\u{E201}";
+const CITE1: &str = "\u{E200}cite\u{E202}turn0search1\u{E201}";
+
+/// [`READER`]: a cited answer, a canvas document, a thought with only its summary and
+/// a deep-research report, shaped as chatgpt.com stores them.
+fn reader_conversation() -> serde_json::Value {
+    use serde_json::json;
+    let mut b = ConvBuilder::new(READER, "Rome, cited");
+    b.start_time(1_767_225_600 + 39 * 86_400);
+    b.user("Tell me about Rome");
+    let text = format!("Rome was founded in 753 BC.{CITE0} It has 2.8 million people.{CITE1}");
+    let cited = b.assistant(&text);
+    let first = text.find(CITE0).expect("marker");
+    let second = text.find(CITE1).expect("marker");
+    b.edit_message(&cited, |m| {
+        m["metadata"]["content_references"] = json!([
+            {"matched_text": CITE0, "start_idx": first, "end_idx": first + CITE0.len(),
+             "alt": "([Wikipedia](https://en.wikipedia.org/wiki/Rome))", "type": "grouped_webpages"},
+            {"matched_text": CITE1, "start_idx": second, "end_idx": second + CITE1.len(),
+             "alt": null, "type": "webpage", "url": "https://www.istat.it/en/population",
+             "title": "Resident population", "attribution": "Istat"},
+            {"matched_text": " ", "start_idx": text.len(), "end_idx": text.len(),
+             "alt": "", "type": "sources_footnote",
+             "sources": [{"title": "Rome travel guide", "url": "https://travel.example/rome",
+                          "attribution": "Travel"}]}
+        ]);
+    });
+    b.user("Write fizzbuzz in a canvas");
+    b.code(
+        "json",
+        &json!({"name": "fizz_buzz", "type": "code/python",
+                "content": "for i in range(1, 16):\n    print(i)\n"})
+        .to_string(),
+        "canmore.create_textdoc",
+    );
+    b.assistant("I wrote it in the canvas.");
+    b.user("Research heat pumps");
+    b.thoughts(&[("Thinking longer for a better answer", "")]);
+    b.code(
+        "json",
+        r#"{"task":"heat pumps"}"#,
+        "research_kickoff_tool.start_research_task",
+    );
+    let report = "# Heat pumps in cold climates\n\nModern units work at -25 °C.\n\n## Costs\n\nAbout 9000 €.";
+    let state = json!({"report_message": {
+        "id": "report-1", "author": {"role": "assistant", "name": null, "metadata": {}},
+        "create_time": 1767225600.0,
+        "content": {"content_type": "text", "parts": [report]}, "metadata": {}}});
+    let tool = b.push(
+        "tool",
+        Some("research_kickoff_tool.start_research_task"),
+        json!({"content_type": "code", "language": "json", "response_format_name": null,
+               "text": "{\"session_id\":\"abc123\"}"}),
+    );
+    b.edit_message(&tool, |m| {
+        m["metadata"]["chatgpt_sdk"] =
+            json!({"html_asset_pointer": null, "widget_state": state.to_string()});
+    });
+    b.build()
 }
 
 /// A status report with recognisable values.
@@ -590,7 +656,7 @@ async fn other_hosts_and_other_sites_get_403() {
 async fn the_list_is_newest_first_paged_and_filtered() {
     let site = Site::new(addr(), 56, false);
     let first = site.page("/").await;
-    // The three fixtures are newest, in this order, then the fillers newest first.
+    // The four fixtures are newest, in this order, then the fillers newest first.
     let pos = |body: &str, needle: &str| body.find(needle).unwrap_or(usize::MAX);
     assert!(pos(&first, HOSTILE) < pos(&first, RICH));
     assert!(pos(&first, RICH) < pos(&first, BRANCHY));
@@ -598,10 +664,10 @@ async fn the_list_is_newest_first_paged_and_filtered() {
     assert!(pos(&first, "Filler 55") < pos(&first, "Filler 54"));
     assert_eq!(first.matches("<li class=\"conv\"").count(), 50);
     assert!(first.contains("href=\"/?page=2\""), "no next page link");
-    assert!(!first.contains("Filler 08"));
+    assert!(!first.contains("Filler 09"));
     let second = site.page("/?page=2").await;
-    assert_eq!(second.matches("<li class=\"conv\"").count(), 9);
-    assert!(second.contains("Filler 00") && second.contains("Filler 08"));
+    assert_eq!(second.matches("<li class=\"conv\"").count(), 10);
+    assert!(second.contains("Filler 00") && second.contains("Filler 09"));
     assert!(second.contains("rel=\"prev\" href=\"/\""));
     assert!(!second.contains("rel=\"next\""));
     let beyond = site.page("/?page=99").await;
@@ -612,7 +678,7 @@ async fn the_list_is_newest_first_paged_and_filtered() {
     assert_eq!(only.matches("<li class=\"conv\"").count(), 6, "{only}");
     assert!(only.contains("Filler 53") && !only.contains("Filler 54"));
     let hidden = site.page("/?archived=hide&deleted=hide").await;
-    assert_eq!(hidden.matches("<li class=\"conv\"").count(), 59 - 12);
+    assert_eq!(hidden.matches("<li class=\"conv\"").count(), 60 - 12);
     assert!(!hidden.contains("rel=\"next\""));
     assert!(!hidden.contains("Filler 53") && !hidden.contains("Filler 54"));
     assert!(hidden.contains("option value=\"hide\" selected"));
@@ -782,6 +848,60 @@ async fn rich_content_is_rendered_and_folded() {
     assert!(css.contains("prefers-color-scheme: dark") && css.contains(".hl-comment"));
     let (status, _, _) = site.get("/static/other.js").await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn citations_canvas_reports_and_summaries_show_as_in_the_markdown_export() {
+    let site = Site::new(addr(), 0, false);
+    let body = site.page(&format!("/c/{READER}")).await;
+    // Citations: the reference's own link where its marker was, a source link for one
+    // without `alt`, and the unplaced source listed in a folded "Sources".
+    assert!(
+        body.contains(
+            "Rome was founded in 753 BC. (<a href=\"https://en.wikipedia.org/wiki/Rome\" \
+             rel=\"noopener noreferrer nofollow\">Wikipedia</a>) It has 2.8 million people. \
+             (<a href=\"https://www.istat.it/en/population\" rel=\"noopener noreferrer nofollow\" \
+             title=\"Resident population\">Istat</a>)"
+        ),
+        "{body}"
+    );
+    assert!(
+        body.contains("<details class=\"fold sources\"><summary>Sources</summary>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("href=\"https://travel.example/rome\""),
+        "{body}"
+    );
+    for gone in ['\u{E200}', '\u{E201}', '\u{E202}'] {
+        assert!(!body.contains(gone), "{body}");
+    }
+    assert!(!body.contains("turn0search"), "{body}");
+    // The canvas document under its name, its code highlighted; no raw JSON call.
+    assert!(
+        body.contains("<h3 class=\"doc-title\">fizz_buzz</h3>"),
+        "{body}"
+    );
+    assert!(
+        body.contains("<div class=\"code-lang\">python</div>"),
+        "{body}"
+    );
+    assert!(!body.contains("canmore"), "{body}");
+    // A thought with only a summary still shows it.
+    assert!(
+        body.contains("<strong>Thinking longer for a better answer</strong>"),
+        "{body}"
+    );
+    // The research report as a document titled by its heading, headings below it.
+    assert!(
+        body.contains("<h3 class=\"doc-title\">Heat pumps in cold climates</h3>"),
+        "{body}"
+    );
+    assert!(body.contains("<h4>Costs</h4>"), "{body}");
+    assert!(!body.contains("widget_state") && !body.contains("session_id"));
+    // The same text the Markdown export gives.
+    let md = site.page(&format!("/c/{READER}/markdown")).await;
+    assert!(md.contains("### fizz\\_buzz") && md.contains("### Heat pumps in cold climates"));
 }
 
 #[tokio::test]

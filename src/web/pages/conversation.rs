@@ -9,7 +9,7 @@ use super::{
     title_text,
 };
 use crate::archive::StoredConversation;
-use crate::model::content::TEXT_TYPES;
+use crate::render::markdown::{self as rmd, Block, Fold, Speaker};
 use crate::render::view::{self, AttachmentView, ConversationView, MessageView};
 use crate::web::Shared;
 use crate::web::branch::{self, Fork};
@@ -137,79 +137,46 @@ fn url_query(s: &str) -> String {
 // ---------------------------------------------------------------------------------
 // Turns
 
-/// Who speaks in a turn.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Speaker<'a> {
-    User,
-    Assistant,
-    /// System messages join the turn they are in.
-    Neutral,
-    Other(&'a str),
-}
-
-fn speaker(m: &MessageView) -> Speaker<'_> {
-    match m.role.as_str() {
-        "user" => Speaker::User,
-        "assistant" | "tool" => Speaker::Assistant,
-        "system" => Speaker::Neutral,
-        other => Speaker::Other(other),
-    }
-}
-
-fn is_thinking(m: &MessageView) -> bool {
-    matches!(m.content_type.as_str(), "thoughts" | "reasoning_recap")
-}
-
-/// A known type with no text and no attachments: nothing to show.
-fn is_silent(m: &MessageView) -> bool {
-    !is_thinking(m)
-        && TEXT_TYPES.contains(&m.content_type.as_str())
-        && m.text.trim().is_empty()
-        && m.attachments.is_empty()
-}
-
-/// The messages of one speaker's turn, rendered.
+/// The pieces of one speaker's turn, rendered.
 struct Turn<'a> {
     speaker: Speaker<'a>,
     first: &'a MessageView,
     pieces: Vec<Markup>,
 }
 
+/// The branch's messages as turns. What each message shows comes from
+/// [`crate::render::markdown`]'s per-message blocks, so the page shows what the Markdown
+/// export shows (citations resolved, canvas documents, research reports, thinking with
+/// its summaries, screenshots); this module only turns the blocks into HTML.
 fn turns(v: &ConversationView, forks: &HashMap<String, Fork>) -> Markup {
     let mut out: Vec<Turn<'_>> = Vec::new();
-    let msgs = &v.messages;
-    let mut i = 0;
-    while i < msgs.len() {
-        let m = &msgs[i];
-        let (piece, next) = if is_thinking(m) {
-            let end = thinking_run_end(msgs, i);
-            (thinking(&msgs[i..end]), end)
-        } else {
-            (message(m), i + 1)
-        };
-        let fork = msgs[i..next].iter().find_map(|m| forks.get(&m.node_id));
-        i = next;
-        let Some(piece) = piece else {
-            // A silent message at a fork still carries the switcher.
-            if let Some(f) = fork {
-                push_piece(&mut out, m, html! { (fork_nav(&v.id, f)) });
-            }
+    for piece in rmd::pieces(&v.messages) {
+        let Some(first) = piece.messages.first() else {
             continue;
         };
-        let anchor = format!("m-{}", m.node_id);
+        let fork = piece.messages.iter().find_map(|m| forks.get(&m.node_id));
+        if piece.blocks.is_empty() {
+            // A silent message at a fork still carries the switcher.
+            if let Some(f) = fork {
+                push_piece(&mut out, piece.speaker, first, fork_nav(&v.id, f));
+            }
+            continue;
+        }
+        let anchor = format!("m-{}", first.node_id);
         // Search hits name messages by message id, which may differ from the node id.
-        let message_anchor =
-            m.id.as_deref()
-                .filter(|id| *id != m.node_id)
-                .map(|id| format!("m-{id}"));
-        let piece = html! {
+        let message_anchor = first
+            .id
+            .as_deref()
+            .filter(|id| *id != first.node_id)
+            .map(|id| format!("m-{id}"));
+        let rendered = html! {
             div.msg id=(anchor) {
                 @if let Some(a) = message_anchor { span id=(a) {} }
                 @if let Some(f) = fork { (fork_nav(&v.id, f)) }
-                (piece)
+                @for b in &piece.blocks { (block(b, piece.speaker, first)) }
             }
         };
-        push_piece(&mut out, m, piece);
+        push_piece(&mut out, piece.speaker, first, rendered);
     }
     html! {
         @if out.is_empty() {
@@ -219,11 +186,12 @@ fn turns(v: &ConversationView, forks: &HashMap<String, Fork>) -> Markup {
     }
 }
 
-fn push_piece<'a>(out: &mut Vec<Turn<'a>>, m: &'a MessageView, piece: Markup) {
-    let s = speaker(m);
+fn push_piece<'a>(out: &mut Vec<Turn<'a>>, s: Speaker<'a>, m: &'a MessageView, piece: Markup) {
+    // Each user message is its own turn; assistant and tool pieces share one; system
+    // messages join the turn they are in.
     let joins = match (s, out.last()) {
         (Speaker::User, _) | (_, None) => false,
-        (Speaker::Neutral, Some(_)) => true,
+        (Speaker::System, Some(_)) => true,
         (s, Some(last)) => last.speaker == s,
     };
     if joins && let Some(last) = out.last_mut() {
@@ -241,7 +209,7 @@ fn turn(t: &Turn<'_>) -> Markup {
     let (class, name) = match t.speaker {
         Speaker::User => ("turn user", "You".to_owned()),
         Speaker::Assistant => ("turn assistant", "ChatGPT".to_owned()),
-        Speaker::Neutral => ("turn neutral", "System".to_owned()),
+        Speaker::System => ("turn neutral", "System".to_owned()),
         Speaker::Other(r) => ("turn other", r.to_owned()),
     };
     let model = (t.speaker != Speaker::User)
@@ -286,260 +254,57 @@ fn fork_nav(conv_id: &str, f: &Fork) -> Markup {
 }
 
 // ---------------------------------------------------------------------------------
-// Messages
+// Blocks
 
-/// One message's content (attachments included), or `None` when it shows nothing.
-fn message(m: &MessageView) -> Option<Markup> {
-    let text = m.text.as_str();
-    let has_text = !text.trim().is_empty();
-    let main: Option<Markup> = if !TEXT_TYPES.contains(&m.content_type.as_str()) {
-        unknown(m)
-    } else if !has_text {
-        None
-    } else if m.role == "system" {
-        Some(fold("system", "System message", plain(text)))
-    } else if m.role == "user" {
-        Some(plain(text))
-    } else if m.role == "assistant" && m.is_tool_call() {
-        Some(tool_call(m))
-    } else {
-        Some(content(m))
-    };
-    let files = (!m.attachments.is_empty()).then(|| attachments(&m.attachments));
-    if main.is_none() && files.is_none() {
-        return None;
+/// One block of a message as HTML.
+fn block(b: &Block, speaker: Speaker<'_>, first: &MessageView) -> Markup {
+    match b {
+        // What a person typed is shown as typed (line breaks kept by the stylesheet),
+        // not as Markdown: the ChatGPT UI does the same.
+        Block::Text(_) if speaker == Speaker::User => plain(&rmd::display_text(first)),
+        Block::Text(t) => md(t),
+        Block::Document { title, body } => html! {
+            section.document {
+                h3.doc-title { (title) }
+                (md(body))
+            }
+        },
+        Block::Folded(f) => html! {
+            details class={ "fold " (fold_class(f.fold)) } {
+                summary { (f.title) }
+                div.fold-body {
+                    @if !f.body.trim().is_empty() { (md(&f.body)) }
+                    @if !f.attachments.is_empty() { (attachments(&f.attachments)) }
+                }
+            }
+        },
+        Block::Attachments(list) => attachments(list),
     }
-    // The ChatGPT UI shows a user's files above the message, everything else below.
-    let (above, below) = if m.role == "user" {
-        (files, None)
-    } else {
-        (None, files)
-    };
-    Some(html! {
-        @if let Some(f) = above { (f) }
-        @if let Some(x) = main { (x) }
-        @if let Some(f) = below { (f) }
-    })
 }
 
-/// Text shown as typed (line breaks kept by the stylesheet).
+/// The stylesheet's class for a fold.
+fn fold_class(f: Fold) -> &'static str {
+    match f {
+        Fold::Thinking => "thinking",
+        Fold::ToolCall => "tool-call",
+        Fold::Output => "output",
+        Fold::Pages => "pages",
+        Fold::Sources => "sources",
+        Fold::Error => "error",
+        Fold::Tool => "tool",
+        Fold::Screenshot => "screenshot",
+        Fold::System => "system",
+        Fold::Raw => "unknown",
+    }
+}
+
+/// Text shown as typed.
 fn plain(text: &str) -> Markup {
     html! { div.plain { (text.trim_matches('\n')) } }
 }
 
 fn md(text: &str) -> Markup {
     html! { div.md { (PreEscaped(markdown::to_html(text))) } }
-}
-
-fn fold(class: &str, title: &str, body: Markup) -> Markup {
-    html! {
-        details class={ "fold " (class) } {
-            summary { (title) }
-            div.fold-body { (body) }
-        }
-    }
-}
-
-fn code(text: &str, lang: &str) -> Markup {
-    PreEscaped(markdown::code_block(text.trim_matches('\n'), lang))
-}
-
-/// A known content type with text, not a tool call.
-fn content(m: &MessageView) -> Markup {
-    let text = m.text.as_str();
-    let tool = tool_label(m.author_name.as_deref().unwrap_or("tool"));
-    match m.content_type.as_str() {
-        "code" => code(text, &code_language(m)),
-        "execution_output" => fold("output", &format!("{tool} output"), code(text, "")),
-        "tether_browsing_display" => fold("pages", "Browsing results", md(text)),
-        "tether_quote" | "sonic_webpage" => web_page(m),
-        "system_error" => fold("error", &format!("{tool} error"), code(text, "")),
-        _ if m.role == "tool" => fold("tool", &format!("Tool: {tool}"), md(text)),
-        "thoughts" | "reasoning_recap" => {
-            thinking(std::slice::from_ref(m)).unwrap_or_else(|| html! {})
-        }
-        _ => md(text),
-    }
-}
-
-/// Python source, or the call's arguments, folded.
-fn tool_call(m: &MessageView) -> Markup {
-    let target = m.recipient.as_deref().unwrap_or("tool");
-    let title = if target == "python" {
-        "Python".to_owned()
-    } else {
-        format!("Tool call: {target}")
-    };
-    let lang = if m.content_type == "code" {
-        code_language(m)
-    } else if m.text.trim_start().starts_with('{') {
-        "json".to_owned()
-    } else {
-        String::new()
-    };
-    fold("tool-call", &title, code(&m.text, &lang))
-}
-
-/// A quoted web page (or file-search hit), folded under its title.
-fn web_page(m: &MessageView) -> Markup {
-    let title = m
-        .page_title
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .or(m.url.as_deref())
-        .unwrap_or("Web page")
-        .to_owned();
-    let url = m.url.as_deref().map(str::trim).filter(|u| !u.is_empty());
-    let body = html! {
-        @if let Some(u) = url {
-            p.source {
-                "Source: "
-                @match markdown::safe_href(u, false) {
-                    Some(href) => { a href=(href) rel="noopener noreferrer nofollow" { (u) } },
-                    None => { code { (u) } },
-                }
-            }
-        }
-        (md(&m.text))
-    };
-    fold("pages", &title, body)
-}
-
-/// A content type this version does not know: its text, else its raw JSON, folded.
-fn unknown(m: &MessageView) -> Option<Markup> {
-    let kind = if m.content_type.is_empty() {
-        "unknown content"
-    } else {
-        m.content_type.as_str()
-    };
-    if !m.text.trim().is_empty() {
-        return Some(fold("unknown", kind, plain(&m.text)));
-    }
-    let raw = m
-        .raw_content
-        .as_deref()
-        .map(str::trim)
-        .filter(|r| !r.is_empty() && *r != "null")?;
-    let pretty = serde_json::from_str::<serde_json::Value>(raw)
-        .ok()
-        .and_then(|v| serde_json::to_string_pretty(&v).ok())
-        .unwrap_or_else(|| raw.to_owned());
-    Some(fold(
-        "unknown",
-        &format!("{kind} (raw)"),
-        html! { pre.raw { (pretty) } },
-    ))
-}
-
-/// End (exclusive) of the thinking run from `start`: thinking messages and the silent
-/// ones between them.
-fn thinking_run_end(msgs: &[MessageView], start: usize) -> usize {
-    let mut end = start + 1;
-    for (j, m) in msgs.iter().enumerate().skip(start + 1) {
-        if is_thinking(m) {
-            end = j + 1;
-        } else if !is_silent(m) {
-            break;
-        }
-    }
-    end
-}
-
-/// A run of thinking, folded under the recap ("Thought for 47s") when there is one.
-fn thinking(run: &[MessageView]) -> Option<Markup> {
-    let mut title: Option<String> = None;
-    let mut secs: Option<f64> = None;
-    let mut entries: Vec<(String, String)> = Vec::new();
-    for m in run {
-        secs = m
-            .thinking_secs
-            .filter(|s| s.is_finite() && *s >= 0.0)
-            .or(secs);
-        match m.content_type.as_str() {
-            "reasoning_recap" => {
-                let t = m.text.split_whitespace().collect::<Vec<_>>().join(" ");
-                if !t.is_empty() {
-                    title = Some(t);
-                }
-            }
-            "thoughts" => {
-                for (summary, text) in thought_entries(m) {
-                    let summary = summary.split_whitespace().collect::<Vec<_>>().join(" ");
-                    // Streaming repeats a heading with empty content; show it once.
-                    let repeat = entries
-                        .last()
-                        .is_some_and(|(s, t)| *s == summary && t.trim().is_empty());
-                    if repeat {
-                        entries.pop();
-                    }
-                    if !summary.is_empty() || !text.trim().is_empty() {
-                        entries.push((summary, text));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    let title = title.or_else(|| secs.map(|s| format!("Thought for {s:.0}s")));
-    if title.is_none() && entries.is_empty() {
-        return None;
-    }
-    let body = html! {
-        @for (summary, text) in &entries {
-            @if !summary.is_empty() { p.thought-head { strong { (summary) } } }
-            @if !text.trim().is_empty() { (md(text)) }
-        }
-    };
-    Some(fold(
-        "thinking",
-        title.as_deref().unwrap_or("Thoughts"),
-        body,
-    ))
-}
-
-/// `(summary, content)` pairs of a `thoughts` message, from its raw content so each
-/// heading stays with its text; else from the view's fields.
-fn thought_entries(m: &MessageView) -> Vec<(String, String)> {
-    let raw: Option<serde_json::Value> = m
-        .raw_content
-        .as_deref()
-        .and_then(|r| serde_json::from_str(r).ok());
-    if let Some(serde_json::Value::Array(thoughts)) = raw.as_ref().and_then(|v| v.get("thoughts")) {
-        let field = |t: &serde_json::Value, k: &str| {
-            t.get(k)
-                .and_then(serde_json::Value::as_str)
-                .unwrap_or("")
-                .to_owned()
-        };
-        return thoughts
-            .iter()
-            .map(|t| (field(t, "summary"), field(t, "content")))
-            .collect();
-    }
-    m.thought_summaries
-        .iter()
-        .map(|s| (s.clone(), String::new()))
-        .chain(std::iter::once((String::new(), m.text.clone())))
-        .collect()
-}
-
-/// The language of `code` content; Python for the Python tool.
-fn code_language(m: &MessageView) -> String {
-    m.language
-        .as_deref()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.eq_ignore_ascii_case("unknown"))
-        .or_else(|| (m.recipient.as_deref() == Some("python")).then_some("python"))
-        .unwrap_or("")
-        .to_owned()
-}
-
-fn tool_label(name: &str) -> String {
-    match name {
-        "python" => "Python".to_owned(),
-        other => other.split_whitespace().collect::<Vec<_>>().join(" "),
-    }
 }
 
 // ---------------------------------------------------------------------------------
