@@ -4,7 +4,7 @@
 
 mod export;
 mod list;
-mod search;
+pub(crate) mod search;
 mod show;
 pub mod status;
 

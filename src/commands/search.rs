@@ -2,6 +2,8 @@
 //! word of the query (case-insensitive), newest first, with a snippet.
 
 use super::{CommandError, Context};
+use crate::archive::Archive;
+use crate::archive::schema::ConvRecord;
 use crate::cli::SearchArgs;
 use crate::render::{terminal, view};
 use serde::Serialize;
@@ -9,11 +11,27 @@ use std::io::Write;
 
 /// One search hit.
 #[derive(Serialize)]
-struct Hit {
-    id: String,
-    title: Option<String>,
-    update_time: Option<String>,
-    snippets: Vec<String>,
+pub(crate) struct Hit {
+    pub(crate) id: String,
+    pub(crate) title: Option<String>,
+    pub(crate) update_time: Option<String>,
+    pub(crate) snippets: Vec<String>,
+    /// The node of the first message a snippet comes from (not in `--json`).
+    #[serde(skip)]
+    pub(crate) node: Option<String>,
+    /// That message's role (not in `--json`).
+    #[serde(skip)]
+    pub(crate) role: Option<String>,
+}
+
+/// The words of a query, lower-cased.
+pub(crate) fn terms(query: &[String]) -> Vec<String> {
+    query
+        .iter()
+        .flat_map(|q| q.split_whitespace())
+        .map(str::to_lowercase)
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 pub(super) fn run(
@@ -21,80 +39,13 @@ pub(super) fn run(
     args: &SearchArgs,
     out: &mut dyn Write,
 ) -> Result<(), CommandError> {
-    let terms: Vec<String> = args
-        .query
-        .iter()
-        .flat_map(|q| q.split_whitespace())
-        .map(str::to_lowercase)
-        .filter(|t| !t.is_empty())
-        .collect();
+    let terms = terms(&args.query);
     if terms.is_empty() {
         return Err(CommandError::Usage(
             "nothing to search for: give at least one word".into(),
         ));
     }
-    // Raw JSON escapes quotes, newlines and (in some exports) every non-ASCII
-    // character, so the cheap pre-check on raw bytes is only safe for plain words.
-    let plain = terms.iter().all(|t| {
-        t.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
-    });
-    let mut hits = Vec::new();
-    for rec in ctx.archive.iter_newest_first() {
-        if hits.len() >= args.limit {
-            break;
-        }
-        let rec = rec?;
-        let Some(stored) = ctx.archive.get(&rec.summary.id)? else {
-            continue;
-        };
-        if plain {
-            let lower = stored.raw.to_ascii_lowercase();
-            let extra_lower = stored.extra.as_deref().map(<[u8]>::to_ascii_lowercase);
-            let present = |t: &String| {
-                memchr::memmem::find(&lower, t.as_bytes()).is_some()
-                    || extra_lower
-                        .as_deref()
-                        .is_some_and(|e| memchr::memmem::find(e, t.as_bytes()).is_some())
-            };
-            if !terms.iter().all(present) {
-                continue;
-            }
-        }
-        let v = match view::build(&ctx.archive, &stored) {
-            Ok(v) => v,
-            Err(e) => {
-                tracing::warn!("skipping {} in search: {e}", rec.summary.id);
-                continue;
-            }
-        };
-        let title = v.title.clone().unwrap_or_default();
-        let texts: Vec<&str> = std::iter::once(title.as_str())
-            .chain(v.messages.iter().map(|m| m.text.as_str()))
-            .collect();
-        let lowered: Vec<String> = texts.iter().map(|t| t.to_lowercase()).collect();
-        if !terms
-            .iter()
-            .all(|t| lowered.iter().any(|l| l.contains(t.as_str())))
-        {
-            continue;
-        }
-        let mut snippets = Vec::new();
-        for (text, low) in texts.iter().zip(&lowered).skip(1) {
-            if let Some(pos) = terms.iter().find_map(|t| low.find(t.as_str())) {
-                snippets.push(snippet(text, low, pos));
-                if snippets.len() == 2 {
-                    break;
-                }
-            }
-        }
-        hits.push(Hit {
-            id: v.id,
-            title: v.title,
-            update_time: v.update_time,
-            snippets,
-        });
-    }
+    let hits = find(&ctx.archive, &terms, &|_| true, args.limit)?;
     if args.json {
         serde_json::to_writer_pretty(&mut *out, &hits).map_err(std::io::Error::from)?;
         writeln!(out)?;
@@ -122,6 +73,86 @@ pub(super) fn run(
         }
     }
     Ok(())
+}
+
+/// Conversations whose title or visible messages hold every one of `terms`
+/// (lower-cased), newest first, at most `want`, among the records `keep` accepts.
+pub(crate) fn find(
+    archive: &Archive,
+    terms: &[String],
+    keep: &dyn Fn(&ConvRecord) -> bool,
+    want: usize,
+) -> Result<Vec<Hit>, CommandError> {
+    // Raw JSON escapes quotes, newlines and (in some exports) every non-ASCII
+    // character, so the cheap pre-check on raw bytes is only safe for plain words.
+    let plain = terms.iter().all(|t| {
+        t.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+    });
+    let mut hits = Vec::new();
+    for rec in archive.iter_newest_first() {
+        if hits.len() >= want {
+            break;
+        }
+        let rec = rec?;
+        if !keep(&rec) {
+            continue;
+        }
+        let Some(stored) = archive.get(&rec.summary.id)? else {
+            continue;
+        };
+        if plain {
+            let lower = stored.raw.to_ascii_lowercase();
+            let extra_lower = stored.extra.as_deref().map(<[u8]>::to_ascii_lowercase);
+            let present = |t: &String| {
+                memchr::memmem::find(&lower, t.as_bytes()).is_some()
+                    || extra_lower
+                        .as_deref()
+                        .is_some_and(|e| memchr::memmem::find(e, t.as_bytes()).is_some())
+            };
+            if !terms.iter().all(present) {
+                continue;
+            }
+        }
+        let v = match view::build(archive, &stored) {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("skipping {} in search: {e}", rec.summary.id);
+                continue;
+            }
+        };
+        let title = v.title.clone().unwrap_or_default();
+        let texts: Vec<&str> = std::iter::once(title.as_str())
+            .chain(v.messages.iter().map(|m| m.text.as_str()))
+            .collect();
+        let lowered: Vec<String> = texts.iter().map(|t| t.to_lowercase()).collect();
+        if !terms
+            .iter()
+            .all(|t| lowered.iter().any(|l| l.contains(t.as_str())))
+        {
+            continue;
+        }
+        let mut snippets = Vec::new();
+        let mut first: Option<&crate::render::view::MessageView> = None;
+        for ((text, low), m) in texts.iter().zip(&lowered).skip(1).zip(&v.messages) {
+            if let Some(pos) = terms.iter().find_map(|t| low.find(t.as_str())) {
+                first = first.or(Some(m));
+                snippets.push(snippet(text, low, pos));
+                if snippets.len() == 2 {
+                    break;
+                }
+            }
+        }
+        hits.push(Hit {
+            id: v.id,
+            title: v.title,
+            update_time: v.update_time,
+            snippets,
+            node: first.map(|m| m.node_id.clone()),
+            role: first.map(|m| m.role.clone()),
+        });
+    }
+    Ok(hits)
 }
 
 /// About 80 characters around a match, on one line. `low` is `text` lowercased; the

@@ -8,6 +8,7 @@ mod jobs;
 pub mod server;
 mod sync_runs;
 pub mod watch;
+mod web;
 
 use crate::archive::{Archive, ArchiveError, OpenOptions};
 use crate::commands::Context;
@@ -77,9 +78,17 @@ struct Live {
     timezone: String,
     /// The jobs' next runs, as the scheduler last told them (see `jobs::refresh_view`).
     jobs: Mutex<Vec<JobStatus>>,
+    /// Where the web viewer is served, or why it is not.
+    web: Mutex<web::WebState>,
 }
 
 impl Live {
+    fn set_web(&self, state: web::WebState) {
+        if let Ok(mut w) = self.web.lock() {
+            *w = state;
+        }
+    }
+
     fn set_jobs(&self, jobs: Vec<JobStatus>) {
         if let Ok(mut j) = self.jobs.lock() {
             *j = jobs;
@@ -91,6 +100,7 @@ impl DaemonInfo for Live {
     fn snapshot(&self) -> DaemonSnapshot {
         let sync_running = self.sync_running.load(Ordering::Relaxed);
         let mut jobs = self.jobs.lock().map(|j| j.clone()).unwrap_or_default();
+        let web = self.web.lock().map(|w| w.clone()).unwrap_or_default();
         for j in &mut jobs {
             j.running = j.name == "sync" && sync_running;
         }
@@ -105,6 +115,8 @@ impl DaemonInfo for Live {
             watching: self.watching.clone(),
             timezone: Some(self.timezone.clone()),
             jobs,
+            web_url: web.url,
+            web_problem: web.problem,
         }
     }
 }
@@ -227,6 +239,7 @@ pub async fn run(
     daemon
         .tracker
         .spawn(server::serve(daemon.clone(), listener));
+    web::start(&daemon).await;
     if !daemon.live.watching.is_empty() {
         let dirs = daemon.ctx.paths.watch_dirs.clone();
         daemon.tracker.spawn(watch::run(daemon.clone(), dirs));
@@ -264,6 +277,7 @@ async fn assemble(
         watching: watch_dirs.iter().map(|d| d.display().to_string()).collect(),
         timezone: loaded.config.sync.zone().to_string(),
         jobs: Mutex::new(Vec::new()),
+        web: Mutex::new(web::WebState::default()),
     });
     let ctx = Context {
         archive,

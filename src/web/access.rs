@@ -187,12 +187,14 @@ fn make_private(path: &Path) {
 pub struct Hosts(BTreeSet<String>);
 
 impl Hosts {
-    /// The listen address, `localhost:PORT` and `[::1]:PORT`.
+    /// The listen address (loopback for an unspecified one), `localhost:PORT` and
+    /// `[::1]:PORT`.
     pub fn for_listen(listen: SocketAddr) -> Self {
         let port = listen.port();
         Self(
             [
                 listen.to_string(),
+                super::browse_addr(listen).to_string(),
                 format!("localhost:{port}"),
                 format!("[::1]:{port}"),
             ]

@@ -9,6 +9,8 @@
 //! - [`blob`]: attachment bytes (`/blob/{sha256}`), inline only for types a browser
 //!   cannot run
 //! - [`assets`]: the stylesheet and icon, compiled into the binary
+//! - [`scan`]: search by reading the archive (what `convos search` does), until the
+//!   full-text index answers
 //! - [`search`] and [`status`]: what the pages ask of the rest of the program (the
 //!   full-text index and `convos status`), as traits the daemon implements
 //!
@@ -23,6 +25,7 @@ pub mod branch;
 pub mod highlight;
 pub mod markdown;
 pub(crate) mod pages;
+pub mod scan;
 pub mod search;
 pub mod status;
 
@@ -31,7 +34,7 @@ use access::{AccessToken, Hosts};
 use axum::Router;
 use axum::routing::get;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -137,13 +140,13 @@ impl Viewer {
 
     /// The viewer's address without the token (safe to log and show in `status`).
     pub fn base_url(&self) -> String {
-        format!("http://{}/", self.shared.listen)
+        format!("http://{}/", browse_addr(self.shared.listen))
     }
 
     /// The address that lets a browser in: `http://ADDR/?token=…`. It carries the
     /// secret, so it is printed for the user only, never logged.
     pub fn url_with_token(&self) -> String {
-        access::url_with_token(self.shared.listen, &self.shared.token)
+        access::url_with_token(browse_addr(self.shared.listen), &self.shared.token)
     }
 
     /// The routes, behind the access checks and security headers.
@@ -163,6 +166,20 @@ impl Viewer {
                 access::guard,
             ))
             .with_state(shared)
+    }
+}
+
+/// The address a browser on this machine uses for a viewer listening on `listen`: the
+/// same, except that an unspecified address (`0.0.0.0`, `::`) is reached by loopback.
+pub fn browse_addr(listen: SocketAddr) -> SocketAddr {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv4Addr::LOCALHOST, listen.port()))
+        }
+        IpAddr::V6(ip) if ip.is_unspecified() => {
+            SocketAddr::from((Ipv6Addr::LOCALHOST, listen.port()))
+        }
+        _ => listen,
     }
 }
 

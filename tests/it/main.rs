@@ -17,3 +17,4 @@ mod sync;
 mod sync_smoke;
 mod watch;
 mod web;
+mod web_daemon;

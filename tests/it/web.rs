@@ -8,8 +8,9 @@ use axum::Router;
 use axum::body::Body;
 use axum::http::{HeaderMap, Request, StatusCode, header};
 use convos::archive::{Archive, OpenOptions};
-use convos::commands::status::StatusReport;
+use convos::commands::status::{DaemonSnapshot, StatusReport};
 use convos::model::RawConversation;
+use convos::web::scan::ScanSearch;
 use convos::web::{
     SearchError, SearchHit, SearchProvider, SearchQuery, SearchResults, StatusSource, Viewer,
 };
@@ -295,8 +296,11 @@ fn reader_conversation() -> serde_json::Value {
 pub fn report(data_dir: &Path) -> StatusReport {
     StatusReport {
         version: "9.9.9".into(),
-        running: false,
-        daemon: None,
+        running: true,
+        daemon: Some(DaemonSnapshot {
+            web_url: Some("http://127.0.0.1:8642/".into()),
+            ..DaemonSnapshot::default()
+        }),
         data_dir: data_dir.display().to_string(),
         config_file: None,
         counts: Default::default(),
@@ -311,6 +315,8 @@ pub fn report(data_dir: &Path) -> StatusReport {
         watch_dirs_missing: vec![],
         watch_enabled: false,
         last_import: None,
+        web_enabled: true,
+        web_listen: "127.0.0.1:8642".into(),
     }
 }
 
@@ -404,6 +410,15 @@ impl Site {
             dir,
             index,
         }
+    }
+
+    /// A viewer that searches by reading the archive, as the daemon's does.
+    pub fn scanning(listen: SocketAddr, extra: usize) -> Site {
+        let mut site = Site::new(listen, extra, false);
+        let scan = Arc::new(ScanSearch::new(site.archive.clone()));
+        site.viewer = site.viewer.clone().with_search(scan);
+        site.router = site.viewer.router();
+        site
     }
 
     /// Sends a request with the given headers (no cookie unless given).
@@ -753,6 +768,29 @@ async fn search_asks_the_index_or_says_it_is_not_there() {
 }
 
 #[tokio::test]
+async fn search_by_reading_the_archive_finds_words_and_opens_the_message() {
+    let site = Site::scanning(addr(), 30);
+    let body = site.page("/?q=custard+LISBON").await;
+    assert!(body.contains("1 conversations match"), "{body}");
+    assert!(body.contains("<mark>Lisbon</mark>"), "{body}");
+    assert!(body.contains("<mark>custard</mark>"), "{body}");
+    // The hit opens the branch holding the message, at the message.
+    let href = link_after(&body, &format!("href=\"/c/{BRANCHY}?node=")).expect("hit link");
+    assert!(href.contains("#m-"), "{href}");
+    // Every word must appear; filters apply.
+    let none = site.page("/?q=custard+zeppelin").await;
+    assert!(none.contains("Nothing matches"), "{none}");
+    let garden = site.page("/?q=custard&project=Garden").await;
+    assert!(garden.contains("Nothing matches"), "{garden}");
+    let answers = site.page("/?q=answer&project=Garden").await;
+    assert!(answers.contains("3 conversations match"), "{answers}");
+    // Hostile text found is shown inert.
+    let hostile = site.page("/?q=alert").await;
+    assert!(hostile.contains(&format!("/c/{HOSTILE}")), "{hostile}");
+    assert_inert(&hostile, "scan search results");
+}
+
+#[tokio::test]
 async fn a_conversation_shows_its_active_branch_and_switches_by_links() {
     let site = Site::new(addr(), 0, false);
     let body = site.page(&format!("/c/{BRANCHY}")).await;
@@ -911,7 +949,9 @@ async fn the_status_page_shows_the_report() {
     assert!(body.contains("<dt>data dir</dt>"), "{body}");
     assert!(body.contains(&site.dir.path().display().to_string()));
     assert!(
-        body.contains("<dt>web viewer</dt><dd>http://127.0.0.1:8642/</dd>"),
+        body.contains(
+            "<dt>web viewer</dt><dd>http://127.0.0.1:8642/ (open it with `convos web`)</dd>"
+        ),
         "{body}"
     );
     assert!(

@@ -30,8 +30,6 @@ fn render(st: &Shared) -> Response {
                             }
                         }
                     }
-                    dt { "web viewer" }
-                    dd { "http://" (st.listen) "/" }
                 }
             },
         ),
