@@ -17,4 +17,5 @@ mod sync;
 mod sync_smoke;
 mod watch;
 mod web;
+mod web_browser;
 mod web_daemon;

@@ -361,6 +361,7 @@ fn results_body(f: &Filters, q: &str, mut results: SearchResults) -> Markup {
         h1 { "Search" }
         p.summary {
             @match results.total {
+                Some(1) => { "1 conversation matches " },
                 Some(n) => { (n) " conversations match " },
                 None => { "Conversations matching " },
             }
