@@ -5,14 +5,14 @@
 //! complains (no script, no dialog, no console error, no request leaving the viewer),
 //! and that requests without the token get 401. Screenshots of the list, a
 //! conversation and a search, light and dark at 1280×800 (and the conversation at phone
-//! width), go to `target/web-screenshots/` for review.
+//! width, and a whole page of citations, a canvas and a report unfolded), go to `target/web-screenshots/` for review.
 //!
 //! Without `/usr/bin/chromium` the test skips (saying how to install it) unless
 //! `CONVOS_REQUIRE_BROWSER=1`, as `.ci/run` sets.
 
 use crate::support::daemon_env::{DEADLINE, DaemonWorld, InProcess};
 use crate::support::fixtures::ConvBuilder;
-use crate::web::{ACTIVE_TEXT, BRANCHY, HOSTILE, OTHER_TEXT, RICH, fill};
+use crate::web::{ACTIVE_TEXT, BRANCHY, HOSTILE, OTHER_TEXT, READER, RICH, fill};
 use crate::web_daemon::{get, split_url};
 use base64::Engine as _;
 use convos::archive::{Archive, OpenOptions};
@@ -230,8 +230,16 @@ impl Page {
     }
 
     async fn screenshot(&mut self, path: &Path) {
+        self.capture(path, false).await;
+    }
+
+    /// A screenshot of the viewport, or of the whole page.
+    async fn capture(&mut self, path: &Path, whole: bool) {
         let r = self
-            .call("Page.captureScreenshot", json!({"format": "png"}))
+            .call(
+                "Page.captureScreenshot",
+                json!({"format": "png", "captureBeyondViewport": whole}),
+            )
             .await;
         let png = base64::engine::general_purpose::STANDARD
             .decode(r["data"].as_str().expect("data"))
@@ -410,6 +418,12 @@ async fn the_viewer_in_headless_chromium() {
     page.screenshot(&shots.join("conversation-phone-light.png"))
         .await;
     page.viewport(1280, 800, false).await;
+    // What the Markdown export resolves, unfolded, for review (the whole page).
+    page.goto(&format!("{base}/c/{READER}")).await;
+    page.eval("document.querySelectorAll('details').forEach(d => d.open = true)")
+        .await;
+    page.capture(&shots.join("conversation-rich-light.png"), true)
+        .await;
 
     // Branches: the active one shows; the switcher's link shows the other.
     page.goto(&format!("{base}/c/{BRANCHY}")).await;
