@@ -7,7 +7,8 @@
 //! time of each (first and warm renders): the 500-message conversation, the first list
 //! page, a filtered list page, a deep list page, and a search results page (50 hits from
 //! an in-memory provider: the rendering part of a search; the index's own time is issue
-//! 13's benchmark); how long the conversation's Markdown and code take on their own;
+//! 13's benchmark), searches through the provider the daemon uses today (reading the
+//! archive, as `convos search` does); how long the conversation's Markdown and code take on their own;
 //! and the process's resident memory before and after rendering.
 
 #[path = "support/synth.rs"]
@@ -407,6 +408,13 @@ fn main() {
         .to_owned();
     let cookie = format!("convos_web_8642={token}");
     let router = viewer.router();
+    // The provider the daemon connects today: `convos search`'s reading of the archive.
+    let scanning = viewer
+        .clone()
+        .with_search(Arc::new(convos::web::scan::ScanSearch::new(
+            archive.clone(),
+        )))
+        .router();
 
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -427,10 +435,25 @@ fn main() {
         ("list, page 20", "/?page=20".to_owned()),
         ("search results, 50 hits", "/?q=archive+branch".to_owned()),
     ];
+    let scans = [
+        (
+            "search, archive read, common words (50 hits)",
+            "/?q=archive+branch".to_owned(),
+        ),
+        (
+            "search, archive read, five words (50 hits)",
+            format!("/?q={}", "graph+vector+cache+thread+index"),
+        ),
+        ("search, archive read, no match", "/?q=zeppelin".to_owned()),
+    ];
     let rss_before = rss_kb();
     rt.block_on(async {
-        for (label, path) in &rows {
-            let (first, median, p95, size) = measure(&router, &cookie, path, iterations).await;
+        let all = rows
+            .iter()
+            .map(|(l, p)| (l, p, &router))
+            .chain(scans.iter().map(|(l, p)| (l, p, &scanning)));
+        for (label, path, router) in all {
+            let (first, median, p95, size) = measure(router, &cookie, path, iterations).await;
             println!(
                 "{label:<44} {:>6.1} ms {:>6.1} ms {:>6.1} ms {:>6.0} KB",
                 first.as_secs_f64() * 1e3,
