@@ -7,8 +7,8 @@
 //! time of each (first and warm renders): the 500-message conversation, the first list
 //! page, a filtered list page, a deep list page, and a search results page (50 hits from
 //! an in-memory provider: the rendering part of a search; the index's own time is issue
-//! 13's benchmark), searches through the provider the daemon uses today (reading the
-//! archive, as `convos search` does); how long the conversation's Markdown and code take on their own;
+//! 13's benchmark), and whole searches through the provider the daemon connects (its
+//! full-text index, built first); how long the conversation's Markdown and code take on their own;
 //! and the process's resident memory before and after rendering.
 
 #[path = "support/synth.rs"]
@@ -408,10 +408,19 @@ fn main() {
         .to_owned();
     let cookie = format!("convos_web_8642={token}");
     let router = viewer.router();
-    // The provider the daemon connects today: `convos search`'s reading of the archive.
-    let scanning = viewer
+    // The provider the daemon connects: its full-text index, built first.
+    let t = Instant::now();
+    let live = Arc::new(
+        convos::search::LiveIndex::start(&dir.path().join("index"), archive.clone())
+            .expect("index"),
+    );
+    live.prepare_query(Duration::from_secs(600))
+        .expect("index built");
+    println!("search index built in {:.1} s", t.elapsed().as_secs_f64());
+    let indexed = viewer
         .clone()
-        .with_search(Arc::new(convos::web::scan::ScanSearch::new(
+        .with_search(Arc::new(convos::web::index::IndexSearch::new(
+            live,
             archive.clone(),
         )))
         .router();
@@ -437,21 +446,21 @@ fn main() {
     ];
     let scans = [
         (
-            "search, archive read, common words (50 hits)",
+            "search, index, common words (50 hits)",
             "/?q=archive+branch".to_owned(),
         ),
         (
-            "search, archive read, five words (50 hits)",
+            "search, index, five words (50 hits)",
             format!("/?q={}", "graph+vector+cache+thread+index"),
         ),
-        ("search, archive read, no match", "/?q=zeppelin".to_owned()),
+        ("search, index, no match", "/?q=zeppelin".to_owned()),
     ];
     let rss_before = rss_kb();
     rt.block_on(async {
         let all = rows
             .iter()
             .map(|(l, p)| (l, p, &router))
-            .chain(scans.iter().map(|(l, p)| (l, p, &scanning)));
+            .chain(scans.iter().map(|(l, p)| (l, p, &indexed)));
         for (label, path, router) in all {
             let (first, median, p95, size) = measure(router, &cookie, path, iterations).await;
             println!(

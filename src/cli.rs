@@ -46,7 +46,8 @@ impl Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the daemon in the foreground: scheduled syncs (in local time unless `[sync]
-    /// timezone` says otherwise), a weekly full sync, Downloads watcher, control socket
+    /// timezone` says otherwise), a weekly full sync, Downloads watcher, the Markdown
+    /// mirror (`[mirror] dir`), control socket
     Run,
     /// Sync from chatgpt.com once, then exit (through the daemon when it runs)
     Sync(SyncArgs),
@@ -55,16 +56,28 @@ pub enum Command {
     /// Store and verify the chatgpt.com session token
     Auth(AuthArgs),
     /// Show the daemon's state and jobs (next runs in UTC and local time), last sync and
-    /// import, counts, token expiry, paths
+    /// import, counts, token expiry, paths, the Markdown mirror
     Status(StatusArgs),
     /// List conversations, newest update first
     List(ListArgs),
     /// Show one conversation (by id or unique id prefix)
     Show(ShowArgs),
-    /// Search conversation titles and message text
+    /// Search conversation titles and message text (ranked, from the search index)
     Search(SearchArgs),
+    /// Rebuild the search index from the archive (it is kept current by itself; this
+    /// starts it over)
+    Reindex(ReindexArgs),
     /// Export the archive as Markdown, JSON or JSON lines
     Export(ExportArgs),
+    /// Bring the Markdown mirror (a folder of notes, e.g. in an Obsidian vault) up to
+    /// date once (through the daemon when it runs; the daemon also keeps it current)
+    ///
+    /// Without --dir, the folder of `[mirror] dir` (or CONVOS_MIRROR_DIR). One note per
+    /// conversation, named once and never renamed, an index.md, and the attachments.
+    /// What you write below a note's convos line, and properties you add, are kept; if
+    /// you edit the part above it, your version is saved in .convos/conflicts/ before
+    /// the note is rewritten. Notes you delete stay deleted until --rebuild.
+    Mirror(MirrorArgs),
     /// Open the daemon's local web viewer in the browser (read-only; on
     /// 127.0.0.1:8642 unless `[web] listen` says otherwise)
     Web(WebArgs),
@@ -84,8 +97,9 @@ pub struct WebArgs {
 /// `convos sync`
 #[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
 pub struct SyncArgs {
-    /// Walk every conversation (not just those changed since the last sync) and mark
-    /// ones deleted on chatgpt.com as deleted_remotely (they are kept)
+    /// Walk every listing to the end now (the weekly reconcile job does this too), fetch
+    /// what changed, and mark conversations absent from every listing whose detail
+    /// answers 404 as deleted_remotely (they are kept)
     #[arg(long)]
     pub full: bool,
 }
@@ -154,17 +168,58 @@ pub enum ShowFormat {
 
 /// `convos search`
 #[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+#[command(
+    after_help = "Query syntax: every word must appear (in any form: case and accents \
+are ignored); \"exact phrase\" in quotes (an argument with spaces is a phrase too); -word \
+excludes (write it after `--`, as in `convos search fox -- -evening`); word* matches words \
+that start so. \
+Results are ranked (BM25; matches in the title rank higher), one line per conversation with \
+its best message. Dates are YYYY, YYYY-MM, YYYY-MM-DD (UTC) or RFC 3339 times."
+)]
 pub struct SearchArgs {
-    /// Words to find (all must appear; case-insensitive)
-    #[arg(required = true)]
+    /// Words to find, all in one message: "exact phrases" (or one argument with spaces),
+    /// -excluded (after `--`), prefix*
+    #[arg(required = true, value_name = "WORDS")]
     pub query: Vec<String>,
-    /// Print JSON
+    /// Print one JSON array of {id, title, update_time, score, message_id, role, snippet}
     #[arg(long)]
     pub json: bool,
     /// Show at most this many conversations
     #[arg(long, short = 'n', value_name = "N", default_value_t = 20)]
     pub limit: usize,
+    /// Only messages of this role: user, assistant or tool
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// Only messages written on or after this date
+    #[arg(long, value_name = "DATE")]
+    pub since: Option<String>,
+    /// Only messages written up to this date (inclusive: --until 2024-05 includes May)
+    #[arg(long, value_name = "DATE")]
+    pub until: Option<String>,
+    /// Only conversations of this project (its name)
+    #[arg(long, value_name = "NAME")]
+    pub project: Option<String>,
+    /// Only conversations or messages of this model (e.g. gpt-4o)
+    #[arg(long, value_name = "SLUG")]
+    pub model: Option<String>,
+    /// Only archived conversations
+    #[arg(long, conflicts_with = "no_archived")]
+    pub archived: bool,
+    /// Only conversations that are not archived
+    #[arg(long)]
+    pub no_archived: bool,
+    /// Only conversations deleted on chatgpt.com (kept in the archive)
+    #[arg(long)]
+    pub deleted: bool,
+    /// Highlight matches with terminal escapes (set when standard output is a terminal)
+    #[arg(skip)]
+    #[serde(default)]
+    pub highlight: bool,
 }
+
+/// `convos reindex`
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+pub struct ReindexArgs {}
 
 /// `convos export`
 #[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
@@ -187,6 +242,18 @@ pub enum ExportFormat {
     Json,
     /// JSON lines
     Jsonl,
+}
+
+/// `convos mirror`
+#[derive(Debug, Args, Clone, serde::Serialize, serde::Deserialize)]
+pub struct MirrorArgs {
+    /// Mirror into this folder (created if its parent exists) instead of `[mirror] dir`
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
+    /// Check every note and attachment on disk: recreate notes you deleted, rewrite
+    /// index.md (your notes below the convos line and your properties are still kept)
+    #[arg(long)]
+    pub rebuild: bool,
 }
 
 /// `convos service`

@@ -4,6 +4,7 @@
 
 pub mod schedule;
 
+pub use crate::mirror::Modes;
 pub use schedule::{Zone, parse_schedule};
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -29,6 +30,8 @@ pub struct Config {
     pub auth: AuthConfig,
     /// The local web viewer.
     pub web: WebConfig,
+    /// The Markdown mirror.
+    pub mirror: MirrorConfig,
 }
 
 /// `[log]`
@@ -93,11 +96,18 @@ impl Default for ImportConfig {
 pub struct ApiConfig {
     /// Base URL of the service.
     pub base_url: String,
-    /// Requests that may go out at once before pacing starts.
+    /// How requests are paced: `adaptive` (learn the service's rate) or `fixed` (a
+    /// token bucket of `burst` refilled at `refill_per_minute`).
+    pub pacing: Pacing,
+    /// The most requests a second in either mode, however much budget there is.
+    pub max_per_second: f64,
+    /// Requests that may go out before pacing starts (fixed mode's bucket; the adaptive
+    /// mode's starting budget).
     pub burst: u32,
-    /// Requests added back to the bucket per minute.
+    /// Requests added back to the bucket per minute (fixed mode's rate; the adaptive
+    /// mode's starting rate).
     pub refill_per_minute: f64,
-    /// Requests in flight at once.
+    /// Requests in flight at once in fixed mode (adaptive pacing keeps one).
     pub max_in_flight: u32,
     /// Connect timeout, seconds.
     pub connect_timeout_secs: u64,
@@ -107,7 +117,8 @@ pub struct ApiConfig {
     pub retries: u32,
     /// First retry delay for those failures, seconds (doubles each time).
     pub retry_base_secs: f64,
-    /// First wait after a 429 without `Retry-After`, seconds (doubles, with jitter).
+    /// First wait after a 429 without `Retry-After`, seconds (doubles on each 429 in a
+    /// row).
     pub rate_limit_base_secs: u64,
     /// Longest wait after a 429, seconds.
     pub rate_limit_max_secs: u64,
@@ -121,6 +132,8 @@ impl Default for ApiConfig {
     fn default() -> Self {
         Self {
             base_url: "https://chatgpt.com".into(),
+            pacing: Pacing::Adaptive,
+            max_per_second: 2.0,
             burst: 200,
             refill_per_minute: 1.0,
             max_in_flight: 1,
@@ -128,10 +141,33 @@ impl Default for ApiConfig {
             request_timeout_secs: 120,
             retries: 3,
             retry_base_secs: 2.0,
-            rate_limit_base_secs: 60,
+            rate_limit_base_secs: 5,
             rate_limit_max_secs: 900,
             user_agent: DEFAULT_USER_AGENT.into(),
             download_attachments: true,
+        }
+    }
+}
+
+/// How requests to chatgpt.com are paced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Pacing {
+    /// Learn the rate the service allows: start with the burst, raise the rate while
+    /// requests succeed, halve it on a 429.
+    #[default]
+    Adaptive,
+    /// A token bucket of `burst` refilled at `refill_per_minute`, whatever the service
+    /// allows.
+    Fixed,
+}
+
+impl Pacing {
+    /// `adaptive` or `fixed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pacing::Adaptive => "adaptive",
+            Pacing::Fixed => "fixed",
         }
     }
 }
@@ -243,6 +279,14 @@ impl Default for AuthConfig {
             browser: "none".into(),
         }
     }
+}
+
+/// `[mirror]`: the Markdown mirror, a folder of notes the daemon keeps current.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MirrorConfig {
+    /// The mirror folder (absolute, or starting with `~/`); no mirror when unset.
+    pub dir: Option<PathBuf>,
 }
 
 /// `[web]`: the local web viewer the daemon serves.
@@ -360,6 +404,10 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
     /// Resolved paths.
     pub paths: Paths,
+    /// Permissions for what convos writes for the user to use (the mirror's notes),
+    /// from the umask the process started with: the binary sets its own (077) for the
+    /// archive's sake and puts the user's here.
+    pub user_modes: Modes,
 }
 
 /// Resolved file locations.
@@ -377,6 +425,8 @@ pub struct Paths {
     pub socket: PathBuf,
     /// Folders the daemon watches.
     pub watch_dirs: Vec<PathBuf>,
+    /// The Markdown mirror's folder, when one is configured.
+    pub mirror_dir: Option<PathBuf>,
 }
 
 impl Config {
@@ -422,10 +472,16 @@ impl Config {
             .map_or_else(|| "the environment".to_owned(), |p| p.display().to_string());
         config.validate(&source, file_read.as_deref())?;
         let paths = config.paths(platform, env)?;
+        if let Some(mirror) = &paths.mirror_dir {
+            let from_env = env("CONVOS_MIRROR_DIR").filter(|v| !v.trim().is_empty());
+            let file = file_read.as_deref().filter(|_| from_env.is_none());
+            check_mirror_dir(mirror, &paths.data_dir, from_env.as_deref(), &source, file)?;
+        }
         Ok(Loaded {
             config,
             file: file_read,
             paths,
+            user_modes: Modes::default(),
         })
     }
 
@@ -487,12 +543,28 @@ impl Config {
                 .parse()
                 .map_err(|_| bad("CONVOS_API_REFILL_PER_MINUTE", &v, "expected a number"))?;
         }
+        if let Some(v) = get("CONVOS_API_PACING") {
+            self.api.pacing = match v.trim() {
+                "adaptive" => Pacing::Adaptive,
+                "fixed" => Pacing::Fixed,
+                _ => return Err(bad("CONVOS_API_PACING", &v, "use adaptive or fixed")),
+            };
+        }
+        if let Some(v) = get("CONVOS_API_MAX_PER_SECOND") {
+            self.api.max_per_second = v
+                .trim()
+                .parse()
+                .map_err(|_| bad("CONVOS_API_MAX_PER_SECOND", &v, "expected a number"))?;
+        }
         if let Some(v) = env("CONVOS_WATCH_DIRS") {
             self.watch.dirs = Some(
                 std::env::split_paths(&v)
                     .filter(|p| !p.as_os_str().is_empty())
                     .collect(),
             );
+        }
+        if let Some(v) = get("CONVOS_MIRROR_DIR") {
+            self.mirror.dir = Some(PathBuf::from(v));
         }
         if let Some(v) = get("CONVOS_WEB_LISTEN") {
             self.web.listen = v.trim().parse().map_err(|_| {
@@ -561,6 +633,12 @@ impl Config {
                 "must be a positive number".into(),
             ));
         }
+        if !(self.api.max_per_second.is_finite() && self.api.max_per_second > 0.0) {
+            return Err(err(
+                "api.max_per_second",
+                "must be a positive number".into(),
+            ));
+        }
         if self.api.max_in_flight == 0 {
             return Err(err("api.max_in_flight", "must be at least 1".into()));
         }
@@ -618,12 +696,18 @@ impl Config {
             None => platform.downloads.iter().cloned().collect(),
         };
         let socket = socket_path(&data_dir, env("XDG_RUNTIME_DIR").map(PathBuf::from));
+        let mirror_dir = self
+            .mirror
+            .dir
+            .as_ref()
+            .map(|d| expand_tilde(d, platform.home.as_deref()));
         Ok(Paths {
             archive_dir: data_dir.join("archive"),
             credentials: data_dir.join("credentials.json"),
             lock_file: data_dir.join("convos.lock"),
             socket,
             watch_dirs,
+            mirror_dir,
             data_dir,
         })
     }
@@ -636,6 +720,38 @@ impl Config {
             .map(|p| expand_tilde(p, platform.home.as_deref()))
             .collect()
     }
+}
+
+/// Refuses a mirror folder that is relative (the daemon's working folder is not the
+/// user's) or that overlaps the data dir (the mirror is the user's notes, the data dir
+/// convos' private archive). `from_env` is `CONVOS_MIRROR_DIR` when it set the folder,
+/// else `file` the config file that did (if any).
+fn check_mirror_dir(
+    mirror: &Path,
+    data_dir: &Path,
+    from_env: Option<&str>,
+    source: &str,
+    file: Option<&Path>,
+) -> Result<(), ConfigError> {
+    let err = |message: String| ConfigError {
+        source: match from_env {
+            Some(v) => format!("environment variable CONVOS_MIRROR_DIR={v:?}"),
+            None => source.to_owned(),
+        },
+        line: file
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|t| line_of_key(&t, "mirror.dir")),
+        key: from_env.is_none().then(|| "mirror.dir".to_owned()),
+        message,
+    };
+    if !mirror.is_absolute() {
+        return Err(err(format!(
+            "the mirror folder {} is a relative path: give an absolute one, or one \
+             starting with ~/",
+            mirror.display()
+        )));
+    }
+    crate::mirror::check_location(mirror, [data_dir]).map_err(|e| err(e.to_string()))
 }
 
 /// The control socket: under `$XDG_RUNTIME_DIR` (named for the data dir, so several

@@ -5,13 +5,13 @@ use clap::Parser;
 use convos::app;
 use convos::app::exit;
 use convos::cli::Cli;
-use convos::config::{Config, Overrides, PlatformDirs};
+use convos::config::{Config, Modes, Overrides, PlatformDirs};
 use convos::logging;
 use std::process::ExitCode;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 fn main() -> ExitCode {
-    private_files();
+    let user_umask = private_files();
     limit_heap_retention();
     let cli = Cli::parse();
     let platform = PlatformDirs::system();
@@ -19,7 +19,7 @@ fn main() -> ExitCode {
         config: cli.config.clone(),
         data_dir: cli.data_dir.clone(),
     };
-    let loaded = match Config::load(&overrides, &|k| std::env::var(k).ok(), &platform) {
+    let mut loaded = match Config::load(&overrides, &|k| std::env::var(k).ok(), &platform) {
         Ok(l) => l,
         Err(e) => {
             eprintln!(
@@ -29,6 +29,8 @@ fn main() -> ExitCode {
             return ExitCode::from(exit::CONFIG);
         }
     };
+    // The mirror's notes are the user's files: they get the user's permissions.
+    loaded.user_modes = Modes::from_umask(user_umask);
     logging::init(
         &loaded.config.log,
         cli.verbosity(),
@@ -52,12 +54,14 @@ fn main() -> ExitCode {
 /// anything is created, makes all of it private from its first byte whatever umask the
 /// shell or service manager passed (022 under systemd, launchd and Homebrew services),
 /// the way backup tools such as Borg do. Chmod after the fact would leave windows where
-/// new files are readable and miss files created later.
-fn private_files() {
+/// new files are readable and miss files created later. Returns the umask the process
+/// started with, for the files that are the user's (the Markdown mirror's notes).
+fn private_files() -> u32 {
     // SAFETY: umask only sets this process's file creation mask; no other thread exists yet.
-    unsafe {
-        libc::umask(0o077);
-    }
+    let before = unsafe { libc::umask(0o077) };
+    // mode_t is u32 on Linux and u16 on macOS.
+    #[allow(clippy::useless_conversion)]
+    u32::from(before)
 }
 
 /// glibc raises its mmap threshold each time a large block is freed, after which

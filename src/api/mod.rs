@@ -4,19 +4,23 @@
 
 pub mod auth;
 pub mod pace;
+pub mod transport;
 
 use crate::config::ApiConfig;
 use crate::model::time::Time;
 use auth::{AuthError, Credentials, Session};
 use pace::{MAX_SERVER_WAIT, Pacer};
+use reqwest::Method;
 use reqwest::header::{HeaderMap, HeaderValue};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use transport::{HttpRequest, HttpResponse, Transport};
 
 /// What can go wrong talking to chatgpt.com.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -233,6 +237,20 @@ pub struct FileInfo {
     pub mime_type: Option<String>,
 }
 
+/// Ids a batch request may carry (the service's limit, as public clients observe it).
+pub const BATCH_MAX: usize = 10;
+
+/// What the batch endpoint answered.
+#[derive(Debug)]
+pub enum BatchAnswer {
+    /// A list of whole conversations, each as sent (any that were asked for may be
+    /// missing; others may be there).
+    Items(Vec<Box<RawValue>>),
+    /// The service does not offer the endpoint (400, 404, 405, 422, or an answer that
+    /// is not a list): why, in a few words.
+    Unsupported(String),
+}
+
 /// What a GET expects back.
 #[derive(Clone, Copy)]
 enum Expect<'a> {
@@ -269,12 +287,9 @@ fn refresh_due(expires_at: Option<chrono::DateTime<chrono::Utc>>) -> bool {
     })
 }
 
-/// Largest body read from the service.
-const MAX_BODY: usize = 512 << 20;
-
 /// The client. Cheap to share behind an `Arc`.
 pub struct Client {
-    http: reqwest::Client,
+    transport: Arc<dyn Transport>,
     base: reqwest::Url,
     cfg: ApiConfig,
     auth: tokio::sync::Mutex<AuthState>,
@@ -313,10 +328,6 @@ impl Client {
         credentials_file: Option<PathBuf>,
     ) -> Result<Self, ApiError> {
         install_tls_provider();
-        let base = reqwest::Url::parse(&cfg.base_url).map_err(|e| ApiError::Client {
-            status: 0,
-            detail: format!("bad base URL: {e}"),
-        })?;
         let http = reqwest::Client::builder()
             .user_agent(cfg.user_agent.clone())
             .connect_timeout(Duration::from_secs(cfg.connect_timeout_secs))
@@ -324,8 +335,32 @@ impl Client {
             .gzip(true)
             .build()
             .map_err(|e| ApiError::Transport(e.to_string()))?;
+        Self::with_transport(
+            cfg,
+            creds,
+            device_id,
+            pacer,
+            credentials_file,
+            Arc::new(transport::Http(http)),
+        )
+    }
+
+    /// A client that sends its requests through `transport` (everything else as
+    /// [`Client::new`]): a simulated service in the same process, for benchmarks.
+    pub fn with_transport(
+        cfg: &ApiConfig,
+        creds: Credentials,
+        device_id: String,
+        pacer: Pacer,
+        credentials_file: Option<PathBuf>,
+        transport: Arc<dyn Transport>,
+    ) -> Result<Self, ApiError> {
+        let base = reqwest::Url::parse(&cfg.base_url).map_err(|e| ApiError::Client {
+            status: 0,
+            detail: format!("bad base URL: {e}"),
+        })?;
         Ok(Self {
-            http,
+            transport,
             base,
             cfg: cfg.clone(),
             auth: tokio::sync::Mutex::new(AuthState {
@@ -375,6 +410,11 @@ impl Client {
     /// Requests sent so far (every attempt counts).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
+    }
+
+    /// 429 answers met so far.
+    pub fn rate_limited(&self) -> u64 {
+        self.pacer.rate_limited()
     }
 
     /// The pacer (to save its state).
@@ -445,21 +485,27 @@ impl Client {
         loop {
             let _permit = self.pacer.acquire(log_wait).await;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let mut req = self.http.get(url.clone()).headers(self.browser_headers());
+            let mut headers = self.browser_headers();
             let cookie = auth.creds.cookie_header();
             let mut cookie_value = HeaderValue::from_str(cookie.expose_secret())
                 .map_err(|_| ApiError::Credentials("the stored cookie holds characters a header cannot carry; run `convos auth` again".into()))?;
             cookie_value.set_sensitive(true);
-            req = req.header(reqwest::header::COOKIE, cookie_value);
-            let result = match req.send().await {
+            headers.insert(reqwest::header::COOKIE, cookie_value);
+            let req = HttpRequest {
+                method: Method::GET,
+                url: url.clone(),
+                headers,
+                body: None,
+            };
+            let result = match self.transport.send(req).await {
                 Ok(resp) => {
                     let rotated: Vec<String> = resp
-                        .headers()
+                        .headers
                         .get_all(reqwest::header::SET_COOKIE)
                         .iter()
                         .filter_map(|v| v.to_str().ok().map(str::to_owned))
                         .collect();
-                    match read_body(resp).await {
+                    match read_body(resp) {
                         Ok(body) => {
                             if auth
                                 .creds
@@ -478,7 +524,7 @@ impl Client {
                         Err(e) => Err(e),
                     }
                 }
-                Err(e) => Err(transport(e)),
+                Err(e) => Err(e),
             };
             match result {
                 Ok(session) => {
@@ -489,15 +535,24 @@ impl Client {
                             account_id: session.account_id.clone(),
                         };
                     }
+                    if let Some(account) = &session.account_id {
+                        // What was learnt about pacing belongs to this account.
+                        self.pacer.adopt_account(account).await;
+                    }
                     auth.session = Some(session);
                     return Ok(());
                 }
                 Err(ApiError::RateLimited { retry_after }) if attempt < 2 => {
                     attempt += 1;
-                    let wait = self.pacer.on_rate_limited(retry_after).await;
+                    let cooldown = self.pacer.on_rate_limited(retry_after).await;
+                    if cooldown.give_up {
+                        return Err(ApiError::RateLimited {
+                            retry_after: Some(cooldown.wait),
+                        });
+                    }
                     tracing::warn!(
                         "rate limited on the session exchange; waiting {} s",
-                        wait.as_secs()
+                        cooldown.wait.as_secs()
                     );
                 }
                 Err(e) if e.is_retryable() && attempt < self.cfg.retries => {
@@ -509,9 +564,9 @@ impl Client {
                         ApiError::SessionExpired => auth.session = None,
                         // The cooldown outlives the call (and a restart), as in `get`.
                         ApiError::RateLimited { retry_after } => {
-                            let wait = self.pacer.on_rate_limited(*retry_after).await;
+                            let cooldown = self.pacer.on_rate_limited(*retry_after).await;
                             return Err(ApiError::RateLimited {
-                                retry_after: Some(wait),
+                                retry_after: Some(cooldown.wait),
                             });
                         }
                         _ => {}
@@ -575,13 +630,25 @@ impl Client {
         tokio::time::sleep(wait).await;
     }
 
-    /// GET a backend path with the bearer token: paced, re-exchanging the session once
-    /// after a 401, waiting out 429s (a few in a row end the call), retrying 5xx,
-    /// network errors and broken bodies.
+    /// GET a backend path (see [`Client::request`]).
     async fn get(&self, path_and_query: &str, expect: Expect<'_>) -> Result<Vec<u8>, ApiError> {
+        self.request(Method::GET, path_and_query, None, expect)
+            .await
+    }
+
+    /// Sends a request to a backend path with the bearer token: paced, re-exchanging the
+    /// session once after a 401, waiting out 429s (until the pacer gives up: too many in
+    /// a row, or a wait longer than the longest probe), retrying 5xx, network errors and
+    /// broken bodies. Only reads are sent, so a retry is always safe.
+    async fn request(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        body: Option<Vec<u8>>,
+        expect: Expect<'_>,
+    ) -> Result<Vec<u8>, ApiError> {
         let url = self.url(path_and_query)?;
         let mut attempt = 0u32;
-        let mut rate_limited = 0u32;
         let mut reauthed = false;
         loop {
             let (token, account) = {
@@ -613,9 +680,21 @@ impl Client {
             {
                 headers.insert("chatgpt-account-id", a);
             }
-            let result = match self.http.get(url.clone()).headers(headers).send().await {
-                Ok(resp) => checked_body(resp, expect).await,
-                Err(e) => Err(transport(e)),
+            if body.is_some() {
+                headers.insert(
+                    reqwest::header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/json"),
+                );
+            }
+            let req = HttpRequest {
+                method: method.clone(),
+                url: url.clone(),
+                headers,
+                body: body.clone(),
+            };
+            let result = match self.transport.send(req).await {
+                Ok(resp) => checked_body(resp, expect),
+                Err(e) => Err(e),
             };
             match result {
                 Ok(body) => {
@@ -631,16 +710,17 @@ impl Client {
                     auth.session = None;
                 }
                 Err(ApiError::RateLimited { retry_after }) => {
-                    rate_limited += 1;
-                    let wait = self.pacer.on_rate_limited(retry_after).await;
-                    if rate_limited > 3 {
+                    let cooldown = self.pacer.on_rate_limited(retry_after).await;
+                    if cooldown.give_up {
                         return Err(ApiError::RateLimited {
-                            retry_after: Some(wait),
+                            retry_after: Some(cooldown.wait),
                         });
                     }
                     tracing::warn!(
-                        "chatgpt.com is rate limiting (429); pausing {} s before going on",
-                        wait.as_secs()
+                        "chatgpt.com is rate limiting (429); pausing {} s before going on, \
+                         then pacing at {:.2} requests a minute",
+                        cooldown.wait.as_secs(),
+                        self.pacer.rate_per_minute()
                     );
                 }
                 Err(e) if e.is_retryable() && attempt < self.cfg.retries => {
@@ -723,6 +803,38 @@ impl Client {
         .await
     }
 
+    /// Up to [`BATCH_MAX`] whole conversations in one request (`POST
+    /// /backend-api/conversations/batch`). An endpoint the service does not offer is
+    /// [`BatchAnswer::Unsupported`], not an error; errors are those of any request.
+    pub async fn conversations_batch(&self, ids: &[String]) -> Result<BatchAnswer, ApiError> {
+        let body = serde_json::to_vec(&serde_json::json!({ "conversation_ids": ids }))
+            .map_err(|e| ApiError::Decode(format!("batch request: {e}")))?;
+        let answer = self
+            .request(
+                Method::POST,
+                "/backend-api/conversations/batch",
+                Some(body),
+                Expect::Json,
+            )
+            .await;
+        let bytes = match answer {
+            Ok(b) => b,
+            Err(ApiError::NotFound) => return Ok(BatchAnswer::Unsupported("404".into())),
+            Err(ApiError::Client {
+                status: s @ (400 | 405 | 422),
+                ..
+            }) => return Ok(BatchAnswer::Unsupported(s.to_string())),
+            Err(e) => return Err(e),
+        };
+        match serde_json::from_slice::<Vec<Box<RawValue>>>(&bytes) {
+            Ok(items) => Ok(BatchAnswer::Items(items)),
+            Err(_) => Ok(BatchAnswer::Unsupported(format!(
+                "an answer that is not a list ({})",
+                json_kind(&bytes)
+            ))),
+        }
+    }
+
     /// Where to download a file; `Ok(None)` when the service says it has no such file
     /// (`{"status": "error", …}`). Any other answer without a download URL is unexpected.
     pub async fn file_info(
@@ -769,9 +881,15 @@ impl Client {
         loop {
             let _permit = self.pacer.acquire(log_wait).await;
             self.requests.fetch_add(1, Ordering::Relaxed);
-            let result = match self.http.get(target.clone()).send().await {
-                Ok(resp) => checked_body(resp, Expect::File(mime)).await,
-                Err(e) => Err(transport(e)),
+            let req = HttpRequest {
+                method: Method::GET,
+                url: target.clone(),
+                headers: HeaderMap::new(),
+                body: None,
+            };
+            let result = match self.transport.send(req).await {
+                Ok(resp) => checked_body(resp, Expect::File(mime)),
+                Err(e) => Err(e),
             };
             match result {
                 Err(e) if e.is_retryable() && attempt < self.cfg.retries => {
@@ -791,23 +909,17 @@ fn log_wait(d: Duration) {
     );
 }
 
-fn transport(e: reqwest::Error) -> ApiError {
-    // Without the URL: signed download URLs carry a signature that is a credential.
-    let kind = if e.is_timeout() {
-        "timed out"
-    } else if e.is_connect() {
-        "could not connect"
-    } else {
-        "request failed"
-    };
-    let e = e.without_url();
-    let mut msg = format!("{kind}: {e}");
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        msg.push_str(&format!(": {s}"));
-        source = s.source();
+/// The kind of a JSON value, for messages.
+fn json_kind(bytes: &[u8]) -> &'static str {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => "an object",
+        Some(b'[') => "a list",
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'n') => "null",
+        Some(_) => "a number",
+        None => "empty",
     }
-    ApiError::Transport(msg)
 }
 
 fn next_cursor(v: &serde_json::Value) -> Option<String> {
@@ -837,13 +949,13 @@ fn check_json(body: &[u8]) -> Result<(), ApiError> {
 }
 
 /// Reads a response and checks it is what was expected (see [`Expect`]).
-async fn checked_body(resp: reqwest::Response, expect: Expect<'_>) -> Result<Vec<u8>, ApiError> {
+fn checked_body(resp: HttpResponse, expect: Expect<'_>) -> Result<Vec<u8>, ApiError> {
     let media = resp
-        .headers()
+        .headers
         .get(reqwest::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(media_type);
-    let body = read_body(resp).await?;
+    let body = read_body(resp)?;
     match expect {
         Expect::Json => check_json(&body)?,
         Expect::File(Some(mime)) => {
@@ -871,26 +983,12 @@ fn media_type(v: &str) -> String {
 }
 
 /// Reads a response: the body on 2xx, a typed error otherwise.
-async fn read_body(resp: reqwest::Response) -> Result<Vec<u8>, ApiError> {
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let mut body = Vec::new();
-    let mut resp = resp;
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                if body.len() + chunk.len() > MAX_BODY {
-                    return Err(ApiError::Decode(format!(
-                        "answer larger than {} MiB",
-                        MAX_BODY >> 20
-                    )));
-                }
-                body.extend_from_slice(&chunk);
-            }
-            Ok(None) => break,
-            Err(e) => return Err(transport(e)),
-        }
-    }
+fn read_body(resp: HttpResponse) -> Result<Vec<u8>, ApiError> {
+    let HttpResponse {
+        status,
+        headers,
+        body,
+    } = resp;
     if (200..300).contains(&status) {
         return Ok(body);
     }

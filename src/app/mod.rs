@@ -12,7 +12,7 @@ pub mod sync;
 mod web;
 
 use crate::archive::{Archive, OpenOptions};
-use crate::cli::{Cli, Command};
+use crate::cli::{Cli, Command, SearchArgs};
 use crate::commands::Context;
 use crate::config::{Loaded, PlatformDirs};
 use crate::control::client::{self, Reply};
@@ -59,8 +59,14 @@ pub fn run(cli: Cli, loaded: Loaded, platform: PlatformDirs) -> Result<(), AppEr
         Command::Status(a) => Request::Status(a.clone()),
         Command::List(a) => Request::List(a.clone()),
         Command::Show(a) => Request::Show(a.clone()),
-        Command::Search(a) => Request::Search(a.clone()),
+        Command::Search(a) => Request::Search(SearchArgs {
+            // Only the CLI knows whether its standard output is a terminal.
+            highlight: !a.json && std::io::stdout().is_terminal(),
+            ..a.clone()
+        }),
+        Command::Reindex(a) => Request::Reindex(a.clone()),
         Command::Export(a) => Request::Export(a.clone()),
+        Command::Mirror(a) => Request::Mirror(a.clone()),
         Command::Import(a) => Request::Import(a.clone()),
         Command::Sync(a) => Request::Sync(a.clone()),
     };
@@ -121,5 +127,6 @@ pub fn open_context(
         cancel: Arc::new(AtomicBool::new(false)),
         daemon: None,
         config_file: loaded.file.clone(),
+        user_modes: loaded.user_modes,
     })
 }

@@ -80,6 +80,48 @@ pub fn retained_after_older(
     Ok(encode(extra.into_iter()))
 }
 
+/// The stored document with the top-level keys it lacks and `incoming` has added at its
+/// end, verbatim and in `incoming`'s order (the stored bytes are kept as they are).
+/// `None` when it lacks none. For two copies of one version: a batch answer carries no
+/// `default_model_slug`, a detail fetched later does.
+pub fn with_missing_keys(
+    stored: &[u8],
+    incoming: &[u8],
+) -> Result<Option<Vec<u8>>, serde_json::Error> {
+    let have: HashSet<Cow<'_, str>> = object_entries(stored)?
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    let mut seen = HashSet::new();
+    let missing: Vec<_> = object_entries(incoming)?
+        .into_iter()
+        .filter(|(k, _)| !have.contains(k) && seen.insert(k.clone()))
+        .collect();
+    if missing.is_empty() {
+        return Ok(None);
+    }
+    // The stored document is an object (it parsed as one): splice before its `}`.
+    let end = stored
+        .iter()
+        .rposition(|&b| b == b'}')
+        .ok_or_else(|| serde::de::Error::custom("not an object"))?;
+    let mut out = Vec::with_capacity(stored.len() + 64 * missing.len());
+    out.extend_from_slice(&stored[..end]);
+    let mut first = have.is_empty();
+    for (k, v) in missing {
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        // A string always serializes.
+        out.extend(serde_json::to_vec(k.as_ref()).unwrap_or_default());
+        out.push(b':');
+        out.extend_from_slice(v.get().as_bytes());
+    }
+    out.extend_from_slice(&stored[end..]);
+    Ok(Some(out))
+}
+
 /// Writes entries as one JSON object, first occurrence of a key winning.
 fn encode<'a>(entries: impl Iterator<Item = (Cow<'a, str>, &'a RawValue)>) -> Option<Vec<u8>> {
     let mut seen = HashSet::new();
@@ -137,6 +179,28 @@ mod tests {
         let kept = retained_after_replace(old, Some(extra), new).expect("ok");
         assert_eq!(kept.as_deref(), Some(&br#"{"b":{"x":2},"z":{"x":0}}"#[..]));
         assert_eq!(retained_after_replace(new, None, new).expect("ok"), None);
+    }
+
+    #[test]
+    fn an_equal_version_adds_only_the_keys_the_stored_copy_lacks() {
+        let stored = br#"{"id":"c","mapping":{"a":{}},"title":"T"} "#;
+        let batch = br#"{"title":"other","default_model_slug":"gpt-5","id":"c","x":[1,{"y":2}]}"#;
+        let merged = with_missing_keys(stored, batch)
+            .expect("ok")
+            .expect("keys added");
+        assert_eq!(
+            merged,
+            br#"{"id":"c","mapping":{"a":{}},"title":"T","default_model_slug":"gpt-5","x":[1,{"y":2}]} "#
+        );
+        assert_eq!(with_missing_keys(&merged, batch).expect("ok"), None);
+        assert_eq!(with_missing_keys(&merged, stored).expect("ok"), None);
+        assert_eq!(
+            with_missing_keys(b"{}", br#"{"a":1}"#)
+                .expect("ok")
+                .as_deref(),
+            Some(&br#"{"a":1}"#[..])
+        );
+        assert!(with_missing_keys(b"[1]", br#"{"a":1}"#).is_err());
     }
 
     #[test]

@@ -339,6 +339,34 @@ impl UpsertTx<'_> {
         Ok(Outcome::Updated)
     }
 
+    /// The same version again: the stored document gains the top-level keys it lacks
+    /// and this copy has (see [`merge::with_missing_keys`]), like an older version adds
+    /// the nodes it lacks. Nothing is written when it lacks none.
+    fn merge_equal(
+        &self,
+        old: &ConvRecord,
+        stored_raw: &[u8],
+        stored_extra: Option<&[u8]>,
+    ) -> TxResult<Outcome> {
+        let c = self.c;
+        let Some(merged) = merge::with_missing_keys(stored_raw, &c.bytes)
+            .map_err(|_| abort(ArchiveError::Corrupt(c.id.clone())))?
+        else {
+            return Ok(Outcome::Unchanged);
+        };
+        let summary = resummarize(&c.id, &merged, stored_extra).map_err(abort)?;
+        let raw_chunks = tx_put_doc(self.raw, &c.id, &schema::pack(&merged), old.raw_chunks)?;
+        let record = ConvRecord {
+            node_count: summary.node_count,
+            summary,
+            raw_chunks,
+            written_at: c.now,
+            ..old.clone()
+        };
+        self.records.write(&c.id, record, None, self.seq)?;
+        Ok(Outcome::Updated)
+    }
+
     /// An older version: the stored one stays; nodes only the older one has are kept
     /// beside it (when there are none, nothing is written).
     fn keep_newer(
@@ -576,8 +604,9 @@ impl Archive {
     }
 
     /// Stores a conversation: new ones are added; a newer `update_time` replaces the
-    /// stored version but keeps nodes it lacks; an equal one writes nothing; an older
-    /// one only adds nodes the archive has never seen. Nothing is ever deleted.
+    /// stored version but keeps nodes it lacks; an equal one only adds top-level keys
+    /// the stored copy lacks (nothing when it lacks none); an older one only adds nodes
+    /// the archive has never seen. Nothing is ever deleted.
     pub fn upsert(&self, conv: RawConversation) -> Result<Outcome> {
         let (bytes, summary) = conv.into_parts();
         let version = summary
@@ -624,16 +653,15 @@ impl Archive {
                     return tx.insert_new();
                 };
                 let old: ConvRecord = from_json(id, &old).map_err(abort)?;
-                if incoming.version == old.version {
-                    return Ok(Outcome::Unchanged);
-                }
                 let corrupt = || abort(ArchiveError::Corrupt(id.clone()));
                 let stored_raw = tx_get_doc(raw, id, old.raw_chunks)?.ok_or_else(corrupt)?;
                 let stored_extra = match old.extra_chunks {
                     0 => None,
                     n => Some(tx_get_doc(extra, id, n)?.ok_or_else(corrupt)?),
                 };
-                if incoming.version > old.version {
+                if incoming.version == old.version {
+                    tx.merge_equal(&old, &stored_raw, stored_extra.as_deref())
+                } else if incoming.version > old.version {
                     tx.replace_older(&old, &stored_raw, stored_extra.as_deref())
                 } else {
                     tx.keep_newer(&old, &stored_raw, stored_extra.as_deref())

@@ -263,3 +263,49 @@ fn subscribers_hear_of_each_write_and_the_feed_survives_a_reopen() {
     assert_eq!(ids(&after), ["b"]);
     assert!(after[0].0 > first, "numbers keep growing across a restart");
 }
+
+#[test]
+fn an_equal_version_adds_the_top_level_keys_the_stored_copy_lacks_and_moves_the_feed() {
+    let a = Archive::temporary().expect("archive");
+    // As a batch answer sends it: `id`, no `default_model_slug`.
+    let batch = br#"{"id":"k","title":"T","update_time":10.0,"mapping":{"r":{"id":"r","parent":null,"message":{"author":{"role":"assistant"},"metadata":{"model_slug":"gpt-4o"},"content":{"content_type":"text","parts":["hi"]}}}},"current_node":"r"}"#;
+    assert_eq!(
+        a.upsert(RawConversation::from_bytes(batch.to_vec()).expect("valid"))
+            .expect("ok"),
+        Outcome::New
+    );
+    assert_eq!(
+        a.record("k").unwrap().unwrap().summary.model.as_deref(),
+        Some("gpt-4o")
+    );
+    let mark = a.last_change_seq().expect("seq");
+    // The detail of the same version: `conversation_id` and `default_model_slug` more.
+    let detail = br#"{"conversation_id":"k","id":"k","title":"T2","update_time":10.0,"default_model_slug":"gpt-5","mapping":{"r":{"id":"r","parent":null,"message":null}},"current_node":"r"}"#;
+    assert_eq!(
+        a.upsert(RawConversation::from_bytes(detail.to_vec()).expect("valid"))
+            .expect("ok"),
+        Outcome::Updated
+    );
+    let stored = a.get("k").expect("get").expect("present");
+    let v: serde_json::Value = serde_json::from_slice(&stored.raw).expect("json");
+    assert_eq!(v["default_model_slug"], "gpt-5");
+    assert_eq!(v["conversation_id"], "k");
+    // What the stored copy had stays as it was (title, mapping).
+    assert_eq!(v["title"], "T");
+    assert!(v["mapping"]["r"]["message"].is_object());
+    assert!(stored.raw.starts_with(&batch[..batch.len() - 1]));
+    assert_eq!(stored.record.summary.model.as_deref(), Some("gpt-5"));
+    assert_eq!(
+        ids(&feed(&a, mark)),
+        ["k"],
+        "readers catch up with the added keys"
+    );
+    // Again: nothing left to add, nothing written, no feed entry.
+    let mark = a.last_change_seq().expect("seq");
+    assert_eq!(
+        a.upsert(RawConversation::from_bytes(detail.to_vec()).expect("valid"))
+            .expect("ok"),
+        Outcome::Unchanged
+    );
+    assert_eq!(a.last_change_seq().expect("seq"), mark);
+}

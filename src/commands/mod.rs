@@ -1,10 +1,12 @@
-//! The handlers behind the reading and importing commands. The CLI runs them
+//! The handlers behind the reading, importing and indexing commands. The CLI runs them
 //! in-process when no daemon runs; the daemon runs the very same code for requests
 //! that arrive on its control socket (it holds the archive's lock).
 
 mod export;
 mod list;
-pub(crate) mod search;
+pub mod mirror;
+mod reindex;
+mod search;
 mod show;
 pub mod status;
 
@@ -70,6 +72,10 @@ pub struct Context {
     pub daemon: Option<std::sync::Arc<dyn status::DaemonInfo>>,
     /// The config file in use, if any.
     pub config_file: Option<PathBuf>,
+    /// Permissions for the user's own files (the mirror's notes); see [`Loaded::user_modes`].
+    ///
+    /// [`Loaded::user_modes`]: crate::config::Loaded::user_modes
+    pub user_modes: crate::mirror::Modes,
 }
 
 impl Context {
@@ -92,7 +98,9 @@ pub fn handle(ctx: &Context, req: &Request, out: &mut dyn Write) -> Result<(), C
         Request::List(a) => list::run(ctx, a, out),
         Request::Show(a) => show::run(ctx, a, out),
         Request::Search(a) => search::run(ctx, a, out),
+        Request::Reindex(_) => reindex::run(ctx, out),
         Request::Export(a) => export::run(ctx, a, out),
+        Request::Mirror(a) => mirror::run(ctx, a, out),
         Request::Import(a) => {
             let report = import(ctx, &a.paths, a.force);
             print_import_report(&report, out)?;

@@ -16,6 +16,10 @@ use std::path::PathBuf;
 pub trait DaemonInfo: Send + Sync {
     /// A snapshot of the daemon's state.
     fn snapshot(&self) -> DaemonSnapshot;
+    /// The daemon's search index, kept current by its indexer.
+    fn search(&self) -> Option<std::sync::Arc<crate::search::LiveIndex>> {
+        None
+    }
 }
 
 /// The running daemon's state.
@@ -135,6 +139,75 @@ pub struct StatusReport {
     /// The configured viewer address (`[web] listen`).
     #[serde(default)]
     pub web_listen: String,
+    /// The search index: its size and how far it has taken in the archive's changes.
+    #[serde(default)]
+    pub search_index: Option<crate::search::IndexStatus>,
+    /// The Markdown mirror, when `[mirror] dir` is set.
+    #[serde(default)]
+    pub mirror: Option<MirrorInfo>,
+}
+
+/// The Markdown mirror's state, for `status`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct MirrorInfo {
+    /// The mirror folder.
+    pub dir: String,
+    /// Notes in it (notes you deleted are not counted); 0 before the first run.
+    pub notes: u64,
+    /// When a run last brought it up to date (RFC 3339, UTC).
+    pub last_update: Option<String>,
+    /// When the last run ended, successful or not (RFC 3339, UTC).
+    pub last_run: Option<String>,
+    /// Why the last run failed (the folder missing, read-only or full…), when it did.
+    pub last_error: Option<String>,
+}
+
+/// The configured mirror's state, from what its last run recorded in the archive.
+fn mirror_info(ctx: &Context) -> Option<MirrorInfo> {
+    let dir = ctx.paths.mirror_dir.as_ref()?;
+    let st = crate::mirror::status(&ctx.archive, dir)
+        .unwrap_or_else(|e| {
+            tracing::warn!("the mirror's status in the archive cannot be read ({e}); not shown");
+            None
+        })
+        .unwrap_or_default();
+    // To the second, as status shows every moment.
+    let time = |t: Option<f64>| t.and_then(|t| secs_to_rfc3339(t.floor()));
+    Some(MirrorInfo {
+        dir: dir.display().to_string(),
+        notes: st.notes,
+        last_update: time(st.last_update),
+        last_run: time(st.last_run),
+        last_error: st.last_error,
+    })
+}
+
+/// The mirror's lines of the human status.
+fn write_mirror(m: Option<&MirrorInfo>, out: &mut dyn Write) -> std::io::Result<()> {
+    let Some(m) = m else {
+        return writeln!(
+            out,
+            "mirror:       off (set `dir` under [mirror] in the config file, or \
+             CONVOS_MIRROR_DIR, to keep your conversations as Markdown notes)"
+        );
+    };
+    match (&m.last_update, &m.last_run) {
+        (Some(at), _) => writeln!(
+            out,
+            "mirror:       {}: {} notes, updated {at}",
+            m.dir, m.notes
+        )?,
+        (None, Some(_)) => writeln!(out, "mirror:       {}: never brought up to date", m.dir)?,
+        (None, None) => writeln!(out, "mirror:       {}: not mirrored yet", m.dir)?,
+    }
+    if let Some(e) = &m.last_error {
+        writeln!(
+            out,
+            "              last run ({}) FAILED: {e}",
+            m.last_run.as_deref().unwrap_or("?")
+        )?;
+    }
+    Ok(())
 }
 
 /// Records the outcome of an import for `status`.
@@ -204,7 +277,69 @@ pub fn report(ctx: &Context) -> Result<StatusReport, CommandError> {
         last_import: a.state("last_import")?,
         web_enabled: ctx.config.web.enabled,
         web_listen: ctx.config.web.listen.to_string(),
+        search_index: Some(index_status(ctx)?),
+        mirror: mirror_info(ctx),
     })
+}
+
+/// The search index's state: the daemon's live one, else read from its files.
+fn index_status(ctx: &Context) -> Result<crate::search::IndexStatus, CommandError> {
+    if let Some(live) = ctx.daemon.as_ref().and_then(|d| d.search()) {
+        return Ok(live.status());
+    }
+    let dir = crate::search::index_dir(&ctx.paths.data_dir);
+    let (stats, last_error) = match crate::search::SearchIndex::peek(&dir) {
+        Ok(s) => (s, None),
+        Err(e) => (None, Some(e.to_string())),
+    };
+    let pending = match stats.as_ref().and_then(|s| s.mark) {
+        Some(m) => Some(crate::search::pending(&ctx.archive, m).map_err(|e| {
+            CommandError::Failed(format!("cannot read the archive's change feed: {e}"))
+        })?),
+        None => None,
+    };
+    Ok(crate::search::IndexStatus {
+        pending,
+        stats,
+        feed: ctx.archive.last_change_seq()?,
+        busy: false,
+        last_error,
+    })
+}
+
+fn describe_index(s: &crate::search::IndexStatus, daemon: bool) -> String {
+    let when = if daemon {
+        "the daemon is taking them in"
+    } else {
+        "taken in at the next `convos search`"
+    };
+    let mut text = match &s.stats {
+        None if s.last_error.is_none() => {
+            "not built yet (built at the first `convos search`, or by `convos reindex`)".to_owned()
+        }
+        None => "unreadable (rebuilt at the next `convos search`, or by `convos reindex`)".into(),
+        Some(st) => {
+            let size = format!(
+                "{} messages, {:.1} MB",
+                st.messages,
+                st.bytes as f64 / 1_000_000.0
+            );
+            match (st.mark, s.pending) {
+                (None, _) | (_, None) => format!("{size}, not built yet ({when})"),
+                (Some(_), Some(0)) => format!("{size}, up to date"),
+                (Some(_), Some(n)) => {
+                    format!("{size}, {n} conversation(s) changed since it was updated ({when})")
+                }
+            }
+        }
+    };
+    if s.busy {
+        text.push_str(", indexing now");
+    }
+    if let Some(e) = &s.last_error {
+        text.push_str(&format!("; last error: {e}"));
+    }
+    text
 }
 
 pub(super) fn run(
@@ -303,6 +438,10 @@ fn write_human(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()> {
         }
         None => writeln!(out, "last import:  never")?,
     }
+    if let Some(ix) = &r.search_index {
+        writeln!(out, "search index: {}", describe_index(ix, r.running))?;
+    }
+    write_mirror(r.mirror.as_ref(), out)?;
     writeln!(out, "web viewer:   {}", describe_web(r))?;
     Ok(())
 }
@@ -448,6 +587,9 @@ fn describe_sync(s: &SyncReport) -> String {
             s.unreadable_rows
         ));
     }
+    if let Some(pace) = s.pace_note() {
+        notes.push_str(&format!("; {pace}"));
+    }
     let line = match &s.stop {
         Some(reason) => format!(
             "{at}: FAILED: {reason} ({} new, {} updated before it)",
@@ -543,6 +685,37 @@ mod tests {
         assert_eq!(
             describe_credentials(Some(&c)),
             "expired, access token expires 2026-01-01T00:00:00Z (from firefox (default))"
+        );
+    }
+
+    #[test]
+    fn the_mirror_shows_its_folder_notes_last_update_and_error() {
+        let show = |m: Option<&MirrorInfo>| {
+            let mut out = Vec::new();
+            write_mirror(m, &mut out).expect("write");
+            String::from_utf8(out).expect("utf8")
+        };
+        assert!(show(None).starts_with("mirror:       off (set `dir` under [mirror]"));
+        let mut m = MirrorInfo {
+            dir: "/v/ChatGPT".into(),
+            ..MirrorInfo::default()
+        };
+        assert_eq!(
+            show(Some(&m)),
+            "mirror:       /v/ChatGPT: not mirrored yet\n"
+        );
+        m.last_run = Some("2026-01-01T00:00:00Z".into());
+        m.last_error = Some("the mirror folder /v/ChatGPT does not exist".into());
+        assert_eq!(
+            show(Some(&m)),
+            "mirror:       /v/ChatGPT: never brought up to date\n              last run \
+             (2026-01-01T00:00:00Z) FAILED: the mirror folder /v/ChatGPT does not exist\n"
+        );
+        m.notes = 12;
+        m.last_update = Some("2025-12-31T00:00:00Z".into());
+        assert!(
+            show(Some(&m))
+                .starts_with("mirror:       /v/ChatGPT: 12 notes, updated 2025-12-31T00:00:00Z\n")
         );
     }
 }

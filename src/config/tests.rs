@@ -37,6 +37,7 @@ fn example_file_documents_every_key() {
         "data_dir".to_owned(),
         "watch.dirs".to_owned(),
         "watch.processed_dir".to_owned(),
+        "mirror.dir".to_owned(),
     ];
     if let toml::Value::Table(t) = defaults {
         for (section, v) in t {
@@ -247,6 +248,74 @@ fn schedules_are_local_time_with_a_weekly_full_sync_unless_configured() {
         loaded.config.sync.zone(),
         Zone::Named(chrono_tz::Tz::Europe__Paris)
     );
+}
+
+#[test]
+fn the_mirror_is_off_unless_a_folder_is_set_in_the_file_or_the_environment() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let loaded =
+        Config::load(&Overrides::default(), &env_of(&[]), &platform(dir.path())).expect("loads");
+    assert_eq!(loaded.paths.mirror_dir, None);
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[mirror]\ndir = \"~/Vault/ChatGPT\"\n").expect("write");
+    let flags = Overrides {
+        config: Some(file.clone()),
+        ..Overrides::default()
+    };
+    let loaded = Config::load(&flags, &env_of(&[]), &platform(dir.path())).expect("loads");
+    assert_eq!(
+        loaded.paths.mirror_dir,
+        Some(dir.path().join("Vault/ChatGPT"))
+    );
+    let env = env_of(&[("CONVOS_MIRROR_DIR", "/srv/notes")]);
+    let loaded = Config::load(&flags, &env, &platform(dir.path())).expect("loads");
+    assert_eq!(
+        loaded.paths.mirror_dir,
+        Some(PathBuf::from("/srv/notes")),
+        "env beats file"
+    );
+}
+
+#[test]
+fn a_mirror_folder_inside_or_around_the_data_dir_or_relative_is_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("c.toml");
+    let flags = Overrides {
+        config: Some(file.clone()),
+        ..Overrides::default()
+    };
+    // The data dir is <tmp>/data (the platform's).
+    for (text, why) in [
+        (
+            "[mirror]\ndir = \"~/data/notes\"\n",
+            "inside the data folder",
+        ),
+        ("[mirror]\ndir = \"~/data\"\n", "inside the data folder"),
+        ("[mirror]\ndir = \"~\"\n", "around the data folder"),
+        ("[mirror]\ndir = \"notes\"\n", "relative path"),
+    ] {
+        std::fs::write(&file, format!("[log]\nlevel = \"info\"\n{text}")).expect("write");
+        let err = Config::load(&flags, &env_of(&[]), &platform(dir.path())).expect_err(text);
+        assert_eq!(err.key.as_deref(), Some("mirror.dir"), "{text}");
+        assert_eq!(err.line, Some(4), "{text}");
+        assert!(err.to_string().contains(why), "{text}: {err}");
+    }
+    let err = Config::load(
+        &Overrides::default(),
+        &env_of(&[("CONVOS_MIRROR_DIR", "~/data/archive/x")]),
+        &platform(dir.path()),
+    )
+    .expect_err("env inside");
+    assert!(
+        err.to_string().contains("CONVOS_MIRROR_DIR")
+            && err
+                .to_string()
+                .contains("choose a mirror folder outside it"),
+        "{err}"
+    );
+    // Beside the data dir is fine.
+    std::fs::write(&file, "[mirror]\ndir = \"~/data-notes\"\n").expect("write");
+    Config::load(&flags, &env_of(&[]), &platform(dir.path())).expect("beside");
 }
 
 #[test]

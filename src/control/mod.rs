@@ -1,7 +1,7 @@
 //! The local control socket's protocol, shared by the CLI ([`client`]) and the daemon
 //! (whose server side is `daemon::server`). While the daemon runs it holds the archive's
-//! lock, so `convos status|sync|import|list|show|search|export|auth` reach it here and it
-//! runs the same handlers the CLI runs in-process otherwise.
+//! lock, so `convos status|sync|import|list|show|search|reindex|export|mirror|auth`
+//! reach it here and it runs the same handlers the CLI runs in-process otherwise.
 //!
 //! The client sends one JSON line (a [`ControlRequest`]) and keeps its end open; the
 //! daemon answers with [`Frame`]s, `[tag: u8][len: u32 BE][payload]`: standard output
@@ -11,7 +11,7 @@
 pub mod client;
 
 use crate::cli::{ExportArgs, ExportFormat, ImportArgs, ListArgs, SearchArgs, ShowArgs};
-use crate::cli::{ShowFormat, StatusArgs, SyncArgs};
+use crate::cli::{MirrorArgs, ReindexArgs, ShowFormat, StatusArgs, SyncArgs};
 use serde::{Deserialize, Serialize};
 use std::io::{self, Read};
 use std::path::Path;
@@ -40,6 +40,10 @@ pub enum Request {
     Import(ImportArgs),
     /// `convos sync`
     Sync(SyncArgs),
+    /// `convos mirror` (with an absolute `--dir`)
+    Mirror(MirrorArgs),
+    /// `convos reindex`
+    Reindex(ReindexArgs),
 }
 
 impl Request {
@@ -57,6 +61,11 @@ impl Request {
             Request::Export(a) if a.out != "-" && Path::new(&a.out).is_relative() => {
                 a.out = cwd.join(&a.out).display().to_string();
             }
+            Request::Mirror(a) => {
+                if let Some(d) = a.dir.as_mut().filter(|d| d.is_relative()) {
+                    *d = cwd.join(&*d);
+                }
+            }
             _ => {}
         }
         self
@@ -69,10 +78,13 @@ impl Request {
         match self {
             Request::Status(a) => a.json,
             Request::List(a) => a.json,
-            Request::Search(a) => a.json,
+            // Highlighted search output cleans each piece itself and keeps its escapes.
+            Request::Search(a) => a.json || a.highlight,
             Request::Show(a) => matches!(a.format, ShowFormat::Json),
             Request::Export(a) => a.out == "-" && !matches!(a.format, ExportFormat::Md),
-            Request::Import(_) | Request::Sync(_) => false,
+            Request::Import(_) | Request::Sync(_) | Request::Mirror(_) | Request::Reindex(_) => {
+                false
+            }
         }
     }
 }

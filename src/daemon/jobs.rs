@@ -2,7 +2,9 @@
 //! named, with its next run shown by `convos status`:
 //! - `sync`: `[sync] schedule`, plus once at start;
 //! - `reconcile`: `[sync] reconcile_schedule`, a full sync (what `convos sync --full`
-//!   does: it also notices conversations deleted on chatgpt.com);
+//!   does): every listing walked to its end, what changed fetched, flags, stars and
+//!   project moves applied, and conversations that no listing shows and whose detail
+//!   answers 404 marked deleted on chatgpt.com;
 //! - `token refresh`: once, shortly before the access token expires, planned again
 //!   whenever the client or its token changes;
 //! - `rescan`: the folder watcher's periodic rescan, every `[watch] rescan_secs`.
@@ -105,7 +107,10 @@ impl Jobs {
     fn describe(&self, name: JobName) -> String {
         match name {
             JobName::Sync => format!("{} ({})", self.sync_cron, self.zone),
-            JobName::Reconcile => format!("{} ({}), a full sync", self.reconcile_cron, self.zone),
+            JobName::Reconcile => format!(
+                "{} ({}), a full sync that also finds deletions",
+                self.reconcile_cron, self.zone
+            ),
             JobName::TokenRefresh => "10 minutes before the access token expires".to_owned(),
             JobName::Rescan => format!(
                 "every {} s",

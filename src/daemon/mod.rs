@@ -1,10 +1,12 @@
 //! `convos run`: the composition root. Takes the data dir's lock, opens the archive,
 //! imports the configured paths, starts the sync schedule, the token refresh, the
-//! folder watcher and the control socket, reports readiness to systemd, and on
-//! shutdown stops taking work, lets the running unit of work reach a safe point,
-//! flushes the archive and exits.
+//! folder watcher, the Markdown mirror and the control socket, reports readiness to
+//! systemd, and on shutdown stops taking work, lets the running unit of work reach a
+//! safe point, flushes the archive and exits.
 
+mod index;
 mod jobs;
+mod mirror_runs;
 pub mod server;
 mod sync_runs;
 pub mod watch;
@@ -56,6 +58,9 @@ pub enum DaemonError {
     /// The job schedule could not be set up.
     #[error("cannot start the job schedule: {0}")]
     Scheduler(tokio_cron_scheduler::JobSchedulerError),
+    /// The Markdown mirror cannot be set up.
+    #[error("cannot keep the Markdown mirror: {0}")]
+    Mirror(#[from] crate::mirror::MirrorError),
     /// Start-up work panicked.
     #[error(transparent)]
     Internal(#[from] crate::util::Panicked),
@@ -80,6 +85,8 @@ struct Live {
     jobs: Mutex<Vec<JobStatus>>,
     /// Where the web viewer is served, or why it is not.
     web: Mutex<web::WebState>,
+    /// The search index and its indexer (`None` when it could not be opened).
+    search: Option<Arc<crate::search::LiveIndex>>,
 }
 
 impl Live {
@@ -119,6 +126,10 @@ impl DaemonInfo for Live {
             web_problem: web.problem,
         }
     }
+
+    fn search(&self) -> Option<Arc<crate::search::LiveIndex>> {
+        self.search.clone()
+    }
 }
 
 /// The running daemon, shared by its tasks.
@@ -130,6 +141,7 @@ pub struct Daemon {
     live: Arc<Live>,
     runs: sync_runs::SyncRuns,
     jobs: jobs::Jobs,
+    mirror_runs: mirror_runs::MirrorRuns,
 }
 
 /// Sends a notification to systemd (a no-op outside systemd).
@@ -226,6 +238,9 @@ pub async fn run(
     })
     .await??;
     let daemon = assemble(&loaded, platform, &shutdown).await?;
+    if let Some(search) = daemon.live.search.clone() {
+        daemon.tracker.spawn(index::follow(daemon.clone(), search));
+    }
     if !start_up_import(&daemon).await {
         tracing::info!("shut down during the start-up import; it resumes on the next start");
         finish(&daemon, lock).await;
@@ -245,6 +260,7 @@ pub async fn run(
         daemon.tracker.spawn(watch::run(daemon.clone(), dirs));
     }
     log_start(&daemon).await;
+    mirror_runs::spawn(&daemon);
     jobs::start(&daemon).await.map_err(DaemonError::Scheduler)?;
     notify(&[
         sd_notify::NotifyState::Ready,
@@ -265,6 +281,11 @@ async fn assemble(
     shutdown: &CancellationToken,
 ) -> Result<Arc<Daemon>, DaemonError> {
     let archive = open_archive(&loaded.paths.archive_dir).await?;
+    let (data_dir, a) = (loaded.paths.data_dir.clone(), archive.clone());
+    let search = blocking("opening the search index", move || {
+        index::open(&data_dir, a)
+    })
+    .await?;
     let watch_dirs: &[PathBuf] = if loaded.config.watch.enabled {
         &loaded.paths.watch_dirs
     } else {
@@ -278,6 +299,7 @@ async fn assemble(
         timezone: loaded.config.sync.zone().to_string(),
         jobs: Mutex::new(Vec::new()),
         web: Mutex::new(web::WebState::default()),
+        search,
     });
     let ctx = Context {
         archive,
@@ -288,12 +310,14 @@ async fn assemble(
         cancel: Arc::new(AtomicBool::new(false)),
         daemon: Some(live.clone() as Arc<dyn DaemonInfo>),
         config_file: loaded.file.clone(),
+        user_modes: loaded.user_modes,
     };
     Ok(Arc::new(Daemon {
         jobs: jobs::Jobs::new(&ctx.config)
             .await
             .map_err(DaemonError::Scheduler)?,
         runs: sync_runs::SyncRuns::new(),
+        mirror_runs: mirror_runs::MirrorRuns::new(&ctx)?,
         ctx,
         shutdown: shutdown.clone(),
         tracker: TaskTracker::new(),
@@ -415,6 +439,9 @@ async fn drain(daemon: &Daemon) {
             "work still running after {} s; stopping it at a safe point",
             DRAIN.as_secs()
         );
+    }
+    if let Some(search) = daemon.live.search.clone() {
+        index::stop(search).await;
     }
 }
 

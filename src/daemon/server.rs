@@ -298,6 +298,11 @@ async fn run_request(
             } else {
                 None
             };
+            // `convos mirror` never runs alongside the daemon's own mirror run.
+            let _mirror = match req {
+                Request::Mirror(_) => Some(daemon.mirror_runs.lock().await),
+                _ => None,
+            };
             // This request's own stop flag: set when its client leaves or the daemon stops.
             let mut ctx = daemon.ctx.clone();
             ctx.cancel = cancel;

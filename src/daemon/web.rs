@@ -61,12 +61,20 @@ pub(super) async fn start(daemon: &Arc<Daemon>) {
     let (ctx, data_dir) = (daemon.ctx.clone(), daemon.ctx.paths.data_dir.clone());
     let status: Arc<dyn StatusSource> =
         Arc::new(move || crate::commands::status::report(&ctx).map_err(|e| e.to_string()));
-    let search: Arc<dyn SearchProvider> = Arc::new(crate::web::scan::ScanSearch::new(
-        daemon.ctx.archive.clone(),
-    ));
+    // Without an index (it could not be opened; the log says why) `/?q=` says search
+    // is not available.
+    let search: Option<Arc<dyn SearchProvider>> = daemon.live.search.clone().map(|live| {
+        Arc::new(crate::web::index::IndexSearch::new(
+            live,
+            daemon.ctx.archive.clone(),
+        )) as Arc<dyn SearchProvider>
+    });
     let archive = daemon.ctx.archive.clone();
     let viewer = blocking("reading the web viewer token", move || {
-        Viewer::new(archive, &data_dir, bound, status).map(|v| v.with_search(search))
+        Viewer::new(archive, &data_dir, bound, status).map(|v| match search {
+            Some(s) => v.with_search(s),
+            None => v,
+        })
     })
     .await;
     let viewer = match viewer {

@@ -236,12 +236,21 @@ pub fn build_branch(
         });
     }
     let s = &record.summary;
+    // Batch answers and older exports carry no `default_model_slug`: the model is then
+    // the one that wrote the last assistant message on the active branch.
+    let model = default_model.or_else(|| {
+        messages
+            .iter()
+            .rev()
+            .filter(|m| m.role == "assistant")
+            .find_map(|m| m.model.clone())
+    });
     ConversationView {
         id: s.id.clone(),
         title: s.title.clone(),
         create_time: s.create_time.and_then(secs_to_rfc3339),
         update_time: s.update_time.and_then(secs_to_rfc3339),
-        model: s.model.clone(),
+        model,
         // From the JSON, not the stored summary, so records written before the
         // `conversation_template_id` fallback show it too.
         gizmo_id: conv.gizmo().map(str::to_owned),

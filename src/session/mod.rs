@@ -153,25 +153,48 @@ pub fn prepare_client(
     client_for(config, paths, archive, creds)
 }
 
-/// The request pacer's state, kept in the archive so a restart neither forgets a
-/// cooldown nor bursts again.
+/// The request pacer's state, kept in the archive per account so a restart neither
+/// forgets a cooldown nor bursts again, and one account's pace is not another's.
 struct ArchivePace(Archive);
 
 impl PaceStore for ArchivePace {
-    fn load(&self) -> Option<PaceState> {
-        match self.0.state(pace::STATE_KEY) {
+    fn load(&self, account: Option<&str>) -> Option<PaceState> {
+        let read = |key: &str| match self.0.state::<PaceState>(key) {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!("could not read the saved request pacing: {e}; starting afresh");
                 None
             }
-        }
+        };
+        // An account seen for the first time takes up what was saved before any
+        // account was known (by an earlier version, or before the first exchange).
+        read(&pace::state_key(account)).or_else(|| account.and_then(|_| read(pace::STATE_KEY)))
     }
 
-    fn save(&self, state: &PaceState) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-        self.0.set_state(pace::STATE_KEY, state)?;
+    fn save(
+        &self,
+        account: Option<&str>,
+        state: &PaceState,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        self.0.set_state(&pace::state_key(account), state)?;
+        if let Some(a) = account {
+            self.0.set_state(PACE_ACCOUNT_KEY, &a)?;
+        }
         Ok(self.0.flush()?)
     }
+}
+
+/// State key: the account whose pace was saved last.
+pub const PACE_ACCOUNT_KEY: &str = "api_pace_account";
+
+/// The account `creds` were last verified for, when the archive knows it.
+fn known_account(archive: &Archive, creds: &Credentials) -> Option<String> {
+    archive
+        .state::<CredentialsStatus>(CREDENTIALS_KEY)
+        .ok()
+        .flatten()
+        .filter(|s| s.fingerprint.as_deref() == Some(creds.fingerprint().as_str()))
+        .and_then(|s| s.account_id)
 }
 
 /// Builds a client for given credentials (blocking). The client saves cookies the
@@ -184,9 +207,19 @@ pub fn client_for(
     creds: Credentials,
 ) -> Result<Client, SessionError> {
     let device = device_id(archive)?;
-    let pacer = Pacer::load(&config.api, Arc::new(ArchivePace(archive.clone())));
+    let pacer = pacer_for(config, archive, &creds);
     let file = (!creds.source.starts_with("environment")).then(|| paths.credentials.clone());
     Ok(Client::new(&config.api, creds, device, pacer, file)?)
+}
+
+/// The pacer for a client of these credentials (blocking): the state saved for the
+/// account they were last verified for, else for the account paced last (a restart
+/// before the credentials' state was recorded must not burst again), kept in the
+/// archive. The session exchange corrects the account when it names another.
+pub fn pacer_for(config: &Config, archive: &Archive, creds: &Credentials) -> Pacer {
+    let account = known_account(archive, creds)
+        .or_else(|| archive.state::<String>(PACE_ACCOUNT_KEY).ok().flatten());
+    Pacer::load(&config.api, Arc::new(ArchivePace(archive.clone())), account)
 }
 
 /// The client in use, which owns the credentials file (it saves the cookies the service

@@ -206,6 +206,42 @@ pub struct SyncReport {
     /// Where the first few of them were (listing and offset, never their content).
     #[serde(default)]
     pub unreadable: Vec<String>,
+    /// Requests answered 429 (rate limited).
+    #[serde(default)]
+    pub rate_limited: u64,
+    /// Conversations stored from batch answers.
+    #[serde(default)]
+    pub batched: u64,
+    /// Missing attachments left for a later run (the run's budget was spent).
+    #[serde(default)]
+    pub attachments_left: u64,
+    /// The pacing mode (`adaptive` or `fixed`).
+    #[serde(default)]
+    pub pacing: Option<String>,
+    /// The request rate at the end of the run, requests a minute.
+    #[serde(default)]
+    pub rate_per_minute: Option<f64>,
+    /// Changed conversations not archived yet (failed, or not got to).
+    #[serde(default)]
+    pub remaining: u64,
+    /// The estimated time to fetch them at the current pace, seconds.
+    #[serde(default)]
+    pub eta_secs: Option<f64>,
+}
+
+/// A duration in words: `40 s`, `12 min`, `3 h 20 min`, `2 d 4 h`.
+pub fn human_duration(secs: f64) -> String {
+    let s = if secs.is_finite() {
+        secs.max(0.0).round() as u64
+    } else {
+        u64::MAX
+    };
+    match s {
+        s if s < 90 => format!("{s} s"),
+        s if s < 3600 => format!("{} min", (s + 30) / 60),
+        s if s < 48 * 3600 => format!("{} h {} min", s / 3600, (s % 3600) / 60),
+        s => format!("{} d {} h", s / 86_400, (s % 86_400) / 3600),
+    }
 }
 
 /// The saved form of [`SyncReport::stop`]: the reason and its message side by side, so
@@ -276,9 +312,33 @@ impl SyncReport {
         })
     }
 
+    /// The pace in words: the rate, the 429s of the run and, when conversations are
+    /// left to fetch, the estimated time to finish (for the end-of-run line and
+    /// `convos status`); `None` for a report without pacing facts (an older one, or a
+    /// run that could not start).
+    pub fn pace_note(&self) -> Option<String> {
+        let rate = self.rate_per_minute?;
+        let mut s = format!(
+            "pacing {} requests/min ({}), {} answered 429",
+            rate_words(rate),
+            self.pacing.as_deref().unwrap_or("adaptive"),
+            self.rate_limited
+        );
+        if self.remaining > 0 {
+            s.push_str(&format!(
+                "; backfill: {} conversations left",
+                self.remaining
+            ));
+            if let Some(eta) = self.eta_secs {
+                s.push_str(&format!(", about {} at this pace", human_duration(eta)));
+            }
+        }
+        Some(s)
+    }
+
     /// The report in words: a summary and the lines that detail it.
     pub fn render(&self) -> Rendered {
-        let summary = format!(
+        let mut summary = format!(
             "{} listed, {} new, {} updated, {} unchanged, {} failed; {} attachments downloaded; {} requests in {:.1} s",
             self.listed,
             self.new,
@@ -289,6 +349,10 @@ impl SyncReport {
             self.requests,
             self.seconds
         );
+        if let Some(pace) = self.pace_note() {
+            summary.push_str("; ");
+            summary.push_str(&pace);
+        }
         let mut details = Vec::new();
         if self.deleted_remotely > 0 {
             details.push(format!(
@@ -307,6 +371,12 @@ impl SyncReport {
                 } else {
                     ""
                 }
+            ));
+        }
+        if self.attachments_left > 0 {
+            details.push(format!(
+                "{} attachments left for later runs (this run's request budget was spent)",
+                self.attachments_left
             ));
         }
         details.extend(self.degraded.iter().map(|d| format!("degraded: {d}")));
@@ -353,6 +423,17 @@ impl SyncReport {
             Some(_) => tracing::warn!("{line}"),
             None => tracing::info!("{line}"),
         }
+    }
+}
+
+/// A rate in requests a minute, with the digits that matter.
+fn rate_words(per_min: f64) -> String {
+    if per_min >= 10.0 {
+        format!("{per_min:.0}")
+    } else if per_min >= 1.0 {
+        format!("{per_min:.1}")
+    } else {
+        format!("{per_min:.2}")
     }
 }
 

@@ -1,11 +1,22 @@
-//! Walking the listings: the normal and archived listings newest first down to the
-//! frontier (plus an overlap), the project sidebar and each project's own listing, and
-//! on a full run the deletions that only a complete walk can see.
+//! Walking the listings, before anything is fetched: the normal listing newest first
+//! down to the frontier (plus an overlap), the archived listing whole, the project
+//! sidebar and each project's own listing. A walk only lists: changed conversations
+//! are queued (see [`super::fetch`]), unchanged ones have their flags brought up to
+//! date. Pages come seconds apart, so they barely shift under the walk; they still
+//! overlap by a couple of rows, and a page that starts past every row seen (rows
+//! above it moved away meanwhile) is read again from further up. The frontier moves
+//! at the end of the run, past what was archived.
 
-use super::{EPSILON, Optional, PAGE, REPORT_LIST_MAX, Run, StopReason};
+use super::fetch::Pending;
+use super::{EPSILON, Optional, PAGE, REPORT_LIST_MAX, REREAD_AFTER, Run, StopReason};
 use crate::api::{ListItem, Listing, Project};
-use crate::archive::ArchiveError;
 use crate::util::blocking;
+
+/// Rows each page repeats of the one before (offsets shift while paging).
+const PAGE_OVERLAP: usize = 2;
+/// Times a walk steps back after a page that starts past every row seen, before it
+/// gives up on being complete.
+const MAX_STEPS_BACK: u32 = 3;
 
 /// What a listing row says about a conversation's project name.
 #[derive(Clone, Debug, PartialEq)]
@@ -16,16 +27,6 @@ pub(super) enum ProjectName {
     Clear,
     /// Unknown: the row does not say, or the project's name is not known (yet).
     Keep,
-}
-
-/// What happened to one listed conversation.
-pub(super) enum Step {
-    /// Fetched and stored.
-    Fetched,
-    /// Unchanged, not fetched.
-    Skipped,
-    /// Could not be fetched or stored this run.
-    Failed,
 }
 
 /// A cursor-paged endpoint's position (the project sidebar and project listings page
@@ -51,12 +52,27 @@ impl Cursor {
     }
 }
 
+/// Where a listed conversation was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Source {
+    /// The normal listing (its frontier must not pass what is not archived).
+    Normal,
+    /// The archived listing.
+    Archived,
+    /// A project's own listing.
+    Project,
+}
+
 impl Run<'_> {
-    /// Whether every listing was read whole, so what was not seen is really gone.
+    /// Whether every listing was read whole, so what none showed may really be gone.
     pub(super) fn walk_complete(&self) -> bool {
-        self.report.unreadable_rows == 0
+        self.normal.complete
+            && (!self.opts.archived || self.archived.complete)
+            && self.report.unreadable_rows == 0
+            && !self.cancelled()
             && !(self.opts.projects
-                && (self.degraded.contains(&Optional::ProjectNames)
+                && (!self.projects_complete
+                    || self.degraded.contains(&Optional::ProjectNames)
                     || self.degraded.contains(&Optional::ProjectListings)))
     }
 
@@ -82,42 +98,74 @@ impl Run<'_> {
         new
     }
 
-    fn frontier(&self, listing: Listing) -> Option<f64> {
-        match listing {
-            Listing::Normal => self.state.normal_frontier,
-            Listing::Archived => self.state.archived_frontier,
-        }
-    }
-
-    /// Walks one listing newest first, down to its frontier (plus the overlap) or, on a
-    /// full run, to its end; then moves the frontier past what was archived.
+    /// Walks one listing newest first: the normal one down to its frontier (plus the
+    /// overlap), or to its end on a full run or when there is no frontier; the archived
+    /// one always to its end (archiving moves no `update_time`, so a frontier would
+    /// hide it). Lists only: what changed is queued.
     pub(super) async fn walk(&mut self, listing: Listing) -> Result<(), StopReason> {
-        let frontier = if self.opts.full {
-            None
-        } else {
-            self.frontier(listing)
+        let frontier = match listing {
+            Listing::Normal if !self.opts.full => self.state.normal_frontier,
+            _ => None,
         };
-        let name = match listing {
-            Listing::Normal => "normal listing",
-            Listing::Archived => "archived listing",
+        let (name, source) = match listing {
+            Listing::Normal => ("normal listing", Source::Normal),
+            Listing::Archived => ("archived listing", Source::Archived),
         };
         let mut offset = 0u64;
         let mut below = 0u32;
-        let mut newest_ok: Option<f64> = None;
-        let mut oldest_failed: Option<f64> = None;
+        let mut steps_back = 0u32;
+        let mut walked = super::Walked::default();
+        let mut sure = true;
         loop {
             if self.cancelled() {
-                return Ok(());
+                break;
             }
             let page = self.client.list(listing, offset, PAGE).await?;
-            // Page by the rows the server sent, not by the rows that could be read.
-            let n = page.rows;
-            let mut fresh = self.note_unreadable(name, offset, &page.unreadable);
-            for item in page.items {
-                let t = item.update_time.secs();
-                if !self.seen.insert(item.id.clone()) {
+            if offset == 0 && listing == Listing::Normal {
+                self.first_page_at = Some(tokio::time::Instant::now());
+            }
+            if let Some(total) = page.total {
+                tracing::debug!(
+                    "{name} at offset {offset}: {} rows, total {total} (a hint)",
+                    page.rows
+                );
+            }
+            let starts_unseen = offset > 0
+                && !page.items.is_empty()
+                && !page
+                    .items
+                    .iter()
+                    .take(PAGE_OVERLAP)
+                    .any(|i| self.seen.contains_key(&i.id));
+            if starts_unseen {
+                // Rows above moved away since the last page (archived, deleted): more
+                // than the overlap absorbs, so some may have been jumped over.
+                if steps_back < MAX_STEPS_BACK {
+                    steps_back += 1;
+                    tracing::debug!(
+                        "the {name} shifted under the walk at offset {offset}; reading again \
+                         from further up"
+                    );
+                    offset = offset.saturating_sub(u64::from(PAGE / 2));
                     continue;
                 }
+                tracing::warn!(
+                    "the {name} keeps shifting under the walk; this run cannot be sure it \
+                     saw every conversation, so it keeps its frontier"
+                );
+                sure = false;
+            }
+            // Page by the rows the server sent, not by the rows that could be read.
+            let n = page.rows;
+            let unreadable = self.note_unreadable(name, offset, &page.unreadable);
+            walked.unreadable += unreadable as u64;
+            let mut fresh = unreadable;
+            for item in page.items {
+                let t = item.update_time.secs();
+                if self.seen.contains_key(&item.id) {
+                    continue;
+                }
+                self.seen.insert(item.id.clone(), t);
                 fresh += 1;
                 if let (Some(f), Some(t)) = (frontier, t)
                     && t <= f
@@ -126,22 +174,12 @@ impl Run<'_> {
                 }
                 self.report.listed += 1;
                 if self.cancelled() {
-                    return Ok(());
+                    break;
                 }
-                match self.item(&item, listing == Listing::Archived, None).await? {
-                    Step::Failed => {
-                        if let Some(t) = t {
-                            oldest_failed = Some(oldest_failed.map_or(t, |o: f64| o.min(t)));
-                        }
-                    }
-                    Step::Fetched | Step::Skipped => {
-                        if let Some(t) = t {
-                            newest_ok = Some(newest_ok.map_or(t, |o: f64| o.max(t)));
-                        }
-                    }
-                }
+                self.consider(&item, source, None).await?;
             }
             if n < PAGE as usize || (frontier.is_some() && below >= self.opts.overlap.max(1)) {
+                walked.complete = sure && !self.cancelled();
                 break;
             }
             if fresh == 0 {
@@ -152,33 +190,115 @@ impl Run<'_> {
                 );
                 break;
             }
-            // Offsets shift while paging: a conversation archived or deleted meanwhile
-            // moves everything after it up, so a page that starts right after this one
-            // would skip whatever crossed the boundary. Overlap the pages; `seen` drops
-            // the repeats.
-            offset += (n as u64).saturating_sub(u64::from(self.opts.overlap.min(PAGE / 2)));
+            offset += (n - PAGE_OVERLAP.min(n)) as u64;
         }
-        self.advance_frontier(listing, oldest_failed, newest_ok);
+        match listing {
+            Listing::Normal => self.normal = walked,
+            Listing::Archived => self.archived = walked,
+        }
         Ok(())
     }
 
-    /// Advances a listing's frontier only past what was archived: a failure holds it
-    /// just below the oldest failure, so the next run lists that again.
-    fn advance_frontier(
+    /// One listed conversation: queued when its listing time moved (or it is new),
+    /// else only its flags are brought up to date.
+    pub(super) async fn consider(
         &mut self,
-        listing: Listing,
-        oldest_failed: Option<f64>,
-        newest_ok: Option<f64>,
-    ) {
-        let new = match (oldest_failed, self.frontier(listing), newest_ok) {
-            (Some(f), _, _) => Some(f - EPSILON),
-            (None, Some(o), Some(n)) => Some(o.max(n)),
-            (None, o, n) => o.or(n),
-        };
-        match listing {
-            Listing::Normal => self.state.normal_frontier = new,
-            Listing::Archived => self.state.archived_frontier = new,
+        item: &ListItem,
+        source: Source,
+        in_project: Option<&str>,
+    ) -> Result<(), StopReason> {
+        let a = self.archive.clone();
+        let rid = item.id.clone();
+        let record = blocking("reading a conversation record", move || a.record(&rid))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten();
+        let list_time = item.update_time.secs();
+        if source == Source::Normal
+            && let Some(t) = list_time
+        {
+            self.normal_newest = Some(self.normal_newest.map_or(t, |n: f64| n.max(t)));
         }
+        let flags = super::fetch::Flags {
+            is_archived: source == Source::Archived || item.is_archived == Some(true),
+            starred: item.is_starred,
+            list_time,
+            project: self.project_name(item, in_project).await?,
+        };
+        match record {
+            Some(r) if !self.changed(&r, list_time) => {
+                self.report.unchanged += 1;
+                self.update_flags(&item.id, &r, flags).await;
+            }
+            _ => {
+                self.unsettled.insert(item.id.clone());
+                if source == Source::Normal
+                    && let Some(t) = list_time
+                {
+                    self.unsettled_normal.insert(item.id.clone(), t);
+                }
+                self.queue.push(Pending {
+                    id: item.id.clone(),
+                    flags,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads the normal listing's first page again at the end of a long run: what
+    /// changed meanwhile moved to its top. Anything new there is fetched now.
+    pub(super) async fn reread(&mut self) -> Result<(), StopReason> {
+        if !self.normal.complete || self.cancelled() {
+            return Ok(());
+        }
+        let Some(at) = self.first_page_at else {
+            return Ok(());
+        };
+        if at.elapsed() < REREAD_AFTER {
+            return Ok(());
+        }
+        let page = self.client.list(Listing::Normal, 0, PAGE).await?;
+        self.note_unreadable("normal listing", 0, &page.unreadable);
+        let mut moved = 0;
+        for item in page.items {
+            let t = item.update_time.secs();
+            match self.seen.get(&item.id) {
+                Some(before) if *before == t => continue,
+                Some(_) => {}
+                None => self.report.listed += 1,
+            }
+            moved += 1;
+            self.seen.insert(item.id.clone(), t);
+            self.consider(&item, Source::Normal, None).await?;
+        }
+        if moved > 0 {
+            tracing::info!(
+                "{moved} conversations changed on chatgpt.com during this run; fetching them now"
+            );
+        }
+        self.fetch_queue().await
+    }
+
+    /// Moves the normal listing's frontier at the end of a run: it advances (to the
+    /// newest listing time seen) only after a complete walk whose every changed
+    /// conversation was archived. Otherwise it never moves forward, and it moves back
+    /// to just below a conversation that is not archived yet, should one be older.
+    pub(super) fn advance_frontier(&mut self) {
+        let oldest = self
+            .unsettled_normal
+            .iter()
+            .filter(|(id, _)| self.unsettled.contains(*id))
+            .map(|(_, t)| *t)
+            .reduce(f64::min);
+        let old = self.state.normal_frontier;
+        self.state.normal_frontier = match (self.normal.complete, oldest, old) {
+            (true, None, Some(o)) => Some(self.normal_newest.map_or(o, |n| o.max(n))),
+            (true, None, None) => self.normal_newest,
+            (_, Some(f), Some(o)) => Some(o.min(f - EPSILON)),
+            (_, _, o) => o,
+        };
     }
 
     /// Every page of the project sidebar (asked once per run), with the names
@@ -213,8 +333,9 @@ impl Run<'_> {
         Ok(Some(projects))
     }
 
-    /// Walks each project's own listing. Incomplete (a failed sidebar or listing) leaves
-    /// `projects_walked` unset, so the next run walks them again and fills in names.
+    /// Walks each project's own listing (listing only: what changed is queued).
+    /// Incomplete (a failed sidebar or listing) leaves `projects_walked` unset, so the
+    /// next run walks them again and fills in names.
     pub(super) async fn walk_projects(&mut self) -> Result<(), StopReason> {
         let Some(projects) = self.sidebar().await? else {
             return Ok(());
@@ -238,17 +359,19 @@ impl Run<'_> {
                 self.note_unreadable(&name, offset, &page.unreadable);
                 offset += page.rows as u64;
                 for item in page.items {
-                    if !self.seen.insert(item.id.clone()) {
+                    if self.seen.contains_key(&item.id) {
                         continue;
                     }
+                    self.seen.insert(item.id.clone(), item.update_time.secs());
                     self.report.listed += 1;
-                    self.item(&item, false, Some(&p.id)).await?;
+                    self.consider(&item, Source::Project, Some(&p.id)).await?;
                 }
                 if !cursor.advance(next) {
                     break;
                 }
             }
         }
+        self.projects_complete = true;
         self.state.projects_walked = true;
         Ok(())
     }
@@ -282,38 +405,6 @@ impl Run<'_> {
             Some(n) => ProjectName::Set(n.clone()),
             None => ProjectName::Keep,
         })
-    }
-
-    /// Marks what a complete walk did not see as deleted on chatgpt.com (kept in the
-    /// archive), and clears the mark of what is back.
-    pub(super) async fn mark_deletions(&mut self) {
-        let a = self.archive.clone();
-        let seen = std::mem::take(&mut self.seen);
-        let marked = blocking("marking deleted conversations", move || -> Result<u64, ArchiveError> {
-            let mut marked = 0;
-            let ids: Vec<(String, bool)> = a
-                .iter_newest_first()
-                .filter_map(Result::ok)
-                .map(|r| (r.summary.id.clone(), r.deleted_remotely))
-                .collect();
-            for (id, deleted) in ids {
-                let gone = !seen.contains(&id);
-                if gone != deleted {
-                    a.update_remote(&id, |r| r.deleted_remotely = gone)?;
-                    if gone {
-                        tracing::info!("conversation {id} is no longer on chatgpt.com; kept and marked deleted_remotely");
-                        marked += 1;
-                    }
-                }
-            }
-            Ok(marked)
-        })
-        .await;
-        match marked {
-            Ok(Ok(n)) => self.report.deleted_remotely = n,
-            Ok(Err(e)) => tracing::warn!("could not mark deleted conversations: {e}"),
-            Err(_) => {} // logged by `blocking`
-        }
     }
 }
 

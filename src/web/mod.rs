@@ -9,8 +9,7 @@
 //! - [`blob`]: attachment bytes (`/blob/{sha256}`), inline only for types a browser
 //!   cannot run
 //! - [`assets`]: the stylesheet and icon, compiled into the binary
-//! - [`scan`]: search by reading the archive (what `convos search` does), until the
-//!   full-text index answers
+//! - [`index`]: search through the daemon's full-text index
 //! - [`search`] and [`status`]: what the pages ask of the rest of the program (the
 //!   full-text index and `convos status`), as traits the daemon implements
 //!
@@ -23,9 +22,9 @@ pub mod assets;
 pub mod blob;
 pub mod branch;
 pub mod highlight;
+pub mod index;
 pub mod markdown;
 pub(crate) mod pages;
-pub mod scan;
 pub mod search;
 pub mod status;
 

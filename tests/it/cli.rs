@@ -450,7 +450,7 @@ fn cli_search_finds_by_title_and_by_message_text() {
     assert_eq!(hits.len(), 1, "{hits:?}");
     assert_eq!(hits[0]["id"], SAMPLE_CONVERSATION_IDS[0]);
     assert!(
-        hits[0]["snippets"][0]
+        hits[0]["snippet"]
             .as_str()
             .expect("snippet")
             .contains("Alfama"),
@@ -565,7 +565,8 @@ fn cli_help_lists_the_commands() {
     let run = env.run(["--help"]);
     run.ok();
     for cmd in [
-        "run", "sync", "import", "auth", "status", "list", "show", "search", "export", "service",
+        "run", "sync", "import", "auth", "status", "list", "show", "search", "reindex", "export",
+        "mirror", "service",
     ] {
         assert!(
             run.stdout

@@ -327,11 +327,19 @@ async fn full_sync_marks_remote_deletions_and_keeps_them_readable() {
     assert_clean(&r);
     assert!(r.full);
     assert_eq!(r.deleted_remotely, 2, "{r:#?}");
-    assert_eq!(
-        env.fake.count(RouteKind::Detail),
-        0,
-        "a full walk fetches nothing unchanged"
-    );
+    // Nothing unchanged is fetched; each conversation no listing shows is asked for
+    // once, and marked because its detail answers 404.
+    let details: Vec<_> = env
+        .fake
+        .requests()
+        .into_iter()
+        .filter(|r| r.kind == RouteKind::Detail)
+        .map(|r| (r.path.rsplit('/').next().unwrap().to_owned(), r.status))
+        .collect();
+    assert_eq!(details.len(), 2, "{details:?}");
+    for id in ["n2", "a1"] {
+        assert!(details.contains(&(id.to_owned(), Some(404))), "{details:?}");
+    }
     for id in ["n2", "a1"] {
         let stored = env.archive.get(id).unwrap().expect("kept");
         assert!(stored.record.deleted_remotely, "{id}");
@@ -345,9 +353,12 @@ async fn full_sync_marks_remote_deletions_and_keeps_them_readable() {
     }
     assert_eq!(env.archive.counts().unwrap().deleted_remotely, 2);
 
-    // A second full run marks nothing new; a re-appearing one is unmarked.
+    // A second full run marks nothing new (and asks nothing again); a re-appearing one
+    // is unmarked.
+    env.fake.reset_counts();
     let r = env.sync_full(&client).await;
     assert_eq!(r.deleted_remotely, 0);
+    assert_eq!(env.fake.count(RouteKind::Detail), 0);
     env.put("n2", T0 + 2.0);
     let r = env.sync(&client).await;
     assert_clean(&r);
@@ -360,44 +371,63 @@ async fn full_sync_marks_remote_deletions_and_keeps_them_readable() {
     assert_eq!(env.archive.len(), 6);
 }
 
+/// The frontier under page shifts: conversations above the walk's position leave the
+/// listing between two pages (archived), so everything after them moves up by more
+/// than the pages overlap. No conversation is skipped, and the walk is still
+/// complete (its frontier advances).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_conversation_leaving_the_listing_mid_walk_makes_no_other_one_skipped() {
+async fn conversations_leaving_the_listing_mid_walk_make_no_other_one_skipped() {
     let env = SyncEnv::start().await;
-    for i in 0..150 {
+    for i in 0..250 {
         env.put(&format!("c{i:03}"), T0 + f64::from(i));
     }
-    // Newest first: c149 at offset 0 … c050 at offset 99, c049 at offset 100. The last
-    // detail of page one is rate limited for a second; meanwhile the user archives c149
-    // (already fetched), so everything after it moves up one place before page two.
-    env.fake.push_fault(
-        Route::Detail("c050".into()),
-        Fault::RateLimited {
-            retry_after: Some(1),
-        },
-    );
+    // Newest first: c249 at offset 0 … c150 at offset 99. Page two is held for a moment,
+    // while three conversations of page one leave the listing.
+    env.fake
+        .push_fault(Route::List, Fault::Delay(Duration::from_millis(0)));
+    env.fake
+        .push_fault(Route::List, Fault::Delay(Duration::from_millis(400)));
     let client = std::sync::Arc::new(env.client().await);
     let (c, a, o) = (client.clone(), env.archive.clone(), env.opts(false));
     let run = tokio::spawn(async move {
         convos::sync::sync_once(&c, &a, &o, now(), &AtomicBool::new(false)).await
     });
     for _ in 0..500 {
-        if env.fake.detail_count("c050") > 0 {
+        if env.fake.count(RouteKind::List) >= 2 {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    assert_eq!(env.fake.count(RouteKind::List), 1, "page two not asked yet");
-    env.fake.set_archived("c149", true);
+    assert_eq!(env.fake.count(RouteKind::Detail), 0, "listing comes first");
+    for id in ["c249", "c248", "c200"] {
+        env.fake.set_archived(id, true);
+    }
     let r = run.await.unwrap();
     assert_clean(&r);
+    // c149 and c148 moved from offsets 100 and 101 to 97 and 98: before page two's start
+    // had it not read again from further up.
+    for id in ["c147", "c148", "c149", "c150", "c000"] {
+        assert!(env.record(id).is_some(), "{id} was skipped");
+    }
+    assert_eq!(env.archive.len(), 250);
+    assert_eq!(r.failed, 0);
+    let frontier = env.state().normal_frontier.expect("the walk was complete");
+    assert!(frontier >= T0 + 247.0, "{frontier}");
+    // Every request came before any fetch: the listing is walked first.
+    let kinds: Vec<RouteKind> = env.fake.requests().iter().map(|r| r.kind).collect();
+    let first_fetch = kinds
+        .iter()
+        .position(|k| matches!(k, RouteKind::Detail | RouteKind::Batch))
+        .expect("fetches");
     assert!(
-        env.record("c049").is_some(),
-        "c049 moved from offset 100 to 99 between the pages and was skipped"
+        kinds[first_fetch..]
+            .iter()
+            .all(|k| !matches!(k, RouteKind::List | RouteKind::ArchivedList)),
+        "{kinds:?}"
     );
-    assert_eq!(env.archive.len(), 150);
-    // The move itself is picked up by the next run.
+    // The moves themselves are picked up by the next run.
     assert_clean(&env.sync(&client).await);
-    assert!(env.must("c149").is_archived());
+    assert!(env.must("c249").is_archived());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -447,10 +477,10 @@ async fn a_detail_failing_all_run_holds_the_frontier_and_is_fetched_next_run() {
         "retried a few times, then left for the next run"
     );
     assert!(env.record(bad).is_none());
-    let frontier = env.state().normal_frontier.expect("a frontier");
-    assert!(
-        frontier < T0 + 10.0,
-        "the frontier ({frontier}) must not pass the failed conversation"
+    assert_eq!(
+        env.state().normal_frontier,
+        None,
+        "the frontier only advances once every fetch succeeded"
     );
 
     env.fake.clear_faults();
@@ -468,6 +498,23 @@ async fn a_detail_failing_all_run_holds_the_frontier_and_is_fetched_next_run() {
     assert_clean(&env.sync(&client).await);
     assert_eq!(env.fake.count(RouteKind::List), 1);
     assert_eq!(env.fake.count(RouteKind::Detail), 0);
+
+    // With a frontier: a changed conversation that fails holds it where it was, though
+    // another changed one succeeded, so the next run lists the failed one again.
+    let held = env.state().normal_frontier.expect("a frontier");
+    env.fake.touch(bad, T0 + 500.0);
+    env.fake.touch("c011", T0 + 501.0);
+    env.fake
+        .fail_always(Route::Detail(bad.into()), Fault::Status(500));
+    let r = env.sync(&client).await;
+    assert_eq!((r.updated, r.failed), (1, 1), "{r:#?}");
+    assert_eq!(env.state().normal_frontier, Some(held));
+    env.fake.clear_faults();
+    let r = env.sync(&client).await;
+    assert_clean(&r);
+    assert_eq!(r.updated, 1, "{r:#?}");
+    assert_eq!(env.must(bad).summary.update_time, Some(T0 + 500.0));
+    assert!(env.state().normal_frontier.unwrap() >= T0 + 501.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,7 +560,7 @@ async fn a_429_with_retry_after_waits_and_succeeds() {
     assert_eq!(r.new, 1);
     assert_eq!(env.fake.detail_count("x"), 2);
     assert_eq!(answered(&env, 429), 1);
-    let pace: PaceState = env.archive.state(pace::STATE_KEY).unwrap().unwrap();
+    let pace: PaceState = env.pace_state().expect("saved");
     assert_eq!(pace.consecutive_429, 0, "a success resets the backoff");
 }
 
@@ -558,7 +605,7 @@ async fn a_rate_limit_cooldown_that_ended_the_run_survives_a_restart() {
     assert!(err.contains("429") && err.contains("3600"), "{err}");
     assert_eq!(env.fake.count(RouteKind::List), 4);
     assert_eq!(env.fake.count(RouteKind::Detail), 0);
-    let saved: PaceState = env.archive.state(pace::STATE_KEY).unwrap().unwrap();
+    let saved: PaceState = env.pace_state().expect("saved");
     assert!(saved.cooldown_until.expect("cooldown saved") > now() + 3500.0);
     drop(client);
 
@@ -580,17 +627,20 @@ async fn a_rate_limit_cooldown_that_ended_the_run_survives_a_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rate_limit_cooldown_survives_a_restart_during_the_wait() {
-    let env = SyncEnv::start().await;
+    let mut env = SyncEnv::start().await;
+    // Ten minutes: waited out within the run (a wait beyond the longest probe, 15
+    // minutes by default, ends the run instead).
+    env.config.api.rate_limit_max_secs = 900;
     env.put("x", T0);
     env.fake.push_fault(
         Route::List,
         Fault::RateLimited {
-            retry_after: Some(3600),
+            retry_after: Some(600),
         },
     );
     let client = std::sync::Arc::new(env.client().await);
     let (c, a, o) = (client.clone(), env.archive.clone(), env.opts(false));
-    // The process is killed while it waits out the hour.
+    // The process is killed while it waits out the ten minutes.
     let run = tokio::spawn(async move {
         let cancel = AtomicBool::new(false);
         convos::sync::sync_once(&c, &a, &o, now(), &cancel).await
@@ -601,7 +651,8 @@ async fn a_rate_limit_cooldown_survives_a_restart_during_the_wait() {
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(client.pacer().wait_hint() > Duration::from_secs(3500));
+    assert!(client.pacer().wait_hint() > Duration::from_secs(500));
+    assert!(!run.is_finished(), "the run waits out the cooldown");
     run.abort();
     let _ = run.await;
     drop(client);
@@ -609,7 +660,7 @@ async fn a_rate_limit_cooldown_survives_a_restart_during_the_wait() {
     env.fake.reset_counts();
     let client = env.client().await;
     assert!(
-        client.pacer().wait_hint() > Duration::from_secs(3500),
+        client.pacer().wait_hint() > Duration::from_secs(500),
         "the cooldown must be in the archive as soon as the 429 arrives"
     );
     assert!(env.fake.requests().is_empty());
@@ -694,7 +745,12 @@ async fn a_cloudflare_challenge_ends_the_run_with_an_actionable_error() {
         }
         assert_eq!(env.fake.detail_count("c0"), 1, "a challenge is not retried");
         assert_eq!(env.fake.detail_count("c1"), 0, "the run stops at once");
-        assert_eq!(env.fake.count(RouteKind::ArchivedList), 0);
+        let last = env.fake.requests().last().cloned().expect("requests");
+        assert_eq!(
+            last.status,
+            Some(403),
+            "nothing after the challenge: {last:?}"
+        );
         for (i, b) in before.iter().enumerate() {
             let id = format!("c{i}");
             assert_eq!(env.stored_json(&id).as_ref(), Some(b), "{id} untouched");
@@ -1661,7 +1717,8 @@ fn a_retry_after_of_centuries_is_cut_to_an_hour_and_logged() {
             "the value the server sent is logged: {run:?}"
         );
         let archive = cli_archive(&cli);
-        let saved: PaceState = archive.state(pace::STATE_KEY).unwrap().unwrap();
+        let key = pace::state_key(Some(&fake.account_id()));
+        let saved: PaceState = archive.state(&key).unwrap().unwrap();
         let until = saved.cooldown_until.expect("a cooldown");
         assert!(
             until > now() + 3500.0 && until <= now() + 3601.0,
@@ -1685,6 +1742,8 @@ async fn a_cooldown_saved_by_an_older_version_is_cut_to_an_hour_at_start() {
                     at: now(),
                     cooldown_until: Some(until),
                     consecutive_429: 1,
+                    rate_per_sec: None,
+                    threshold_per_sec: None,
                 },
             )
             .unwrap();
@@ -1713,13 +1772,7 @@ async fn a_restart_during_a_backfill_does_not_burst_again() {
     });
     // Until the pacer waits for a token: it saves the spent bucket just before, so
     // wait for that save too (a kill before it lands is a different story).
-    let spent_saved = || {
-        env.archive
-            .state::<convos::api::pace::PaceState>(convos::api::pace::STATE_KEY)
-            .ok()
-            .flatten()
-            .is_some_and(|s| s.tokens < 1.0)
-    };
+    let spent_saved = || env.pace_state().is_some_and(|s| s.tokens < 1.0);
     for _ in 0..1000 {
         if env.fake.requests().len() >= 10
             && client.pacer().wait_hint() > Duration::ZERO

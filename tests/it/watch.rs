@@ -250,10 +250,15 @@ async fn watch_files_present_before_start_are_imported_at_start() {
     let (loaded, platform) = w.load(&[]);
     let archive_dir = loaded.paths.archive_dir.clone();
     let d = InProcess::start(loaded, platform).await;
-    d.wait_status("both files to be archived", |s| conversations(s) == 6)
-        .await;
-    // Stopping lets the import under way finish (its conversations are in, so it is not
-    // interrupted); then both files are recorded as imported.
+    // Both files archived: the conversations and the ZIP's three attachments, which it
+    // stores after its conversations (a stop before then would interrupt it, and the
+    // daemon's search indexer, taking in the same writes, can make that window longer).
+    d.wait_status("both files to be archived", |s| {
+        conversations(s) == 6 && s["counts"]["attachments"] == 3
+    })
+    .await;
+    // Stopping lets the import under way finish; then both files are recorded as
+    // imported.
     d.stop().await;
     let last_import = {
         let archive = convos::archive::Archive::open(&archive_dir, &Default::default())

@@ -10,7 +10,8 @@ use axum::http::{HeaderMap, Request, StatusCode, header};
 use convos::archive::{Archive, OpenOptions};
 use convos::commands::status::{DaemonSnapshot, StatusReport};
 use convos::model::RawConversation;
-use convos::web::scan::ScanSearch;
+use convos::search::LiveIndex;
+use convos::web::index::IndexSearch;
 use convos::web::{
     SearchError, SearchHit, SearchProvider, SearchQuery, SearchResults, StatusSource, Viewer,
 };
@@ -317,6 +318,8 @@ pub fn report(data_dir: &Path) -> StatusReport {
         last_import: None,
         web_enabled: true,
         web_listen: "127.0.0.1:8642".into(),
+        search_index: None,
+        mirror: None,
     }
 }
 
@@ -412,11 +415,13 @@ impl Site {
         }
     }
 
-    /// A viewer that searches by reading the archive, as the daemon's does.
-    pub fn scanning(listen: SocketAddr, extra: usize) -> Site {
+    /// A viewer that searches the full-text index, as the daemon's does.
+    pub fn indexed(listen: SocketAddr, extra: usize) -> Site {
         let mut site = Site::new(listen, extra, false);
-        let scan = Arc::new(ScanSearch::new(site.archive.clone()));
-        site.viewer = site.viewer.clone().with_search(scan);
+        let live =
+            LiveIndex::start(&site.dir.path().join("index"), site.archive.clone()).expect("index");
+        let index = Arc::new(IndexSearch::new(Arc::new(live), site.archive.clone()));
+        site.viewer = site.viewer.clone().with_search(index);
         site.router = site.viewer.router();
         site
     }
@@ -768,8 +773,8 @@ async fn search_asks_the_index_or_says_it_is_not_there() {
 }
 
 #[tokio::test]
-async fn search_by_reading_the_archive_finds_words_and_opens_the_message() {
-    let site = Site::scanning(addr(), 30);
+async fn search_through_the_index_finds_words_and_opens_the_message() {
+    let site = Site::indexed(addr(), 30);
     let body = site.page("/?q=custard+LISBON").await;
     assert!(body.contains("1 conversation matches"), "{body}");
     assert!(body.contains("<mark>Lisbon</mark>"), "{body}");

@@ -68,6 +68,11 @@ pub(super) fn resolve(text: &str, citations: &[Citation]) -> Resolved {
     out.push_str(&text[cursor..]);
     let mut seen = std::collections::HashSet::new();
     listed.retain(|s| seen.insert(s.url.clone()));
+    if !listed.is_empty() {
+        // Some exports lose the private-use brackets and keep the bare anchor
+        // ("Positano.turn0search0"); its sources are listed below the message.
+        out = strip_bare_anchors(&out);
+    }
     Resolved {
         text: out,
         sources: listed,
@@ -122,6 +127,49 @@ fn domain(url: &str) -> Option<String> {
     let host = host.rsplit('@').next()?.split(':').next()?;
     let host = host.strip_prefix("www.").unwrap_or(host);
     (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+/// `text` without bare citation anchors (`turn0search0`, `turn2news1turn0file3`): the
+/// pattern LibreChat matches, standing alone (not inside a word), outside code spans.
+fn strip_bare_anchors(text: &str) -> String {
+    const KINDS: [&str; 7] = ["search", "image", "news", "video", "ref", "file", "view"];
+    // Length of one anchor at the start of `s`, if there is one.
+    fn anchor(s: &str) -> Option<usize> {
+        let rest = s.strip_prefix("turn")?;
+        let digits = |t: &str| t.bytes().take_while(u8::is_ascii_digit).count();
+        let n = digits(rest);
+        if n == 0 {
+            return None;
+        }
+        let rest = &rest[n..];
+        let kind = KINDS.iter().find(|k| rest.starts_with(**k))?;
+        let m = digits(&rest[kind.len()..]);
+        (m > 0).then_some(4 + n + kind.len() + m)
+    }
+    let mut out = String::with_capacity(text.len());
+    let (mut i, mut in_code) = (0, false);
+    while i < text.len() {
+        let rest = &text[i..];
+        // `[turn0search1]` is the generic marker rule's rendering of an unknown marker.
+        let after_word = out.ends_with(|c: char| c.is_alphanumeric() || c == '_' || c == '[');
+        if rest.starts_with('`') {
+            in_code = !in_code;
+        } else if !in_code && !after_word && rest.starts_with("turn") {
+            let mut len = 0;
+            while let Some(n) = anchor(&rest[len..]) {
+                len += n;
+            }
+            let ends_word = rest[len..].starts_with(|c: char| c.is_alphanumeric() || c == '_');
+            if len > 0 && !ends_word {
+                i += len;
+                continue;
+            }
+        }
+        let ch = rest.chars().next().map_or(1, char::len_utf8);
+        out.push_str(&rest[..ch]);
+        i += ch;
+    }
+    out
 }
 
 /// The 2023–24 marker (`【11†source】`) a citation's indices point at. The unit of the
@@ -179,6 +227,25 @@ mod tests {
                 .collect(),
             legacy: false,
         }
+    }
+
+    #[test]
+    fn bare_anchors_are_dropped_when_their_sources_are_listed() {
+        let mut c = modern("x", 0, None, &["https://earthtrekkers.com/amalfi"]);
+        c.matched_text = None;
+        c.start = None;
+        let r = resolve(
+            "Stay in Positano.turn0search0 Or Ravello turn1news2turn0file3.",
+            &[c],
+        );
+        assert_eq!(r.text, "Stay in Positano. Or Ravello .");
+        assert_eq!(r.sources.len(), 1);
+        // Inside words and code, and without listed sources, the text is kept.
+        assert_eq!(
+            strip_bare_anchors("return0search0 `turn0search0` turn0searchx"),
+            "return0search0 `turn0search0` turn0searchx"
+        );
+        assert_eq!(resolve("a turn0search0", &[]).text, "a turn0search0");
     }
 
     #[test]

@@ -144,3 +144,56 @@ fn one_rendering_for_the_terminal_and_the_log() {
     );
     assert_eq!(SyncReport::default().failure_message(), None);
 }
+
+#[test]
+fn the_pace_the_429s_and_the_time_left_are_in_the_report() {
+    let r = SyncReport {
+        listed: 2000,
+        new: 300,
+        requests: 330,
+        seconds: 900.0,
+        rate_limited: 3,
+        pacing: Some("adaptive".into()),
+        rate_per_minute: Some(0.94),
+        remaining: 1700,
+        eta_secs: Some(170.0 * 60.0 + 5.0),
+        attachments_left: 12,
+        ..SyncReport::default()
+    };
+    let mut out = Vec::new();
+    r.write_to(&mut out).expect("write");
+    assert_eq!(
+        String::from_utf8(out).expect("utf8"),
+        "sync: 2000 listed, 300 new, 0 updated, 0 unchanged, 0 failed; 0 attachments \
+         downloaded; 330 requests in 900.0 s; pacing 0.94 requests/min (adaptive), 3 \
+         answered 429; backfill: 1700 conversations left, about 2 h 50 min at this pace\n  \
+         12 attachments left for later runs (this run's request budget was spent)\n"
+    );
+    let done = SyncReport {
+        rate_per_minute: Some(120.0),
+        pacing: Some("fixed".into()),
+        ..SyncReport::default()
+    };
+    assert_eq!(
+        done.pace_note().as_deref(),
+        Some("pacing 120 requests/min (fixed), 0 answered 429")
+    );
+    // A report saved by an earlier version has no pacing facts.
+    let old: SyncReport = serde_json::from_value(serde_json::json!({
+        "started_at": "", "finished_at": "", "full": false, "listed": 1, "new": 0,
+        "updated": 0, "unchanged": 1, "failed": 0, "failures": [], "deleted_remotely": 0,
+        "flags_updated": 0, "attachments": 0, "attachments_failed": 0, "requests": 2,
+        "seconds": 0.5, "frontier": null
+    }))
+    .expect("reads");
+    assert_eq!(old.pace_note(), None);
+    for (secs, words) in [
+        (40.0, "40 s"),
+        (720.0, "12 min"),
+        (12_000.0, "3 h 20 min"),
+        (187_200.0, "2 d 4 h"),
+        (f64::INFINITY, "213503982334601 d 7 h"),
+    ] {
+        assert_eq!(super::human_duration(secs), words, "{secs}");
+    }
+}

@@ -1,10 +1,12 @@
 //! A fake chatgpt.com that integration tests run on loopback, so no test touches the real network.
 //!
-//! It follows the contract in `/work/shared/reference/chatgpt-api.md` §2.1–2.6 and
+//! It follows the contract in `/work/shared/reference/chatgpt-api.md` §2.1–2.7 and
 //! `chatgpt-format.md` §1.3, 2, 7: the session → access-token exchange, the conversation list
-//! (ISO times) and detail (float epoch times) endpoints, the project ("snorlax") sidebar, file
-//! downloads, and the failure modes the real service shows (401 `token_expired`, 429, Cloudflare
-//! 403 challenges, 5xx pages, truncated or non-JSON bodies).
+//! (ISO times) and detail (float epoch times) endpoints, the batch endpoint (off unless
+//! [`FakeChatGpt::enable_batch`]: then it answers with the quirks public clients report), the
+//! project ("snorlax") sidebar, file downloads, the failure modes the real service shows (401
+//! `token_expired`, 429, Cloudflare 403 challenges, 5xx pages, truncated or non-JSON bodies),
+//! and two rate limits the service is reported to have (a token bucket, a window).
 //!
 //! Behaviour worth knowing when writing tests against it:
 //! * Every request is recorded *before* anything else happens, so faulted, rejected and
@@ -18,20 +20,32 @@
 //!   sends a value that is not a session, and gets `{}` back, as it would in real life.
 //! * `GET /backend-api/estuary/content` does **not** need a bearer token: like the real signed
 //!   URL, the `sig` query parameter minted by `/backend-api/files/download/{id}` is the credential
-//!   (a wrong or missing `sig` gets 403). It is still subject to faults and the token bucket.
+//!   (a wrong or missing `sig` gets 403). It is still subject to faults and the rate limits.
+//! * Time goes by tokio's clock: under a paused clock the rate limits refill in simulated
+//!   time. [`FakeChatGpt::in_process`] makes a server without a socket, reached through
+//!   [`FakeChatGpt::transport`], so a whole sync can run under a paused clock (no real I/O
+//!   for the clock to jump over).
+//! * The batch endpoint (`POST /backend-api/conversations/batch`, `{"conversation_ids": […]}`,
+//!   at most 10): a JSON array of whole conversations with `id` but no `conversation_id`, ISO
+//!   `create_time`/`update_time`, no `default_model_slug`; unknown ids are left out, deleted
+//!   conversations still come back; conversations created before
+//!   [`FakeChatGpt::set_batch_legacy_before`] have their `update_time` rounded down to the second.
+//!   Absent, it answers 404 (or the status given to [`FakeChatGpt::disable_batch`]).
+//! * `order=created` on the listing answers 500, as the real one does.
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::future::IntoFuture;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use tokio::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -98,6 +112,8 @@ pub enum Route {
     Detail(String),
     /// `GET /backend-api/conversation/{id}` for any id (checked after the id-specific route).
     AnyDetail,
+    /// `POST /backend-api/conversations/batch`.
+    Batch,
     /// `GET /backend-api/gizmos/snorlax/sidebar`.
     Sidebar,
     /// `GET /backend-api/gizmos/{gizmo_id}/conversations`.
@@ -152,6 +168,8 @@ pub enum RouteKind {
     ArchivedList,
     /// `/backend-api/conversation/{id}`.
     Detail,
+    /// `POST /backend-api/conversations/batch`.
+    Batch,
     /// `/backend-api/gizmos/snorlax/sidebar`.
     Sidebar,
     /// `/backend-api/gizmos/{gizmo_id}/conversations`.
@@ -181,6 +199,10 @@ pub struct Recorded {
     pub kind: RouteKind,
     /// Status answered, or `None` while the request is still being served.
     pub status: Option<u16>,
+    /// The body of a `POST`, as text.
+    pub body: Option<String>,
+    /// When it arrived (tokio's clock: simulated under a paused clock).
+    pub at: Instant,
 }
 
 impl Recorded {
@@ -189,6 +211,22 @@ impl Recorded {
         self.headers
             .get(&name.to_ascii_lowercase())
             .map(String::as_str)
+    }
+
+    /// The ids a batch request asked for (empty for any other request).
+    pub fn batch_ids(&self) -> Vec<String> {
+        self.body
+            .as_deref()
+            .and_then(|b| serde_json::from_str::<Value>(b).ok())
+            .and_then(|v| {
+                v.get("conversation_ids")?.as_array().map(|ids| {
+                    ids.iter()
+                        .filter_map(Value::as_str)
+                        .map(str::to_owned)
+                        .collect()
+                })
+            })
+            .unwrap_or_default()
     }
 
     /// The value of one query parameter (first occurrence, percent-decoded).
@@ -216,6 +254,8 @@ pub struct ImageAttachment<'a> {
 pub struct FakeChatGpt {
     state: Shared,
     addr: SocketAddr,
+    /// Set for [`FakeChatGpt::in_process`]: the base URL clients are given.
+    in_process: Option<String>,
     stop: watch::Sender<bool>,
     /// Set for [`FakeChatGpt::start_background`]: the thread that owns the server's runtime.
     thread: Option<std::thread::JoinHandle<()>>,
@@ -255,6 +295,22 @@ struct Bucket {
     last: Instant,
 }
 
+/// At most `limit` requests in any `window` (429 without `Retry-After` beyond).
+struct Window {
+    limit: usize,
+    window: Duration,
+    admitted: VecDeque<Instant>,
+}
+
+/// Whether and how the batch endpoint answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BatchMode {
+    /// Absent: this status (404, 405…).
+    Absent(u16),
+    /// Present, with its quirks.
+    Present,
+}
+
 struct Inner {
     base_url: String,
     account_id: String,
@@ -268,6 +324,16 @@ struct Inner {
     /// `Some(true)` also revokes the one sent.
     rotate_every: Option<bool>,
     convs: HashMap<String, Conv>,
+    /// Deleted conversations, as the batch endpoint still returns them.
+    tombstones: HashMap<String, Conv>,
+    batch: BatchMode,
+    /// Conversations created before this have their batch `update_time` rounded down.
+    batch_legacy_before: Option<f64>,
+    /// Items the batch endpoint sends in place of a conversation's own.
+    batch_overrides: HashMap<String, Value>,
+    /// A `total` every listing reports in place of the true one.
+    list_total: Option<Value>,
+    window: Option<Window>,
     /// (gizmo id, name) in insertion order, which is the sidebar order.
     projects: Vec<(String, String)>,
     list_skew: f64,
@@ -303,9 +369,34 @@ impl FakeChatGpt {
         FakeChatGpt {
             state,
             addr,
+            in_process: None,
             stop,
             thread: None,
         }
+    }
+
+    /// A server without a socket: clients reach it through [`Self::transport`], in the
+    /// same process and on the caller's runtime, so a paused tokio clock drives both.
+    pub fn in_process() -> FakeChatGpt {
+        let addr = SocketAddr::from(([127, 0, 0, 1], 9));
+        let state = new_state(addr);
+        let base = "http://chatgpt.in-process.invalid".to_owned();
+        lock(&state).base_url = base.clone();
+        let (stop, _) = watch::channel(false);
+        FakeChatGpt {
+            state,
+            addr,
+            in_process: Some(base),
+            stop,
+            thread: None,
+        }
+    }
+
+    /// A transport for [`convos::api::Client::with_transport`] that hands every request
+    /// to this server's handlers in-process (any server: a socket one is reached the
+    /// same way, without the socket).
+    pub fn transport(&self) -> Arc<dyn convos::api::transport::Transport> {
+        Arc::new(InProcess(router(self.state.clone())))
     }
 
     /// Starts the server on its own thread and runtime, for sync tests that run the binary.
@@ -339,6 +430,7 @@ impl FakeChatGpt {
         FakeChatGpt {
             state,
             addr,
+            in_process: None,
             stop,
             thread: Some(thread),
         }
@@ -346,7 +438,10 @@ impl FakeChatGpt {
 
     /// `http://127.0.0.1:PORT`, to be used as the client's `[api] base_url`.
     pub fn base_url(&self) -> String {
-        format!("http://{}", self.addr)
+        match &self.in_process {
+            Some(base) => base.clone(),
+            None => format!("http://{}", self.addr),
+        }
     }
 
     /// The socket address the server listens on.
@@ -443,7 +538,9 @@ impl FakeChatGpt {
             .and_then(Value::as_str)
             .expect("put_conversation: detail needs a string `conversation_id` or `id`")
             .to_owned();
-        self.lock().convs.insert(id, Conv { detail, opts });
+        let mut state = self.lock();
+        state.tombstones.remove(&id);
+        state.convs.insert(id, Conv { detail, opts });
     }
 
     /// The conversation as `GET /backend-api/conversation/{id}` would return it right now.
@@ -480,9 +577,13 @@ impl FakeChatGpt {
         append_turn(&mut conv.detail, new_update_time);
     }
 
-    /// Deletes a conversation: gone from every listing, detail answers 404.
+    /// Deletes a conversation: gone from every listing, detail answers 404; the batch
+    /// endpoint still returns it (as the real one is reported to).
     pub fn delete(&self, id: &str) {
-        self.lock().convs.remove(id);
+        let mut state = self.lock();
+        if let Some(conv) = state.convs.remove(id) {
+            state.tombstones.insert(id.to_owned(), conv);
+        }
     }
 
     /// Archives or unarchives without bumping `update_time` (as the real service does).
@@ -533,6 +634,42 @@ impl FakeChatGpt {
     /// Strips null-valued keys recursively from detail bodies (older API behaviour).
     pub fn set_omit_null_keys(&self, omit: bool) {
         self.lock().omit_null_keys = omit;
+    }
+
+    /// Every listing reports this `total` (any JSON, `null` included) instead of the
+    /// true count: it is only a hint.
+    pub fn set_list_total(&self, total: Value) {
+        self.lock().list_total = Some(total);
+    }
+
+    // ---- the batch endpoint ------------------------------------------------------------------
+
+    /// Turns the batch endpoint on (see the module docs for its quirks).
+    pub fn enable_batch(&self) {
+        self.lock().batch = BatchMode::Present;
+    }
+
+    /// Turns the batch endpoint off: it answers `status` (404 as an unknown route, 405…).
+    pub fn disable_batch(&self, status: u16) {
+        self.lock().batch = BatchMode::Absent(status);
+    }
+
+    /// Conversations created before `t` (epoch seconds) get their batch `update_time`
+    /// rounded down to the whole second (older chats, as public clients report).
+    pub fn set_batch_legacy_before(&self, t: f64) {
+        self.lock().batch_legacy_before = Some(t);
+    }
+
+    /// The batch endpoint sends `item` (any JSON) in place of conversation `id`'s own.
+    pub fn override_batch_item(&self, id: &str, item: Value) {
+        self.lock().batch_overrides.insert(id.to_owned(), item);
+    }
+
+    /// The conversation as the batch endpoint would send it right now.
+    pub fn batch_item(&self, id: &str) -> Option<Value> {
+        let state = self.lock();
+        let conv = state.convs.get(id).or_else(|| state.tombstones.get(id))?;
+        Some(state.batch_body(conv))
     }
 
     // ---- files -----------------------------------------------------------------------------
@@ -595,6 +732,16 @@ impl FakeChatGpt {
         self.lock().bucket = None;
     }
 
+    /// Turns on a window over all `/backend-api/*` requests: at most `limit` in any
+    /// `window`, 429 without `Retry-After` beyond (the limit clears as the window moves).
+    pub fn set_window_limit(&self, limit: usize, window: Duration) {
+        self.lock().window = Some(Window {
+            limit,
+            window,
+            admitted: VecDeque::new(),
+        });
+    }
+
     // ---- observation -----------------------------------------------------------------------
 
     /// Every request since start (or the last [`Self::reset_counts`]), in arrival order.
@@ -609,6 +756,26 @@ impl FakeChatGpt {
             .iter()
             .filter(|r| r.kind == kind)
             .count()
+    }
+
+    /// How often each conversation was asked for, by detail or in a batch.
+    pub fn fetches_by_id(&self) -> BTreeMap<String, usize> {
+        let mut out: BTreeMap<String, usize> = BTreeMap::new();
+        for r in &self.lock().requests {
+            match r.kind {
+                RouteKind::Detail => {
+                    let id = r.path.rsplit('/').next().unwrap_or_default().to_owned();
+                    *out.entry(id).or_default() += 1;
+                }
+                RouteKind::Batch => {
+                    for id in r.batch_ids() {
+                        *out.entry(id).or_default() += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out
     }
 
     /// Number of recorded detail requests for this conversation id.
@@ -650,6 +817,12 @@ fn new_state(addr: SocketAddr) -> Shared {
         rotation: None,
         rotate_every: None,
         convs: HashMap::new(),
+        tombstones: HashMap::new(),
+        batch: BatchMode::Absent(404),
+        batch_legacy_before: None,
+        batch_overrides: HashMap::new(),
+        list_total: None,
+        window: None,
         projects: Vec::new(),
         list_skew: 0.0,
         iso: IsoFlavour::default(),
@@ -690,6 +863,7 @@ fn router(state: Shared) -> Router {
         .route("/api/auth/session", get(session))
         .route("/backend-api/conversations", get(list))
         .route("/backend-api/conversation/{id}", get(detail))
+        .route("/backend-api/conversations/batch", post(batch))
         .route("/backend-api/gizmos/snorlax/sidebar", get(sidebar))
         .route(
             "/backend-api/gizmos/{gizmo_id}/conversations",
@@ -708,6 +882,7 @@ fn classify(path: &str, archived: bool) -> (RouteKind, Option<Route>) {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     match segments.as_slice() {
         ["api", "auth", "session"] => (RouteKind::Session, Some(Route::Session)),
+        ["backend-api", "conversations", "batch"] => (RouteKind::Batch, Some(Route::Batch)),
         ["backend-api", "conversations"] if archived => {
             (RouteKind::ArchivedList, Some(Route::List))
         }
@@ -752,6 +927,15 @@ async fn gate(State(state): State<Shared>, req: Request, next: Next) -> Response
     let params = query_params(req.uri());
     let archived = params.get("is_archived").map(String::as_str) == Some("true");
     let (kind, route) = classify(&path, archived);
+    // A POST body is recorded (and handed on to the handler).
+    let (req, body) = if req.method() == axum::http::Method::POST {
+        let (parts, b) = req.into_parts();
+        let bytes = axum::body::to_bytes(b, 1 << 20).await.unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        (Request::from_parts(parts, Body::from(bytes)), Some(text))
+    } else {
+        (req, None)
+    };
 
     let (seq, fault) = {
         let mut s = lock(&state);
@@ -765,6 +949,8 @@ async fn gate(State(state): State<Shared>, req: Request, next: Next) -> Response
             headers: record_headers(req.headers()),
             kind,
             status: None,
+            body,
+            at: Instant::now(),
         });
         let fault = route.as_ref().and_then(|r| s.take_fault(r));
         (seq, fault)
@@ -805,7 +991,7 @@ async fn admit(state: &Shared, path: &str, req: Request, next: Next) -> Response
         if !rest.starts_with("estuary/") && !bearer.is_some_and(|t| s.token_valid(&t)) {
             return unauthorized();
         }
-        if !s.take_bucket_token() {
+        if !s.take_window_slot() || !s.take_bucket_token() {
             return json_response(
                 StatusCode::TOO_MANY_REQUESTS,
                 json!({ "detail": TOO_MANY_REQUESTS }),
@@ -944,6 +1130,60 @@ impl Inner {
         } else {
             false
         }
+    }
+
+    fn take_window_slot(&mut self) -> bool {
+        let Some(w) = self.window.as_mut() else {
+            return true;
+        };
+        let now = Instant::now();
+        while w
+            .admitted
+            .front()
+            .is_some_and(|t| now.saturating_duration_since(*t) >= w.window)
+        {
+            w.admitted.pop_front();
+        }
+        if w.admitted.len() >= w.limit {
+            return false;
+        }
+        w.admitted.push_back(now);
+        true
+    }
+
+    /// A conversation as the batch endpoint sends it: `id` without `conversation_id`,
+    /// ISO times, no `default_model_slug`; legacy chats with a rounded `update_time`.
+    fn batch_body(&self, conv: &Conv) -> Value {
+        let mut body = self.detail_body(conv);
+        let id = body
+            .get("conversation_id")
+            .or_else(|| body.get("id"))
+            .cloned()
+            .unwrap_or(Value::Null);
+        if let Some(override_item) = id.as_str().and_then(|id| self.batch_overrides.get(id)) {
+            return override_item.clone();
+        }
+        let create = time_of(&body, "create_time");
+        let legacy = matches!(
+            (create, self.batch_legacy_before),
+            (Some(c), Some(before)) if c < before
+        );
+        if let Some(obj) = body.as_object_mut() {
+            obj.remove("conversation_id");
+            obj.remove("default_model_slug");
+            obj.insert("id".into(), id);
+            for key in ["create_time", "update_time"] {
+                if let Some(t) = obj.get(key).and_then(Value::as_f64) {
+                    let t = if legacy && key == "update_time" {
+                        t.floor()
+                    } else {
+                        t
+                    };
+                    obj.insert(key.into(), json!(iso(t, IsoFlavour::Z, false)));
+                }
+            }
+        }
+        body
     }
 
     fn token_valid(&self, token: &str) -> bool {
@@ -1371,6 +1611,13 @@ async fn list(
             "value_error",
         ));
     }
+    if q.get("order").map(String::as_str) == Some("created") {
+        // The real listing fails on it.
+        return Ok(json_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({ "detail": "Internal server error" }),
+        ));
+    }
     let archived = bool_param(&q, "is_archived")?.unwrap_or(false);
     let starred = bool_param(&q, "is_starred")?;
     let hide_snorlax = bool_param(&q, "hide_snorlax")?;
@@ -1397,7 +1644,7 @@ async fn list(
         StatusCode::OK,
         json!({
             "items": items,
-            "total": total,
+            "total": s.list_total.clone().unwrap_or(json!(total)),
             "limit": limit,
             "offset": offset,
             "has_missing_conversations": false,
@@ -1414,6 +1661,48 @@ async fn detail(State(state): State<Shared>, Path(id): Path<String>) -> Response
             json!({ "detail": format!("Can't load conversation {id}") }),
         ),
     }
+}
+
+async fn batch(State(state): State<Shared>, body: Bytes) -> Response {
+    let s = lock(&state);
+    match s.batch {
+        BatchMode::Absent(405) => {
+            return json_response(
+                StatusCode::METHOD_NOT_ALLOWED,
+                json!({ "detail": "Method Not Allowed" }),
+            );
+        }
+        BatchMode::Absent(code) => {
+            let status = StatusCode::from_u16(code).unwrap_or(StatusCode::NOT_FOUND);
+            return json_response(status, json!({ "detail": "Not Found" }));
+        }
+        BatchMode::Present => {}
+    }
+    let ids: Option<Vec<String>> = serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
+        v.get("conversation_ids")?
+            .as_array()?
+            .iter()
+            .map(|id| id.as_str().map(str::to_owned))
+            .collect()
+    });
+    let Some(ids) = ids else {
+        return BadQuery::param("conversation_ids", "field required", "value_error.missing")
+            .into_response();
+    };
+    if ids.len() > 10 {
+        return BadQuery::param(
+            "conversation_ids",
+            "ensure this value has at most 10 items",
+            "value_error.list.max_items",
+        )
+        .into_response();
+    }
+    let items: Vec<Value> = ids
+        .iter()
+        .filter_map(|id| s.convs.get(id).or_else(|| s.tombstones.get(id)))
+        .map(|conv| s.batch_body(conv))
+        .collect();
+    json_response(StatusCode::OK, Value::Array(items))
 }
 
 async fn sidebar(
@@ -1551,6 +1840,50 @@ async fn file_bytes(
         file.bytes.clone(),
     )
         .into_response()
+}
+
+// ---- in-process transport --------------------------------------------------------------------
+
+/// Hands requests to the server's router in-process (see [`FakeChatGpt::in_process`]).
+struct InProcess(Router);
+
+impl convos::api::transport::Transport for InProcess {
+    fn send(
+        &self,
+        req: convos::api::transport::HttpRequest,
+    ) -> convos::api::transport::Sending<'_> {
+        let mut router = self.0.clone();
+        Box::pin(async move {
+            let target = match req.url.query() {
+                Some(q) => format!("{}?{q}", req.url.path()),
+                None => req.url.path().to_owned(),
+            };
+            let mut request = Request::new(Body::from(req.body.unwrap_or_default()));
+            *request.method_mut() = req.method;
+            *request.uri_mut() = target
+                .parse()
+                .map_err(|e| convos::api::ApiError::Transport(format!("bad URI: {e}")))?;
+            *request.headers_mut() = req.headers;
+            std::future::poll_fn(|cx| {
+                tower_service::Service::<Request>::poll_ready(&mut router, cx)
+            })
+            .await
+            .map_err(|e| convos::api::ApiError::Transport(e.to_string()))?;
+            let response = tower_service::Service::call(&mut router, request)
+                .await
+                .map_err(|e| convos::api::ApiError::Transport(e.to_string()))?;
+            let status = response.status().as_u16();
+            let headers = response.headers().clone();
+            let body = axum::body::to_bytes(response.into_body(), convos::api::transport::MAX_BODY)
+                .await
+                .map_err(|e| convos::api::ApiError::Transport(e.to_string()))?;
+            Ok(convos::api::transport::HttpResponse {
+                status,
+                headers,
+                body: body.to_vec(),
+            })
+        })
+    }
 }
 
 // ---- detail builders -----------------------------------------------------------------------

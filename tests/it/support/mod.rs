@@ -6,3 +6,4 @@ pub mod daemon_env;
 pub mod fake_server;
 pub mod fixtures;
 pub mod sync_env;
+pub mod tmpfs;

@@ -35,6 +35,7 @@ pub fn now() -> f64 {
 pub fn make_fast(config: &mut Config) {
     config.api.burst = 1_000_000;
     config.api.refill_per_minute = 60_000_000.0;
+    config.api.max_per_second = 1_000_000.0;
     config.api.retry_base_secs = 0.001;
     config.api.rate_limit_base_secs = 1;
     config.api.rate_limit_max_secs = 2;
@@ -66,6 +67,12 @@ impl SyncEnv {
     /// Starts the fake on its own thread (for tests that are not async).
     pub fn background() -> SyncEnv {
         SyncEnv::with_fake(FakeChatGpt::start_background())
+    }
+
+    /// A fake without a socket, reached in-process ([`SyncEnv::client`] goes through
+    /// its transport): for tests under tokio's paused clock.
+    pub fn in_process() -> SyncEnv {
+        SyncEnv::with_fake(FakeChatGpt::in_process())
     }
 
     fn with_fake(fake: FakeChatGpt) -> SyncEnv {
@@ -114,17 +121,35 @@ impl SyncEnv {
         self.client_with(self.creds()).await
     }
 
-    /// A client for these credentials, built like a sync run builds it (reads the archive).
+    /// A client for these credentials, built like a sync run builds it (reads the archive;
+    /// an in-process fake is reached through its transport).
     pub async fn client_with(&self, creds: Credentials) -> Client {
         let (c, p, a) = (
             self.config.clone(),
             self.paths.clone(),
             self.archive.clone(),
         );
-        tokio::task::spawn_blocking(move || convos::session::client_for(&c, &p, &a, creds))
-            .await
-            .expect("join")
-            .expect("client")
+        let transport = self
+            .fake
+            .base_url()
+            .contains("in-process")
+            .then(|| self.fake.transport());
+        tokio::task::spawn_blocking(move || match transport {
+            None => convos::session::client_for(&c, &p, &a, creds).expect("client"),
+            Some(t) => {
+                let device = convos::session::device_id(&a).expect("device id");
+                let pacer = convos::session::pacer_for(&c, &a, &creds);
+                Client::with_transport(&c.api, creds, device, pacer, None, t).expect("client")
+            }
+        })
+        .await
+        .expect("join")
+    }
+
+    /// The request pacing state saved for the fake's account.
+    pub fn pace_state(&self) -> Option<convos::api::pace::PaceState> {
+        let key = convos::api::pace::state_key(Some(&self.fake.account_id()));
+        self.archive.state(&key).expect("pace state")
     }
 
     /// Sync options from the configuration (attachments on).
@@ -207,6 +232,7 @@ impl SyncEnv {
             cancel: std::sync::Arc::new(AtomicBool::new(false)),
             daemon: None,
             config_file: None,
+            user_modes: Default::default(),
         }
     }
 
@@ -250,6 +276,7 @@ pub fn run_cli(
     cmd.env("CONVOS_API_BASE_URL", fake.base_url())
         .env("CONVOS_API_BURST", "100000")
         .env("CONVOS_API_REFILL_PER_MINUTE", "6000000")
+        .env("CONVOS_API_MAX_PER_SECOND", "100000")
         .args(args)
         .stdin(if stdin.is_some() {
             Stdio::piped()
