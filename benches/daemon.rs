@@ -198,6 +198,13 @@ fn main() {
     );
     fs::remove_file(&export).ok();
 
+    // Both daemons below start with a current search index (the first start would
+    // otherwise build it while being measured).
+    let ok = convos(&bin, &data)
+        .args(["-q", "reindex"])
+        .status()
+        .expect("reindex");
+    assert!(ok.success());
     // The viewer's share of idle memory: the daemon with `[web] enabled = false` first.
     let off = dir.join("web-off.toml");
     fs::write(&off, "[web]\nenabled = false\n").expect("config");
@@ -246,7 +253,7 @@ fn main() {
     std::thread::sleep(Duration::from_secs(3));
     let (rss_browsed, _, _) = sample(child.id());
     println!(
-        "web viewer: idle RSS {:.1} MB with it off, {:.1} MB with it on (+{:.1} MB); {:.1} MB after `convos list`, {:.1} MB idle after then serving 25 pages",
+        "web viewer: idle RSS {:.1} MB with it off, {:.1} MB with it on ({:+.1} MB); {:.1} MB after `convos list`, {:.1} MB idle after then serving 25 pages",
         rss_off as f64 / 1024.0,
         rss0 as f64 / 1024.0,
         (rss0 as f64 - rss_off as f64) / 1024.0,
