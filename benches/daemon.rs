@@ -5,7 +5,9 @@
 //! context switches over 20 idle seconds between schedule ticks (the targets: at most
 //! 20 MB and under 0.05 s of CPU), the latency from an
 //! export ZIP appearing in the watched folder (a browser-style rename) to its
-//! conversations being listed, and the time to exit after SIGTERM.
+//! conversations being listed, and the time to exit after SIGTERM. The web viewer's
+//! share of memory: idle RSS of a daemon with `[web] enabled = false` against one with
+//! it on (target: at most 5 MB more), and after serving 25 pages.
 
 #[path = "support/synth.rs"]
 mod synth;
@@ -104,6 +106,74 @@ fn wait_ready(bin: &Path, data: &Path, child: &mut Child) {
     }
 }
 
+/// Starts `convos run` on `data`; `config` is the config file to use.
+fn start(bin: &Path, data: &Path, watch: &Path, config: &Path, log: &Path) -> Child {
+    let log = fs::File::create(log).expect("log");
+    let mut child = convos(bin, data)
+        .arg("run")
+        .env("CONVOS_CONFIG", config)
+        .env("CONVOS_WATCH_DIRS", watch)
+        .env("CONVOS_WEB_LISTEN", "127.0.0.1:0")
+        .env("CONVOS_SYNC_SCHEDULE", "0 0 0 1 1 *")
+        .env("CONVOS_SYNC_RECONCILE_SCHEDULE", "0 0 0 1 1 *")
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .expect("run");
+    wait_ready(bin, data, &mut child);
+    child
+}
+
+fn stop(child: &mut Child) {
+    // SAFETY: kill only signals our own child.
+    unsafe {
+        libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
+    }
+    let _ = child.wait();
+}
+
+/// One plain HTTP GET; the answer's head and body.
+fn http_get(addr: &str, path: &str, cookie: Option<&str>) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(addr).expect("connect");
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Connection: close\r\n\r\n"
+    )
+    .expect("request");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("answer");
+    out
+}
+
+/// Reads a few pages from the running daemon's viewer, as a person would.
+fn browse(bin: &Path, data: &Path, ids: &[String]) {
+    let out = convos(bin, data)
+        .args(["web", "--print-url"])
+        .output()
+        .expect("web");
+    let url = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let rest = url.strip_prefix("http://").expect("url");
+    let (addr, token) = rest.split_once("/?token=").expect("token");
+    let head = http_get(addr, &format!("/?token={token}"), None);
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .and_then(|c| c.split(';').next())
+        .expect("cookie")
+        .to_owned();
+    for path in ["/", "/?page=5", "/?archived=only", "/status", "/projects"] {
+        assert!(http_get(addr, path, Some(&cookie)).starts_with("HTTP/1.1 200"));
+    }
+    for id in ids {
+        let page = http_get(addr, &format!("/c/{id}"), Some(&cookie));
+        assert!(page.starts_with("HTTP/1.1 200"), "{id}");
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let n = arg(&args, "--conversations", 10_000) as usize;
@@ -128,20 +198,31 @@ fn main() {
     );
     fs::remove_file(&export).ok();
 
-    let log = fs::File::create(dir.join("daemon.log")).expect("log");
-    let mut child = convos(&bin, &data)
-        .arg("run")
-        .env("CONVOS_WATCH_DIRS", &watch)
-        // Far from any tick during the measurement (the scheduler's own 500 ms loop
-        // still runs, and is part of what is measured).
-        .env("CONVOS_SYNC_SCHEDULE", "0 0 0 1 1 *")
-        .env("CONVOS_SYNC_RECONCILE_SCHEDULE", "0 0 0 1 1 *")
-        .stdout(Stdio::null())
-        .stderr(log)
-        .spawn()
-        .expect("run");
+    // Both daemons below start with a current search index (the first start would
+    // otherwise build it while being measured).
+    let ok = convos(&bin, &data)
+        .args(["-q", "reindex"])
+        .status()
+        .expect("reindex");
+    assert!(ok.success());
+    // The viewer's share of idle memory: the daemon with `[web] enabled = false` first.
+    let off = dir.join("web-off.toml");
+    fs::write(&off, "[web]\nenabled = false\n").expect("config");
+    let mut child = start(&bin, &data, &watch, &off, &dir.join("daemon-web-off.log"));
+    std::thread::sleep(Duration::from_secs(3));
+    let (rss_off, _, _) = sample(child.id());
+    stop(&mut child);
+
+    // Far from any tick during the measurement (the scheduler's own 500 ms loop still
+    // runs, and is part of what is measured): see `start`.
     let started = Instant::now();
-    wait_ready(&bin, &data, &mut child);
+    let mut child = start(
+        &bin,
+        &data,
+        &watch,
+        Path::new("/dev/null"),
+        &dir.join("daemon.log"),
+    );
     println!("daemon ready in {:.2} s", started.elapsed().as_secs_f64());
     std::thread::sleep(Duration::from_secs(3));
     let (rss0, ticks0, sw0) = sample(child.id());
@@ -154,6 +235,30 @@ fn main() {
         rss1 as f64 / 1024.0,
         (ticks1 - ticks0) as f64 / hz,
         sw1 - sw0
+    );
+    // Twenty conversations' pages and the list, status and project pages, then idle.
+    let ids: Vec<String> = serde_json::from_str::<serde_json::Value>(&listed(&bin, &data))
+        .ok()
+        .and_then(|v| v.as_array().cloned())
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|c| c["id"].as_str().map(str::to_owned))
+        .step_by((n / 20).max(1))
+        .take(20)
+        .collect();
+    // `convos list` through the daemon reads every record too (sled's cache fills).
+    std::thread::sleep(Duration::from_secs(1));
+    let (rss_listed, _, _) = sample(child.id());
+    browse(&bin, &data, &ids);
+    std::thread::sleep(Duration::from_secs(3));
+    let (rss_browsed, _, _) = sample(child.id());
+    println!(
+        "web viewer: idle RSS {:.1} MB with it off, {:.1} MB with it on ({:+.1} MB); {:.1} MB after `convos list`, {:.1} MB idle after then serving 25 pages",
+        rss_off as f64 / 1024.0,
+        rss0 as f64 / 1024.0,
+        (rss0 as f64 - rss_off as f64) / 1024.0,
+        rss_listed as f64 / 1024.0,
+        rss_browsed as f64 / 1024.0
     );
 
     // A small export, downloaded the way Chrome does it.

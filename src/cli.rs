@@ -14,7 +14,7 @@ use std::path::PathBuf;
 conversations: every branch, image and tool call, safe from deleted chats and expiring tokens.\n\n\
 Run `convos run` as a background service (see `convos service install`) to sync from chatgpt.com \
 on a schedule and import any data-export ZIP that lands in your Downloads folder; read the archive \
-with `convos list`, `show`, `search` and `export`.",
+with `convos list`, `show`, `search` and `export`, or in your browser with `convos web`.",
     after_help = "Exit codes: 0 ok, 1 failure, 2 usage error, 78 bad configuration."
 )]
 pub struct Cli {
@@ -78,8 +78,20 @@ pub enum Command {
     /// you edit the part above it, your version is saved in .convos/conflicts/ before
     /// the note is rewritten. Notes you delete stay deleted until --rebuild.
     Mirror(MirrorArgs),
+    /// Open the daemon's local web viewer in the browser (read-only; on
+    /// 127.0.0.1:8642 unless `[web] listen` says otherwise)
+    Web(WebArgs),
     /// Install, remove or inspect the background service (systemd user unit / launchd agent)
     Service(ServiceArgs),
+}
+
+/// `convos web`
+#[derive(Debug, Args, Clone)]
+pub struct WebArgs {
+    /// Print the viewer's address (with its access token: keep it to yourself) instead
+    /// of opening a browser
+    #[arg(long)]
+    pub print_url: bool,
 }
 
 /// `convos sync`

@@ -28,6 +28,8 @@ pub struct Config {
     pub watch: WatchConfig,
     /// Session credentials.
     pub auth: AuthConfig,
+    /// The local web viewer.
+    pub web: WebConfig,
     /// The Markdown mirror.
     pub mirror: MirrorConfig,
 }
@@ -287,6 +289,33 @@ pub struct MirrorConfig {
     pub dir: Option<PathBuf>,
 }
 
+/// `[web]`: the local web viewer the daemon serves.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Serve the viewer at all.
+    pub enabled: bool,
+    /// The address (`IP:PORT`) it listens on; port 0 picks a free one.
+    pub listen: std::net::SocketAddr,
+    /// Allow a listen address other machines can reach (plain HTTP, token-protected).
+    pub allow_remote: bool,
+}
+
+/// The viewer's default address: loopback only.
+pub const DEFAULT_WEB_LISTEN: std::net::SocketAddr = std::net::SocketAddr::V4(
+    std::net::SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, 8642),
+);
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            listen: DEFAULT_WEB_LISTEN,
+            allow_remote: false,
+        }
+    }
+}
+
 /// A configuration problem, naming where it is.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ConfigError {
@@ -537,6 +566,15 @@ impl Config {
         if let Some(v) = get("CONVOS_MIRROR_DIR") {
             self.mirror.dir = Some(PathBuf::from(v));
         }
+        if let Some(v) = get("CONVOS_WEB_LISTEN") {
+            self.web.listen = v.trim().parse().map_err(|_| {
+                bad(
+                    "CONVOS_WEB_LISTEN",
+                    &v,
+                    "expected IP:PORT, such as 127.0.0.1:8642 or [::1]:8642",
+                )
+            })?;
+        }
         if let Some(v) = get("CONVOS_IMPORT_PATHS") {
             self.sync.import_paths = v
                 .split(',')
@@ -621,6 +659,17 @@ impl Config {
         }
         if !(self.watch.settle_secs.is_finite() && self.watch.settle_secs >= 0.0) {
             return Err(err("watch.settle_secs", "must be zero or more".into()));
+        }
+        if self.web.enabled && !self.web.listen.ip().is_loopback() && !self.web.allow_remote {
+            return Err(err(
+                "web.listen",
+                format!(
+                    "{} is not a loopback address, so other machines could reach the viewer; \
+                     listen on 127.0.0.1 or [::1], or set `allow_remote = true` under [web] \
+                     (web.allow_remote) if that is what you want",
+                    self.web.listen
+                ),
+            ));
         }
         Ok(())
     }

@@ -28,6 +28,7 @@
 //!   the archive's change feed
 //! - [`archive`]: persistence on sled; [`archive::Archive::upsert`] is the one door
 //!   every source writes conversations through; attachments stored by content hash
+//! - [`web`]: the local web viewer: axum routes, maud templates, access checks
 //! - [`mirror`]: the Markdown mirror, a derived store: one note per conversation in a
 //!   folder (an Obsidian vault), updated incrementally, keeping what the user adds
 //! - [`model`]: ChatGPT data as it arrives (tolerant): times, the node tree and active
@@ -62,3 +63,4 @@ pub mod service;
 pub mod session;
 pub mod sync;
 pub mod util;
+pub mod web;

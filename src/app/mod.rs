@@ -9,6 +9,7 @@ mod daemon;
 pub mod exit;
 mod service;
 pub mod sync;
+mod web;
 
 use crate::archive::{Archive, OpenOptions};
 use crate::cli::{Cli, Command, SearchArgs};
@@ -51,6 +52,7 @@ pub fn run(cli: Cli, loaded: Loaded, platform: PlatformDirs) -> Result<(), AppEr
     let request = match &cli.command {
         Command::Run => return daemon::run(loaded, platform),
         Command::Auth(a) => return auth::run(&loaded, platform, a),
+        Command::Web(a) => return web::run(&loaded, a),
         Command::Service(a) => {
             return service::run(a, cli.config.is_some() || cli.data_dir.is_some());
         }

@@ -41,6 +41,12 @@ pub struct DaemonSnapshot {
     /// The daemon's scheduled jobs.
     #[serde(default)]
     pub jobs: Vec<JobStatus>,
+    /// The web viewer's address (no token), while the daemon serves it.
+    #[serde(default)]
+    pub web_url: Option<String>,
+    /// Why the daemon does not serve the viewer although it is enabled.
+    #[serde(default)]
+    pub web_problem: Option<String>,
 }
 
 /// One of the daemon's scheduled jobs.
@@ -127,6 +133,12 @@ pub struct StatusReport {
     pub watch_enabled: bool,
     /// The last import.
     pub last_import: Option<LastImport>,
+    /// Whether the daemon serves the web viewer (`[web] enabled`).
+    #[serde(default)]
+    pub web_enabled: bool,
+    /// The configured viewer address (`[web] listen`).
+    #[serde(default)]
+    pub web_listen: String,
     /// The search index: its size and how far it has taken in the archive's changes.
     #[serde(default)]
     pub search_index: Option<crate::search::IndexStatus>,
@@ -263,6 +275,8 @@ pub fn report(ctx: &Context) -> Result<StatusReport, CommandError> {
             .collect(),
         watch_enabled: ctx.config.watch.enabled,
         last_import: a.state("last_import")?,
+        web_enabled: ctx.config.web.enabled,
+        web_listen: ctx.config.web.listen.to_string(),
         search_index: Some(index_status(ctx)?),
         mirror: mirror_info(ctx),
     })
@@ -428,7 +442,29 @@ fn write_human(r: &StatusReport, out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(out, "search index: {}", describe_index(ix, r.running))?;
     }
     write_mirror(r.mirror.as_ref(), out)?;
+    writeln!(out, "web viewer:   {}", describe_web(r))?;
     Ok(())
+}
+
+/// Where the web viewer is, or why it is not there.
+fn describe_web(r: &StatusReport) -> String {
+    if !r.web_enabled {
+        return "off ([web] enabled = false)".to_owned();
+    }
+    match &r.daemon {
+        Some(d) => match (&d.web_url, &d.web_problem) {
+            (Some(url), _) => format!("{url} (open it with `convos web`)"),
+            (None, Some(problem)) => format!("not served: {problem}"),
+            (None, None) => "starting".to_owned(),
+        },
+        None => match r.web_listen.parse() {
+            Ok(addr) => format!(
+                "http://{}/ once the daemon runs",
+                crate::web::browse_addr(addr)
+            ),
+            Err(_) => format!("{} once the daemon runs", r.web_listen),
+        },
+    }
 }
 
 /// The next sync and, when a daemon runs, each of its jobs with its next run in UTC

@@ -317,3 +317,44 @@ fn a_mirror_folder_inside_or_around_the_data_dir_or_relative_is_refused() {
     std::fs::write(&file, "[mirror]\ndir = \"~/data-notes\"\n").expect("write");
     Config::load(&flags, &env_of(&[]), &platform(dir.path())).expect("beside");
 }
+
+#[test]
+fn the_web_viewer_listens_on_loopback_unless_remote_is_allowed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let p = platform(dir.path());
+    let loaded = Config::load(&Overrides::default(), &env_of(&[]), &p).expect("loads");
+    assert!(loaded.config.web.enabled);
+    assert_eq!(loaded.config.web.listen.to_string(), "127.0.0.1:8642");
+    let env = env_of(&[("CONVOS_WEB_LISTEN", "[::1]:9000")]);
+    let loaded = Config::load(&Overrides::default(), &env, &p).expect("loads");
+    assert_eq!(loaded.config.web.listen.to_string(), "[::1]:9000");
+    let err = Config::load(
+        &Overrides::default(),
+        &env_of(&[("CONVOS_WEB_LISTEN", "localhost")]),
+        &p,
+    )
+    .expect_err("not an address");
+    assert!(err.to_string().contains("CONVOS_WEB_LISTEN"), "{err}");
+
+    // Beyond loopback only when allowed; the error names the key to set.
+    let file = dir.path().join("c.toml");
+    std::fs::write(&file, "[web]\nlisten = \"0.0.0.0:8642\"\n").expect("write");
+    let flags = Overrides {
+        config: Some(file.clone()),
+        ..Overrides::default()
+    };
+    let err = Config::load(&flags, &env_of(&[]), &p).expect_err("remote refused");
+    assert_eq!(err.key.as_deref(), Some("web.listen"));
+    assert_eq!(err.line, Some(2));
+    assert!(err.message.contains("allow_remote = true"), "{err}");
+    std::fs::write(
+        &file,
+        "[web]\nlisten = \"0.0.0.0:8642\"\nallow_remote = true\n",
+    )
+    .expect("write");
+    let loaded = Config::load(&flags, &env_of(&[]), &p).expect("allowed");
+    assert!(!loaded.config.web.listen.ip().is_loopback());
+    // Turned off, the address does not matter.
+    std::fs::write(&file, "[web]\nenabled = false\nlisten = \"0.0.0.0:1\"\n").expect("write");
+    assert!(Config::load(&flags, &env_of(&[]), &p).is_ok());
+}

@@ -10,6 +10,7 @@ mod mirror_runs;
 pub mod server;
 mod sync_runs;
 pub mod watch;
+mod web;
 
 use crate::archive::{Archive, ArchiveError, OpenOptions};
 use crate::commands::Context;
@@ -82,11 +83,19 @@ struct Live {
     timezone: String,
     /// The jobs' next runs, as the scheduler last told them (see `jobs::refresh_view`).
     jobs: Mutex<Vec<JobStatus>>,
+    /// Where the web viewer is served, or why it is not.
+    web: Mutex<web::WebState>,
     /// The search index and its indexer (`None` when it could not be opened).
     search: Option<Arc<crate::search::LiveIndex>>,
 }
 
 impl Live {
+    fn set_web(&self, state: web::WebState) {
+        if let Ok(mut w) = self.web.lock() {
+            *w = state;
+        }
+    }
+
     fn set_jobs(&self, jobs: Vec<JobStatus>) {
         if let Ok(mut j) = self.jobs.lock() {
             *j = jobs;
@@ -98,6 +107,7 @@ impl DaemonInfo for Live {
     fn snapshot(&self) -> DaemonSnapshot {
         let sync_running = self.sync_running.load(Ordering::Relaxed);
         let mut jobs = self.jobs.lock().map(|j| j.clone()).unwrap_or_default();
+        let web = self.web.lock().map(|w| w.clone()).unwrap_or_default();
         for j in &mut jobs {
             j.running = j.name == "sync" && sync_running;
         }
@@ -112,6 +122,8 @@ impl DaemonInfo for Live {
             watching: self.watching.clone(),
             timezone: Some(self.timezone.clone()),
             jobs,
+            web_url: web.url,
+            web_problem: web.problem,
         }
     }
 
@@ -242,6 +254,7 @@ pub async fn run(
     daemon
         .tracker
         .spawn(server::serve(daemon.clone(), listener));
+    web::start(&daemon).await;
     if !daemon.live.watching.is_empty() {
         let dirs = daemon.ctx.paths.watch_dirs.clone();
         daemon.tracker.spawn(watch::run(daemon.clone(), dirs));
@@ -285,6 +298,7 @@ async fn assemble(
         watching: watch_dirs.iter().map(|d| d.display().to_string()).collect(),
         timezone: loaded.config.sync.zone().to_string(),
         jobs: Mutex::new(Vec::new()),
+        web: Mutex::new(web::WebState::default()),
         search,
     });
     let ctx = Context {

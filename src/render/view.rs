@@ -4,6 +4,7 @@
 
 use crate::archive::schema::ConvRecord;
 use crate::archive::{Archive, ArchiveError, StoredConversation};
+use crate::model::Conversation;
 use crate::model::canvas::{self, Canvas};
 use crate::model::citations::{self, Citation};
 use crate::model::content::{self, AttachmentRef};
@@ -133,6 +134,18 @@ pub fn build_with(
     lookup: &dyn Fn(&str) -> Option<crate::archive::schema::FileRecord>,
 ) -> Result<ConversationView, ArchiveError> {
     let conv = stored.parse()?;
+    Ok(build_branch(stored, &conv, &conv.active_branch(), lookup))
+}
+
+/// Builds the view of one branch of a parsed conversation: `branch` holds node indices
+/// root first (as [`crate::model::tree::Tree::active_branch`] returns them); nodes
+/// without a message and hidden messages are left out, as on the active branch.
+pub fn build_branch(
+    stored: &StoredConversation,
+    conv: &Conversation<'_>,
+    branch: &[usize],
+    lookup: &dyn Fn(&str) -> Option<crate::archive::schema::FileRecord>,
+) -> ConversationView {
     let record: &ConvRecord = &stored.record;
     let nodes = conv.nodes();
     let default_model = conv
@@ -143,10 +156,13 @@ pub fn build_with(
     let mut messages = Vec::new();
     // The canvas document later edits apply to.
     let mut open_doc: Option<(Option<String>, Option<String>)> = None;
-    for i in conv.visible_messages() {
-        let node = &nodes[i];
+    for &i in branch {
+        let Some(node) = nodes.get(i) else { continue };
         let Some(m) = &node.message else { continue };
         let meta = m.meta();
+        if meta.hidden() {
+            continue;
+        }
         let content = m.content();
         let role = m.role().to_owned();
         let kind = content.kind().to_owned();
@@ -229,7 +245,7 @@ pub fn build_with(
             .filter(|m| m.role == "assistant")
             .find_map(|m| m.model.clone())
     });
-    Ok(ConversationView {
+    ConversationView {
         id: s.id.clone(),
         title: s.title.clone(),
         create_time: s.create_time.and_then(secs_to_rfc3339),
@@ -243,5 +259,5 @@ pub fn build_with(
         deleted_remotely: record.deleted_remotely,
         node_count: record.node_count,
         messages,
-    })
+    }
 }

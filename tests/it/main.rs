@@ -23,3 +23,6 @@ mod sync_pace;
 mod sync_reconcile;
 mod sync_smoke;
 mod watch;
+mod web;
+mod web_browser;
+mod web_daemon;

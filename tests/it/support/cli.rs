@@ -26,6 +26,7 @@ const SCRUBBED: &[&str] = &[
     "CONVOS_MIRROR_DIR",
     "CONVOS_API_PACING",
     "CONVOS_API_MAX_PER_SECOND",
+    "CONVOS_WEB_LISTEN",
 ];
 
 /// A temporary world for one test's `convos` runs.
@@ -135,6 +136,9 @@ impl CliEnv {
             .env("XDG_DOWNLOAD_DIR", home.join("Downloads"))
             .env("XDG_RUNTIME_DIR", self.root.path().join("runtime"))
             .env("CONVOS_CONFIG", &self.config)
+            // Daemons of tests running side by side (or the user's own) never compete
+            // for the viewer's default port.
+            .env("CONVOS_WEB_LISTEN", "127.0.0.1:0")
             .current_dir(self.root.path())
             .arg("--data-dir")
             .arg(&self.data_dir);

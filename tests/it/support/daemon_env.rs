@@ -124,9 +124,16 @@ impl DaemonWorld {
                 self.runtime_dir().display().to_string(),
             ),
             ("CONVOS_WATCH_DIRS".into(), self.watch.display().to_string()),
+            // As for the binary: a free port for the viewer, never the default one.
+            ("CONVOS_WEB_LISTEN".into(), "127.0.0.1:0".into()),
         ];
         vars.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
-        let env = move |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let env = move |k: &str| {
+            vars.iter()
+                .rev()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+        };
         let overrides = Overrides {
             config: Some(self.cli.config.clone()),
             data_dir: Some(self.cli.data_dir.clone()),
