@@ -259,7 +259,7 @@ fn add_conversation(
 /// The text the index holds for a message: the text a reader sees (Export schema v1
 /// `text`) and its thought summaries.
 pub(crate) fn searchable_text(content: &Content<'_>) -> String {
-    let mut text = content.text();
+    let mut text = without_citation_markers(content.text());
     for s in content.thoughts.iter().filter_map(|t| t.summary.as_deref()) {
         if !s.is_empty() {
             text.push('\n');
@@ -267,6 +267,27 @@ pub(crate) fn searchable_text(content: &Content<'_>) -> String {
         }
     }
     text
+}
+
+/// `text` without 2025+ citation markers (`U+E200 cite U+E202 turn0search0 U+E201`):
+/// they are no words a reader sees, and would show in snippets as `citeturn0search0`.
+fn without_citation_markers(text: String) -> String {
+    if !text.contains('\u{E200}') {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text.as_str();
+    while let Some(start) = rest.find('\u{E200}') {
+        out.push_str(&rest[..start]);
+        let marker = &rest[start..];
+        match marker.find('\u{E201}') {
+            Some(end) => rest = &marker[end + '\u{E201}'.len_utf8()..],
+            // An unclosed marker: keep what follows, only the bracket goes.
+            None => rest = &marker['\u{E200}'.len_utf8()..],
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The searchable text of one message of a stored conversation, by node id.
@@ -368,5 +389,24 @@ pub(crate) fn documents(
 fn add_time(doc: &mut TantivyDocument, fields: &Fields, secs: Option<f64>) {
     if let Some(s) = secs.filter(|s| s.is_finite()) {
         doc.add_date(fields.time, DateTime::from_timestamp_secs(s as i64));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_citation_markers;
+
+    #[test]
+    fn citation_markers_are_not_searchable_text() {
+        let t = "Stay in Positano.\u{E200}cite\u{E202}turn0search0\u{E202}turn1news2\u{E201} Then Ravello.";
+        assert_eq!(
+            without_citation_markers(t.to_owned()),
+            "Stay in Positano. Then Ravello."
+        );
+        assert_eq!(without_citation_markers("plain".to_owned()), "plain");
+        assert_eq!(
+            without_citation_markers("a \u{E200}cite unclosed".to_owned()),
+            "a cite unclosed"
+        );
     }
 }
