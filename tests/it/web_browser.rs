@@ -61,6 +61,8 @@ impl Browser {
                 "--disable-background-networking",
                 "--disable-component-update",
                 "--disable-sync",
+                // Containers often give /dev/shm 64 MB, too little for the renderer.
+                "--disable-dev-shm-usage",
                 "--remote-debugging-port=0",
             ])
             .arg(format!("--user-data-dir={}", profile.path().display()))
