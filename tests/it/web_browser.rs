@@ -10,7 +10,7 @@
 //! Without `/usr/bin/chromium` the test skips (saying how to install it) unless
 //! `CONVOS_REQUIRE_BROWSER=1`, as `.ci/run` sets.
 
-use crate::support::daemon_env::{DEADLINE, DaemonWorld, InProcess};
+use crate::support::daemon_env::{DaemonWorld, InProcess};
 use crate::support::fixtures::ConvBuilder;
 use crate::web::{ACTIVE_TEXT, BRANCHY, HOSTILE, OTHER_TEXT, READER, RICH, fill};
 use crate::web_daemon::{get, split_url};
@@ -25,6 +25,10 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long the browser may take: a first start on a fresh CI machine builds font
+/// caches and loads a cold binary, well beyond what a warm start needs.
+const DEADLINE: Duration = Duration::from_secs(60);
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The planted conversation search must find.
