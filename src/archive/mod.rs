@@ -132,6 +132,18 @@ fn tx_get_doc(
 }
 
 /// Reads a chunked document.
+/// The second halves of a pair tree's keys (`conv_files`: conversation → its files;
+/// `file_convs`: file → its conversations) that start with `first`.
+fn pair_seconds(tree: &sled::Tree, first: &str) -> Result<Vec<String>> {
+    let prefix = schema::conv_file_key(first, "");
+    let mut out = Vec::new();
+    for k in tree.scan_prefix(&prefix).keys() {
+        let k = k?;
+        out.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
+    }
+    Ok(out)
+}
+
 fn get_doc(t: &sled::Tree, id: &str, chunks: u32) -> Result<Option<Vec<u8>>> {
     read_doc(id, chunks, |k| t.get(k)).map_err(ArchiveError::from)
 }
@@ -920,13 +932,7 @@ impl Archive {
 
     /// Conversations that reference a file id.
     pub fn file_conversations(&self, file_id: &str) -> Result<Vec<String>> {
-        let prefix = schema::conv_file_key(file_id, "");
-        let mut out = Vec::new();
-        for k in self.file_convs.scan_prefix(&prefix).keys() {
-            let k = k?;
-            out.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
-        }
-        Ok(out)
+        pair_seconds(&self.file_convs, file_id)
     }
 
     /// Moves a conversation up the change feed without changing it (something it
@@ -1016,13 +1022,7 @@ impl Archive {
 
     /// File ids a conversation references.
     pub fn conversation_files(&self, conv_id: &str) -> Result<Vec<String>> {
-        let prefix = schema::conv_file_key(conv_id, "");
-        let mut out = Vec::new();
-        for k in self.conv_files.scan_prefix(&prefix).keys() {
-            let k = k?;
-            out.push(String::from_utf8_lossy(&k[prefix.len()..]).into_owned());
-        }
-        Ok(out)
+        pair_seconds(&self.conv_files, conv_id)
     }
 
     /// Referenced file ids whose bytes are not stored yet, as (conversation, file) pairs.
