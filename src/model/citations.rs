@@ -48,6 +48,54 @@ pub struct Source {
     pub attribution: Option<String>,
 }
 
+/// Start of a 2025+ private-use marker (`U+E200 kind U+E202 arg … U+E201`).
+pub const MARK_START: char = '\u{E200}';
+/// End of a marker.
+pub const MARK_END: char = '\u{E201}';
+/// Separates a marker's kind and arguments.
+pub const MARK_SEP: char = '\u{E202}';
+
+/// `text` with each complete private-use marker replaced by what `f` makes of its
+/// inside (kind and arguments, without the brackets). `None` when the text holds no
+/// marker start. A marker with no end is left as it is, and so is what follows it.
+pub fn map_markers(text: &str, mut f: impl FnMut(&str) -> String) -> Option<String> {
+    if !text.contains(MARK_START) {
+        return None;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find(MARK_START) {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + MARK_START.len_utf8()..];
+        let Some(end) = after.find(MARK_END) else {
+            out.push_str(&rest[start..]);
+            return Some(out);
+        };
+        out.push_str(&f(&after[..end]));
+        rest = &after[end + MARK_END.len_utf8()..];
+    }
+    out.push_str(rest);
+    Some(out)
+}
+
+/// The name an `entity` marker's inside shows (`entity U+E202 ["city","Paris",…]` →
+/// `Paris`, the array's second element), on one line; `None` for other markers.
+pub fn entity_name(inner: &str) -> Option<String> {
+    let mut fields = inner.split(MARK_SEP);
+    if fields.next()?.trim() != "entity" {
+        return None;
+    }
+    let arg = fields.map(str::trim).find(|a| !a.is_empty())?;
+    let v: serde_json::Value = serde_json::from_str(arg).ok()?;
+    let name = v
+        .get(1)?
+        .as_str()?
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!name.is_empty()).then_some(name)
+}
+
 /// Reads a message's citations from its `metadata.content_references` and
 /// `metadata.citations` (either may be absent or malformed: what cannot be read is
 /// left out).

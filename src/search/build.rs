@@ -6,6 +6,7 @@ use super::SearchError;
 use super::index::SearchIndex;
 use super::schema::Fields;
 use crate::archive::{Archive, ArchiveError, StoredConversation};
+use crate::model::citations;
 use crate::model::content::Content;
 use std::sync::atomic::{AtomicBool, Ordering};
 use tantivy::schema::Term;
@@ -271,23 +272,15 @@ pub(crate) fn searchable_text(content: &Content<'_>) -> String {
 
 /// `text` without 2025+ citation markers (`U+E200 cite U+E202 turn0search0 U+E201`):
 /// they are no words a reader sees, and would show in snippets as `citeturn0search0`.
+/// An `entity` marker keeps the name the UI shows in its place.
 fn without_citation_markers(text: String) -> String {
-    if !text.contains('\u{E200}') {
-        return text;
+    match citations::map_markers(&text, |inner| {
+        citations::entity_name(inner).unwrap_or_default()
+    }) {
+        // An unclosed marker: keep what follows, only the bracket goes.
+        Some(mapped) => mapped.replace(citations::MARK_START, ""),
+        None => text,
     }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text.as_str();
-    while let Some(start) = rest.find('\u{E200}') {
-        out.push_str(&rest[..start]);
-        let marker = &rest[start..];
-        match marker.find('\u{E201}') {
-            Some(end) => rest = &marker[end + '\u{E201}'.len_utf8()..],
-            // An unclosed marker: keep what follows, only the bracket goes.
-            None => rest = &marker['\u{E200}'.len_utf8()..],
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 /// The searchable text of one message of a stored conversation, by node id.
@@ -404,6 +397,12 @@ mod tests {
             "Stay in Positano. Then Ravello."
         );
         assert_eq!(without_citation_markers("plain".to_owned()), "plain");
+        assert_eq!(
+            without_citation_markers(
+                "See \u{E200}entity\u{E202}[\"city\",\"Paris\",{}]\u{E201} first.".to_owned()
+            ),
+            "See Paris first."
+        );
         assert_eq!(
             without_citation_markers("a \u{E200}cite unclosed".to_owned()),
             "a cite unclosed"

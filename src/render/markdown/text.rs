@@ -1,7 +1,7 @@
 //! Text helpers: citation markers no reference explains, unclosed fences, code
 //! fences, callouts and inline escaping.
 
-use serde_json::Value;
+use crate::model::citations;
 
 /// Unix line ends and readable citation markers.
 pub(super) fn clean_text(s: &str) -> String {
@@ -13,10 +13,6 @@ pub(super) fn clean_text(s: &str) -> String {
     replace_citations(&s)
 }
 
-pub(super) const MARK_START: char = '\u{E200}';
-pub(super) const MARK_END: char = '\u{E201}';
-pub(super) const MARK_SEP: char = '\u{E202}';
-
 /// Replaces 2025+ private-use markers (`U+E200 kind U+E202 ref … U+E201`) that no
 /// content reference resolved (see `cite`).
 ///
@@ -26,37 +22,18 @@ pub(super) const MARK_SEP: char = '\u{E202}';
 /// so that name is kept. JSON arguments (image groups) are dropped, and a marker
 /// without arguments disappears. A marker with no end is left untouched.
 pub(super) fn replace_citations(s: &str) -> String {
-    if !s.contains(MARK_START) {
-        return s.to_owned();
-    }
-    let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(start) = rest.find(MARK_START) {
-        out.push_str(&rest[..start]);
-        let after = &rest[start + MARK_START.len_utf8()..];
-        let Some(end) = after.find(MARK_END) else {
-            out.push_str(&rest[start..]);
-            return out;
-        };
-        out.push_str(&citation_text(&after[..end]));
-        rest = &after[end + MARK_END.len_utf8()..];
-    }
-    out.push_str(rest);
-    out
+    citations::map_markers(s, citation_text).unwrap_or_else(|| s.to_owned())
 }
 
 pub(super) fn citation_text(inner: &str) -> String {
-    let mut fields = inner.split(MARK_SEP);
-    let kind = fields.next().unwrap_or("").trim();
-    let args: Vec<&str> = fields.map(str::trim).filter(|a| !a.is_empty()).collect();
-    if kind == "entity"
-        && let Some(name) = args.first().and_then(|a| entity_name(a))
-    {
-        return name;
+    if let Some(name) = citations::entity_name(inner) {
+        return escape_inline(&name);
     }
-    let refs: Vec<String> = args
-        .iter()
-        .filter(|a| !a.starts_with('{') && !a.starts_with('['))
+    let refs: Vec<String> = inner
+        .split(citations::MARK_SEP)
+        .skip(1)
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && !a.starts_with('{') && !a.starts_with('['))
         .map(|a| escape_inline(&one_line(a)))
         .collect();
     if refs.is_empty() {
@@ -64,14 +41,6 @@ pub(super) fn citation_text(inner: &str) -> String {
     } else {
         format!("\\[{}\\]", refs.join(", "))
     }
-}
-
-/// The display name of an `entity` marker: `["city","Paris",…]` → `Paris`.
-pub(super) fn entity_name(arg: &str) -> Option<String> {
-    let v: Value = serde_json::from_str(arg).ok()?;
-    let name = v.get(1)?.as_str()?;
-    let name = one_line(name);
-    (!name.is_empty()).then(|| escape_inline(&name))
 }
 
 /// Visible Markdown as it is, without surrounding blank lines, any unclosed code fence
