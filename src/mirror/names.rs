@@ -1,7 +1,5 @@
 //! Names in the mirror: project folders, and where the mirror may live.
 
-use crate::render::view::ConversationView;
-use std::collections::HashSet;
 use std::path::{Component, Path, PathBuf};
 
 /// The folder for attachments, at the mirror's root.
@@ -17,22 +15,7 @@ pub fn project_folder(project: Option<&str>) -> String {
     let Some(project) = project.map(str::trim).filter(|p| !p.is_empty()) else {
         return String::new();
     };
-    // The note-name rules, applied to the name alone (no date, nothing taken).
-    let view = ConversationView {
-        id: String::new(),
-        title: Some(project.to_owned()),
-        create_time: None,
-        update_time: None,
-        model: None,
-        gizmo_id: None,
-        project: None,
-        is_archived: false,
-        deleted_remotely: false,
-        node_count: 0,
-        messages: Vec::new(),
-    };
-    let name = crate::render::filename::file_name(&view, &mut HashSet::new());
-    let name = name.strip_suffix(".md").unwrap_or(&name).to_owned();
+    let name = crate::render::filename::plain_name(project);
     // A project must not take the place of the mirror's own entries.
     let lower = name.to_lowercase();
     if lower == ATTACHMENTS || lower.ends_with(".md") {

@@ -23,12 +23,7 @@ const FILE_ID_MAX_BYTES: usize = 80;
 /// case-insensitive); a caller pre-filling it must lowercase too. On a clash the first
 /// 8 characters of the id are appended, then a counter. The chosen name is recorded.
 pub fn file_name(view: &ConversationView, taken: &mut HashSet<String>) -> String {
-    let title = sanitize_component(view.title.as_deref().unwrap_or(""), TITLE_MAX_BYTES);
-    let title = if title.is_empty() {
-        UNTITLED_FILE.to_owned()
-    } else {
-        title
-    };
+    let title = title_part(view.title.as_deref().unwrap_or(""));
     let base = match date_prefix(view) {
         Some(date) => format!("{date} {title}"),
         None => avoid_reserved(&title),
@@ -47,6 +42,22 @@ pub fn file_name(view: &ConversationView, taken: &mut HashSet<String>) -> String
             (false, n) => format!("{base} ({short_id} {})", n - 1),
             (true, n) => format!("{base} ({n})"),
         };
+    }
+}
+
+/// A name made safe by the rules of a note's name without its date (forbidden and
+/// invisible characters, length, Windows device names), e.g. for a folder.
+pub fn plain_name(name: &str) -> String {
+    avoid_reserved(&title_part(name))
+}
+
+/// The title part of a note's name: sanitized, or the untitled placeholder.
+fn title_part(title: &str) -> String {
+    let title = sanitize_component(title, TITLE_MAX_BYTES);
+    if title.is_empty() {
+        UNTITLED_FILE.to_owned()
+    } else {
+        title
     }
 }
 
