@@ -11,6 +11,7 @@
 //! The output is classed HTML (`<span class="hl-keyword">`): colours live in the
 //! stylesheet, so the CSP needs no inline styles, and light and dark are a media query.
 
+use super::markdown::escape_into;
 use hl_lite::{Kind, Lang};
 
 /// The lexer for a fence's language name (`rust`, `py`, `tsx`…), if there is one.
@@ -42,28 +43,16 @@ pub fn highlight(code: &str, lang: &str) -> Option<String> {
     let mut out = String::with_capacity(code.len() + code.len() / 2);
     for span in hl_lite::highlight(lang, code) {
         if span.kind == Kind::Plain {
-            push_escaped(&mut out, span.text);
+            escape_into(&mut out, span.text);
         } else {
             out.push_str("<span class=\"hl-");
             out.push_str(span.kind.class());
             out.push_str("\">");
-            push_escaped(&mut out, span.text);
+            escape_into(&mut out, span.text);
             out.push_str("</span>");
         }
     }
     Some(out)
-}
-
-fn push_escaped(out: &mut String, s: &str) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            c => out.push(c),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -172,6 +172,12 @@ pub fn safe_href(url: &str, link: bool) -> Option<&str> {
 /// HTML-escapes text for element content and quoted attributes.
 pub fn escape(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + s.len() / 8);
+    escape_into(&mut out, s);
+    out
+}
+
+/// [`escape`], appending to `out`.
+pub fn escape_into(out: &mut String, s: &str) {
     for c in s.chars() {
         match c {
             '&' => out.push_str("&amp;"),
@@ -182,7 +188,6 @@ pub fn escape(s: &str) -> String {
             c => out.push(c),
         }
     }
-    out
 }
 
 fn normalize_newlines(s: &str) -> std::borrow::Cow<'_, str> {
