@@ -489,9 +489,13 @@ impl Daemon {
         report
     }
 
-    /// Runs a sync now (or waits for the one running) and returns its report.
-    pub(crate) async fn sync_now(self: &Arc<Self>, full: bool) -> SyncReport {
-        sync_runs::sync_now(self, full).await
+    /// Runs a sync now (or after the one running) and returns its report.
+    pub(crate) async fn sync_now(
+        self: &Arc<Self>,
+        full: bool,
+        waiting: impl FnOnce(),
+    ) -> SyncReport {
+        sync_runs::sync_now(self, full, waiting).await
     }
 
     /// Verifies and stores new credentials sent by `convos auth`.

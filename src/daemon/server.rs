@@ -271,7 +271,12 @@ async fn run_request(
 ) -> Exit {
     match req {
         ControlRequest::Command(Request::Sync(args)) => {
-            let report = daemon.sync_now(args.full).await;
+            let report = daemon
+                .sync_now(args.full, || {
+                    let note = "a sync is running; this one starts when it ends\n";
+                    let _ = tx.try_send(Frame::Stderr(note.into()));
+                })
+                .await;
             let mut text = Vec::new();
             let _ = report.write_to(&mut text);
             let _ = tx.send(Frame::Stdout(text)).await;

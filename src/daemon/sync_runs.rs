@@ -14,7 +14,6 @@ use secrecy::SecretString;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::watch;
 
 /// Longest pause after repeated failed syncs.
 const MAX_BACKOFF: Duration = Duration::from_secs(6 * 3600);
@@ -25,9 +24,6 @@ const REFRESH_RETRY: Duration = Duration::from_secs(300);
 pub(super) struct SyncRuns {
     /// Held while a sync runs.
     running: tokio::sync::Mutex<()>,
-
-    /// The latest finished report, for callers waiting on a running sync.
-    reports: watch::Sender<Option<Arc<SyncReport>>>,
     /// The client, kept across runs so access tokens are reused. It owns the
     /// credentials file (it saves the cookies the service rotates).
     client: ClientSlot,
@@ -43,8 +39,6 @@ impl SyncRuns {
     pub(super) fn new() -> Self {
         Self {
             running: tokio::sync::Mutex::new(()),
-
-            reports: watch::channel(None).0,
             client: ClientSlot::default(),
             failures: AtomicU32::new(0),
             backoff_until: Mutex::new(None),
@@ -81,18 +75,19 @@ pub(super) async fn scheduled(d: &Arc<Daemon>, full: bool) {
     guarded_run(d, full, guard).await;
 }
 
-/// A sync asked for by `convos sync`: runs now, or waits for the running one.
-pub(super) async fn sync_now(d: &Arc<Daemon>, full: bool) -> SyncReport {
-    match d.runs.running.try_lock() {
-        Ok(guard) => guarded_run(d, full, guard).await,
+/// A sync asked for by `convos sync`: runs now, or after the one running. A run already
+/// under way may have listed before the user's request (they ask because they just
+/// changed something), so its report would not answer it; `waiting` hears when that wait
+/// starts.
+pub(super) async fn sync_now(d: &Arc<Daemon>, full: bool, waiting: impl FnOnce()) -> SyncReport {
+    let guard = match d.runs.running.try_lock() {
+        Ok(guard) => guard,
         Err(_) => {
-            let mut rx = d.runs.reports.subscribe();
-            rx.borrow_and_update();
-            let _ = rx.changed().await;
-            let latest = rx.borrow().clone();
-            latest.map(|r| (*r).clone()).unwrap_or_default()
+            waiting();
+            d.runs.running.lock().await
         }
-    }
+    };
+    guarded_run(d, full, guard).await
 }
 
 /// Runs one sync in its own task (so a panic is contained), holding the run lock.
@@ -126,7 +121,6 @@ async fn guarded_run(
             tokio::time::Instant::now() + wait
         });
     }
-    let _ = d.runs.reports.send(Some(Arc::new(report.clone())));
     drop(guard);
     // The run may have exchanged the session: the refresh goes by the new expiry.
     super::jobs::plan_refresh(d).await;

@@ -183,6 +183,55 @@ async fn daemon_skips_a_scheduled_sync_while_one_is_running() {
     d.stop().await;
 }
 
+/// `convos sync` asked while a sync runs waits for it, then runs its own: the running one
+/// may have listed before the user's change, so its report would not answer the request.
+/// A first `convos sync` lists, then is held in its slow archived listing (`Fault::Delay`); a
+/// conversation is then added on the server and a second `convos sync` asked: it says it
+/// waits, and its own run stores the new conversation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn convos_sync_during_a_running_sync_runs_again_after_it() {
+    let fake = fake_with(1).await;
+    let w = DaemonWorld::new();
+    let (loaded, platform) = w.load(&[("CONVOS_API_BASE_URL", fake.base_url())]);
+    w.save_credentials(&loaded, TOKEN);
+    let d = InProcess::start(loaded, platform).await;
+    d.wait_status("the sync at start", |s| last_sync_u64(s, "new") == Some(1))
+        .await;
+
+    let archived = fake.count(RouteKind::ArchivedList);
+    // The normal listing answers at once, the archived one after 1.5 s.
+    fake.push_fault(Route::List, Fault::Delay(Duration::ZERO));
+    fake.push_fault(Route::List, Fault::Delay(Duration::from_millis(1500)));
+    let mut cmd = w.cli.command();
+    cmd.arg("sync");
+    let first = tokio::spawn(run_command(cmd, None));
+    eventually(
+        "the first sync's slow archived listing",
+        async || (fake.count(RouteKind::ArchivedList) > archived).then_some(()),
+        || format!("requests: {:?}", kinds(&fake)),
+    )
+    .await;
+    fake.put_conversation(
+        conversation_detail("conv-late", "Late", 1.7e9 + 500.0, 1.7e9 + 600.0),
+        ConvOpts::default(),
+    );
+    let second = w.run(&["sync"]).await;
+    second.ok();
+    assert!(
+        second
+            .stderr
+            .contains("a sync is running; this one starts when it ends"),
+        "{}",
+        second.stderr
+    );
+    assert!(second.stdout.contains("1 new"), "{}", second.stdout);
+    let first = first.await.expect("the first sync's task");
+    assert!(first.ok().stdout.contains("0 new"), "{}", first.stdout);
+    let s = d.status().await;
+    assert_eq!(conversations(&s), 2, "{s:#}");
+    d.stop().await;
+}
+
 /// The job named `name` in a `status --json`.
 fn job<'a>(status: &'a Value, name: &str) -> &'a Value {
     status["daemon"]["jobs"]

@@ -166,7 +166,8 @@ impl DaemonWorld {
     }
 }
 
-async fn run_command(mut cmd: Command, stdin: Option<String>) -> Run {
+/// Runs `cmd` off the async threads, with `stdin` as its standard input if given.
+pub async fn run_command(mut cmd: Command, stdin: Option<String>) -> Run {
     tokio::task::spawn_blocking(move || {
         cmd.stdin(if stdin.is_some() {
             Stdio::piped()
