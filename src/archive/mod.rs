@@ -8,6 +8,7 @@ pub mod blobs;
 mod merge;
 pub mod private;
 pub mod schema;
+mod totals;
 
 use crate::model::time::now_secs;
 use crate::model::{Conversation, ModelError, RawConversation, Summary};
@@ -18,6 +19,7 @@ use serde::de::DeserializeOwned;
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use std::path::{Path, PathBuf};
+use totals::Delta;
 
 /// What an upsert did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -219,6 +221,7 @@ pub struct Archive {
     imports: sled::Tree,
     file_convs: sled::Tree,
     changes: sled::Tree,
+    totals: sled::Tree,
     feed: std::sync::Arc<Feed>,
     blobs: BlobStore,
     dir: PathBuf,
@@ -417,8 +420,7 @@ impl UpsertTx<'_> {
             written_at: c.now,
             ..old.clone()
         };
-        self.records
-            .write(&c.id, record, Some(old.version), self.seq)?;
+        self.records.write(&c.id, record, Some(old), self.seq)?;
         Ok(Outcome::Updated)
     }
 
@@ -446,7 +448,7 @@ impl UpsertTx<'_> {
             written_at: c.now,
             ..old.clone()
         };
-        self.records.write(&c.id, record, None, self.seq)?;
+        self.records.write(&c.id, record, Some(old), self.seq)?;
         Ok(Outcome::Updated)
     }
 
@@ -473,15 +475,17 @@ impl UpsertTx<'_> {
             written_at: c.now,
             ..old.clone()
         };
-        self.records.write(&c.id, record, None, self.seq)?;
+        self.records.write(&c.id, record, Some(old), self.seq)?;
         Ok(Outcome::Updated)
     }
 }
 
 /// Writes what every upsert branch writes besides the documents, inside its
-/// transaction: the record, its entry in the update-time index, its file links and
-/// its change-feed entry.
+/// transaction: the record, its entry in the update-time index, its file links, its
+/// change-feed entry and its part of the running totals.
 struct RecordWriter<'t> {
+    /// What this transaction's writes add to the archive's totals.
+    delta: &'t std::cell::Cell<Delta>,
     meta: &'t sled::transaction::TransactionalTree,
     by_updated: &'t sled::transaction::TransactionalTree,
     conv_files: &'t sled::transaction::TransactionalTree,
@@ -493,22 +497,26 @@ struct RecordWriter<'t> {
 type Seq = std::cell::Cell<u64>;
 
 impl RecordWriter<'_> {
-    /// Writes `record` with a new change-feed entry (recorded in `seq`);
-    /// `replaced_version` is the version whose index entry it replaces (when the
-    /// version changed).
+    /// Writes `record`, which replaces `old` (`None` for a new conversation), with a
+    /// new change-feed entry (recorded in `seq`).
     fn write(
         &self,
         id: &str,
         mut record: ConvRecord,
-        replaced_version: Option<i64>,
+        old: Option<&ConvRecord>,
         seq: &Seq,
     ) -> std::result::Result<(), sled::transaction::UnabortableTransactionError> {
         tx_bump_change(self.changes, id, &mut record)?;
         seq.set(record.change_seq);
         self.meta.insert(id.as_bytes(), to_json(&record))?;
-        if let Some(v) = replaced_version {
-            self.by_updated.remove(schema::version_key(v, id))?;
+        if let Some(old) = old
+            && old.version != record.version
+        {
+            self.by_updated
+                .remove(schema::version_key(old.version, id))?;
         }
+        let counted = |r: &ConvRecord| (r.summary.message_count, r.deleted_remotely);
+        Delta::conversation(old.map(counted), counted(&record)).add_to(self.delta);
         self.by_updated.insert(
             schema::version_key(record.version, id),
             &schema::index_value(record.summary.message_count, record.deleted_remotely)[..],
@@ -623,6 +631,7 @@ impl Archive {
             imports: db.open_tree(schema::IMPORTS)?,
             file_convs: db.open_tree(schema::FILE_CONVS)?,
             changes: db.open_tree(schema::CHANGES)?,
+            totals: db.open_tree(schema::TOTALS)?,
             feed: std::sync::Arc::new(Feed::new(0)),
             db,
             blobs,
@@ -631,6 +640,7 @@ impl Archive {
         };
         archive.check_schema(&db_path)?;
         archive.fill_file_convs()?;
+        archive.start_totals()?;
         archive.feed.published(archive.last_change_seq()?);
         secure(dir, existed);
         Ok(archive)
@@ -728,18 +738,22 @@ impl Archive {
             &self.conv_files,
             &self.file_convs,
             &self.changes,
+            &self.totals,
         );
         let seq = Seq::new(0);
+        let delta = std::cell::Cell::new(Delta::default());
         let _order = self.feed.order();
         let outcomes = tx_result(trees.transaction(
-            |(raw, extra, meta, by_updated, conv_files, file_convs, changes)| {
+            |(raw, extra, meta, by_updated, conv_files, file_convs, changes, totals)| {
                 seq.set(0);
+                delta.set(Delta::default());
                 let mut outcomes = Vec::with_capacity(group.len());
                 for incoming in group {
                     let tx = UpsertTx {
                         raw,
                         extra,
                         records: RecordWriter {
+                            delta: &delta,
                             meta,
                             by_updated,
                             conv_files,
@@ -751,6 +765,7 @@ impl Archive {
                     };
                     outcomes.push(tx.upsert()?);
                 }
+                totals::tx_apply(totals, delta.get())?;
                 Ok(outcomes)
             },
         ))?;
@@ -811,7 +826,10 @@ impl Archive {
 
     /// Number of conversations archived.
     pub fn len(&self) -> usize {
-        self.meta.len()
+        match self.counts() {
+            Ok(c) => usize::try_from(c.conversations).unwrap_or(usize::MAX),
+            Err(_) => self.meta.len(),
+        }
     }
 
     /// Whether the archive holds no conversation.
@@ -819,8 +837,55 @@ impl Archive {
         self.meta.is_empty()
     }
 
-    /// Totals for status output (one pass over the records).
+    /// Totals for status output: the running totals every write keeps, counted once
+    /// first in an archive written before them.
     pub fn counts(&self) -> Result<Counts> {
+        if let Some(c) = self
+            .totals
+            .get(totals::KEY)?
+            .and_then(|v| totals::decode(&v))
+        {
+            return Ok(c);
+        }
+        // No write may land between the count and the stored key.
+        let _order = self.feed.order();
+        if let Some(c) = self
+            .totals
+            .get(totals::KEY)?
+            .and_then(|v| totals::decode(&v))
+        {
+            return Ok(c);
+        }
+        let c = self.count_by_walk()?;
+        self.totals.insert(totals::KEY, &totals::encode(&c)[..])?;
+        Ok(c)
+    }
+
+    /// Starts the running totals at zero in a new archive (an older one counts them on
+    /// first use instead, see [`Self::counts`]).
+    fn start_totals(&self) -> Result<()> {
+        let _order = self.feed.order();
+        if self.totals.get(totals::KEY)?.is_none() && self.meta.is_empty() && self.files.is_empty()
+        {
+            self.totals
+                .insert(totals::KEY, &totals::encode(&Counts::default())[..])?;
+        }
+        Ok(())
+    }
+
+    /// Stores an attachment's record, counting it when the file id is new.
+    fn put_file_record(&self, file_id: &str, record: &FileRecord) -> Result<()> {
+        let _order = self.feed.order();
+        tx_result((&self.files, &self.totals).transaction(|(files, totals)| {
+            if files.insert(file_id.as_bytes(), to_json(record))?.is_none() {
+                totals::tx_apply(totals, Delta::attachment())?;
+            }
+            Ok(())
+        }))
+    }
+
+    /// The totals counted from the records: one pass over the update-time index.
+    fn count_by_walk(&self) -> Result<Counts> {
         let mut c = Counts {
             attachments: self.files.len() as u64,
             ..Counts::default()
@@ -855,31 +920,35 @@ impl Archive {
     pub fn update_remote(&self, id: &str, f: impl Fn(&mut ConvRecord)) -> Result<bool> {
         let seq = Seq::new(0);
         let _order = self.feed.order();
-        let found = tx_result((&self.meta, &self.by_updated, &self.changes).transaction(
-            |(meta, by_updated, changes)| {
-                seq.set(0);
-                let Some(old) = meta.get(id.as_bytes())? else {
-                    return Ok(false);
-                };
-                let old: ConvRecord = from_json(id, &old).map_err(abort)?;
-                let mut rec = old.clone();
-                f(&mut rec);
-                if rec == old {
-                    return Ok(true);
-                }
-                if shows_differently(&old, &rec) {
-                    tx_bump_change(changes, id, &mut rec)?;
-                    seq.set(rec.change_seq);
-                }
-                meta.insert(id.as_bytes(), to_json(&rec))?;
-                // Keep the index's copy of the deleted flag in step.
-                by_updated.insert(
-                    schema::version_key(rec.version, id),
-                    &schema::index_value(rec.summary.message_count, rec.deleted_remotely)[..],
-                )?;
-                Ok(true)
-            },
-        ))?;
+        let trees = (&self.meta, &self.by_updated, &self.changes, &self.totals);
+        let found = tx_result(trees.transaction(|(meta, by_updated, changes, totals)| {
+            seq.set(0);
+            let Some(old) = meta.get(id.as_bytes())? else {
+                return Ok(false);
+            };
+            let old: ConvRecord = from_json(id, &old).map_err(abort)?;
+            let mut rec = old.clone();
+            f(&mut rec);
+            if rec == old {
+                return Ok(true);
+            }
+            if shows_differently(&old, &rec) {
+                tx_bump_change(changes, id, &mut rec)?;
+                seq.set(rec.change_seq);
+            }
+            meta.insert(id.as_bytes(), to_json(&rec))?;
+            // Keep the index's copy of the deleted flag in step.
+            by_updated.insert(
+                schema::version_key(rec.version, id),
+                &schema::index_value(rec.summary.message_count, rec.deleted_remotely)[..],
+            )?;
+            let counted = |r: &ConvRecord| (r.summary.message_count, r.deleted_remotely);
+            totals::tx_apply(
+                totals,
+                Delta::conversation(Some(counted(&old)), counted(&rec)),
+            )?;
+            Ok(true)
+        }))?;
         if seq.get() != 0 {
             self.feed.published(seq.get());
         }
@@ -919,7 +988,7 @@ impl Archive {
                 .or_else(|| old.as_ref().and_then(|o| o.mime_type.clone())),
         };
         if old.as_ref() != Some(&record) {
-            self.files.insert(file_id.as_bytes(), to_json(&record))?;
+            self.put_file_record(file_id, &record)?;
             if old.as_ref().map(|o| &o.sha256) != Some(&record.sha256) {
                 // Notes and pages that showed a placeholder can now show the bytes.
                 for conv in self.file_conversations(file_id)? {

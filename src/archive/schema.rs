@@ -22,6 +22,9 @@
 //! - `changes`: change sequence number (u64 BE) → conversation id: the change feed the
 //!   derived stores (search index, Markdown mirror) catch up from. Each conversation
 //!   appears once, at its latest change ([`ConvRecord::change_seq`]).
+//! - `totals`: `all` → conversations, visible messages, attachments and conversations
+//!   deleted remotely (u64 BE each), kept in step by every write; absent in archives
+//!   written before it until the first count
 
 use crate::model::Summary;
 use serde::{Deserialize, Serialize};
@@ -48,6 +51,8 @@ pub const IMPORTS: &str = "imports";
 pub const FILE_CONVS: &str = "file_convs";
 /// The change feed.
 pub const CHANGES: &str = "changes";
+/// The running totals.
+pub const TOTALS: &str = "totals";
 
 /// What the archive knows about one conversation besides its JSON.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -169,6 +169,99 @@ fn counts_come_from_the_index_and_follow_the_deleted_flag() {
     );
 }
 
+/// The running totals stay equal to a count from the records through every kind of
+/// write: new conversations, newer, older and equal versions, groups, the deleted flag,
+/// new and repeated attachments (a seeded pseudo-random sequence of 400 writes).
+#[test]
+fn running_totals_stay_equal_to_a_count_from_the_records() {
+    let a = Archive::temporary().expect("archive");
+    let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = |n: u64| {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x % n
+    };
+    let nodes = |k: u64| -> Vec<String> { (0..=k).map(|i| format!("n{i}")).collect() };
+    for step in 0..400 {
+        let id = format!("c{}", next(30));
+        let time = next(50) as f64;
+        let ns = nodes(next(5));
+        let ns: Vec<&str> = ns.iter().map(String::as_str).collect();
+        match next(5) {
+            0 | 1 => {
+                a.upsert(conv(&id, time, &ns)).expect("upsert");
+            }
+            2 => {
+                let group = (0..3)
+                    .map(|i| {
+                        let id = format!("c{}", next(30) + i);
+                        Prepared::from(conv(&id, next(50) as f64, &ns))
+                    })
+                    .collect();
+                for r in a.upsert_many(group) {
+                    r.expect("upsert_many");
+                }
+            }
+            3 => {
+                let deleted = next(2) == 0;
+                a.update_remote(&id, |r| r.deleted_remotely = deleted)
+                    .expect("update_remote");
+            }
+            _ => {
+                let file = format!("file-{}", next(10));
+                a.store_file(
+                    &file,
+                    None,
+                    None,
+                    &format!("bytes {}", next(3)).into_bytes()[..],
+                )
+                .expect("store_file");
+            }
+        }
+        let walked = a.count_by_walk().expect("walk");
+        assert_eq!(a.counts().expect("counts"), walked, "after step {step}");
+        assert_eq!(walked.attachments, a.files.len() as u64);
+    }
+    assert!(a.counts().expect("counts").conversations > 10);
+}
+
+/// An archive written before the totals (no key) counts once on first use, then keeps
+/// them; an unreadable value is counted again; the totals survive reopening.
+#[test]
+fn totals_are_counted_once_in_an_older_archive_and_survive_reopening() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let a = Archive::open(dir.path(), &OpenOptions::default()).expect("open");
+        a.upsert(conv("x", 1.0, &["r", "u1", "u2"])).expect("ok");
+        a.store_file("file-1", None, None, &b"x"[..]).expect("file");
+        // As written by a build before the totals.
+        a.totals.remove(totals::KEY).expect("remove");
+        a.upsert(conv("y", 2.0, &["r", "u1"])).expect("ok");
+        assert!(a.totals.get(totals::KEY).expect("get").is_none());
+        let c = a.counts().expect("counts");
+        assert_eq!((c.conversations, c.messages, c.attachments), (2, 5, 1));
+        assert!(a.totals.get(totals::KEY).expect("get").is_some(), "stored");
+        a.upsert(conv("z", 3.0, &["r"])).expect("ok");
+        assert_eq!(
+            a.counts().expect("counts"),
+            a.count_by_walk().expect("walk")
+        );
+        a.totals
+            .insert(totals::KEY, &b"garbage"[..])
+            .expect("insert");
+        a.upsert(conv("w", 4.0, &["r"])).expect("ok");
+        assert_eq!(a.counts().expect("counts").conversations, 4);
+        a.flush().expect("flush");
+    }
+    let a = Archive::open(dir.path(), &OpenOptions::default()).expect("reopen");
+    assert_eq!(a.len(), 4);
+    assert_eq!(
+        a.counts().expect("counts"),
+        a.count_by_walk().expect("walk")
+    );
+}
+
 fn feed(a: &Archive, after: u64) -> Vec<(u64, String)> {
     a.changes_since(after).map(|r| r.expect("feed")).collect()
 }

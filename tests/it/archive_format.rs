@@ -58,6 +58,9 @@ fn the_checked_in_v1_archive_opens_and_reads() {
     let a = Archive::open(tmp.path(), &OpenOptions::default()).expect("the v1 archive opens");
     assert_eq!(a.schema_version().expect("version"), 1);
     assert_eq!(a.len(), 2);
+    // Written before the running totals: counted on first use.
+    let c = a.counts().expect("counts");
+    assert_eq!((c.conversations, c.attachments), (2, 1));
     let stored = a.get("fixture-a").expect("get").expect("present");
     assert_eq!(stored.raw, CONV_A.as_bytes(), "raw JSON kept verbatim");
     assert_eq!(stored.record.summary.message_count, 2);
