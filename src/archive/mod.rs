@@ -208,6 +208,31 @@ pub struct Counts {
     pub deleted_remotely: u64,
 }
 
+/// An attachment whose bytes are stored and whose record waits for
+/// [`Archive::commit_files`]: every sled transaction writes the log out, and an export
+/// holds thousands of small images, so the import writes their records in groups.
+#[derive(Debug)]
+pub struct StagedFile {
+    file_id: String,
+    record: FileRecord,
+    /// The record differs from the stored one (or there is none).
+    changed: bool,
+    /// The bytes differ from the stored ones (or there were none).
+    new_bytes: bool,
+}
+
+impl StagedFile {
+    /// The record to be written.
+    pub fn record(&self) -> &FileRecord {
+        &self.record
+    }
+
+    /// The file id.
+    pub fn file_id(&self) -> &str {
+        &self.file_id
+    }
+}
+
 /// The archive handle; cheap to clone and safe to share between threads.
 #[derive(Clone)]
 pub struct Archive {
@@ -873,17 +898,6 @@ impl Archive {
         Ok(())
     }
 
-    /// Stores an attachment's record, counting it when the file id is new.
-    fn put_file_record(&self, file_id: &str, record: &FileRecord) -> Result<()> {
-        let _order = self.feed.order();
-        tx_result((&self.files, &self.totals).transaction(|(files, totals)| {
-            if files.insert(file_id.as_bytes(), to_json(record))?.is_none() {
-                totals::tx_apply(totals, Delta::attachment())?;
-            }
-            Ok(())
-        }))
-    }
-
     /// The totals counted from the records: one pass over the update-time index.
     fn count_by_walk(&self) -> Result<Counts> {
         let mut c = Counts {
@@ -971,6 +985,20 @@ impl Archive {
         mime_type: Option<&str>,
         reader: impl std::io::Read,
     ) -> Result<FileRecord> {
+        let staged = self.stage_file(file_id, name, mime_type, reader)?;
+        self.commit_files(std::slice::from_ref(&staged))?;
+        Ok(staged.record)
+    }
+
+    /// Stores attachment bytes and prepares their record, which
+    /// [`Self::commit_files`] writes (the import writes them in groups).
+    pub fn stage_file(
+        &self,
+        file_id: &str,
+        name: Option<&str>,
+        mime_type: Option<&str>,
+        reader: impl std::io::Read,
+    ) -> Result<StagedFile> {
         let (sha256, size) = self.blobs.put(reader).map_err(|source| ArchiveError::Io {
             what: "cannot store attachment in",
             path: self.dir.join("blobs"),
@@ -987,16 +1015,43 @@ impl Archive {
                 .map(str::to_owned)
                 .or_else(|| old.as_ref().and_then(|o| o.mime_type.clone())),
         };
-        if old.as_ref() != Some(&record) {
-            self.put_file_record(file_id, &record)?;
-            if old.as_ref().map(|o| &o.sha256) != Some(&record.sha256) {
-                // Notes and pages that showed a placeholder can now show the bytes.
-                for conv in self.file_conversations(file_id)? {
-                    self.touch(&conv)?;
+        Ok(StagedFile {
+            file_id: file_id.to_owned(),
+            changed: old.as_ref() != Some(&record),
+            new_bytes: old.as_ref().map(|o| &o.sha256) != Some(&record.sha256),
+            record,
+        })
+    }
+
+    /// Writes staged attachment records in one transaction (counting new file ids in
+    /// the totals), then moves the conversations that show a file whose bytes are new
+    /// up the change feed.
+    pub fn commit_files(&self, staged: &[StagedFile]) -> Result<()> {
+        let changed: Vec<&StagedFile> = staged.iter().filter(|s| s.changed).collect();
+        if changed.is_empty() {
+            return Ok(());
+        }
+        {
+            let _order = self.feed.order();
+            tx_result((&self.files, &self.totals).transaction(|(files, totals)| {
+                let mut new = 0;
+                for s in &changed {
+                    let key = s.file_id.as_bytes();
+                    if files.insert(key, to_json(&s.record))?.is_none() {
+                        new += 1;
+                    }
                 }
+                totals::tx_apply(totals, Delta::attachments(new))?;
+                Ok(())
+            }))?;
+        }
+        for s in changed.iter().filter(|s| s.new_bytes) {
+            // Notes and pages that showed a placeholder can now show the bytes.
+            for conv in self.file_conversations(&s.file_id)? {
+                self.touch(&conv)?;
             }
         }
-        Ok(record)
+        Ok(())
     }
 
     /// Conversations that reference a file id.

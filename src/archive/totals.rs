@@ -36,10 +36,10 @@ impl Delta {
         }
     }
 
-    /// One attachment more.
-    pub(super) fn attachment() -> Self {
+    /// `n` attachments more.
+    pub(super) fn attachments(n: i64) -> Self {
         Self {
-            attachments: 1,
+            attachments: n,
             ..Self::default()
         }
     }
@@ -141,7 +141,7 @@ mod tests {
         let cell = Cell::new(Delta::default());
         Delta::conversation(None, (4, false)).add_to(&cell);
         Delta::conversation(Some((4, false)), (6, true)).add_to(&cell);
-        Delta::attachment().add_to(&cell);
+        Delta::attachments(1).add_to(&cell);
         let c = apply(
             Counts {
                 conversations: 1,

@@ -12,7 +12,7 @@ use super::layout::{self, Entry, Layout, SmallFiles};
 use super::progress::Progress;
 use super::stream::{self, ArrayReader, Item, StreamError};
 use super::{FileReport, ImportOptions, Problem};
-use crate::archive::{Archive, Outcome, Prepared};
+use crate::archive::{Archive, Outcome, Prepared, StagedFile};
 use crate::model::{ModelError, RawConversation};
 use std::cell::Cell;
 use std::fs::File;
@@ -792,7 +792,11 @@ fn advice(e: &ModelError) -> String {
     }
 }
 
+/// Attachment records written per transaction (each one writes sled's log out).
+const FILE_GROUP: usize = 256;
+
 /// Stores the export's attachments, skipping ones already stored with the same size.
+/// The bytes go in one by one; their records are written in groups.
 ///
 /// An attachment the export cannot deliver (a damaged member, a limit) is a warning:
 /// importing the same file again would not help. One the archive fails to store (disk
@@ -807,12 +811,12 @@ fn store_assets<M: Members>(
 ) {
     let mut assets: Vec<&layout::Asset> = layout.assets.iter().collect();
     assets.sort_by_key(|a| a.entry.index);
-    let mut unstored = 0u64;
-    let mut first_failure: Option<String> = None;
+    let mut unstored = Unstored::default();
+    let mut staged = Staged::default();
     for asset in assets {
         if cancel.load(Ordering::Relaxed) {
             report.interrupted = true;
-            return;
+            break;
         }
         if let Ok(Some(rec)) = archive.file(&asset.file_id)
             && rec.size == asset.entry.size
@@ -833,20 +837,20 @@ fn store_assets<M: Members>(
                 };
                 let name = asset.name.as_deref();
                 let mime = asset.mime_type.as_deref();
-                Some(archive.store_file(&asset.file_id, name, mime, r))
+                Some(archive.stage_file(&asset.file_id, name, mime, r))
             }
         };
         let why = match (stored, read_error.take()) {
-            (Some(Ok(_)), _) => {
-                report.attachments += 1;
+            (Some(Ok(file)), _) => {
+                staged.entries.push(&asset.entry.name);
+                staged.files.push(file);
+                if staged.files.len() >= FILE_GROUP {
+                    commit_staged(archive, &mut staged, report, &mut unstored);
+                }
                 continue;
             }
             (_, Some(read)) => read,
-            (Some(Err(e)), None) => {
-                unstored += 1;
-                first_failure.get_or_insert_with(|| e.to_string());
-                e.to_string()
-            }
+            (Some(Err(e)), None) => unstored.failed(e.to_string()),
             (None, None) => "cannot read it".to_owned(),
         };
         report.warnings.push(format!(
@@ -854,15 +858,73 @@ fn store_assets<M: Members>(
             asset.entry.name, asset.file_id
         ));
     }
-    if let Some(first) = first_failure {
+    // Also when interrupted: the bytes stored so far keep their records.
+    commit_staged(archive, &mut staged, report, &mut unstored);
+    if let Some(first) = unstored.first {
         report.error.get_or_insert_with(|| {
             format!(
-                "{}: {unstored} attachment(s) could not be stored in the archive ({first}); \
+                "{}: {} attachment(s) could not be stored in the archive ({first}); \
                  the conversations were imported, but the file is not recorded as imported: \
                  fix the cause (disk full? permissions?) and import it again",
-                report.path.display()
+                report.path.display(),
+                unstored.count
             )
         });
+    }
+}
+
+/// Attachments the archive failed to store: how many, and the first error.
+#[derive(Default)]
+struct Unstored {
+    count: u64,
+    first: Option<String>,
+}
+
+impl Unstored {
+    /// Counts a failure and returns its message.
+    fn failed(&mut self, message: String) -> String {
+        self.count += 1;
+        self.first.get_or_insert_with(|| message.clone());
+        message
+    }
+}
+
+/// Attachments whose bytes are stored and whose records wait to be written, with the
+/// export members they came from.
+#[derive(Default)]
+struct Staged<'a> {
+    entries: Vec<&'a str>,
+    files: Vec<StagedFile>,
+}
+
+/// Writes the staged attachment records: in one transaction, or one by one when the
+/// group fails, so only a record that cannot be written fails.
+fn commit_staged(
+    archive: &Archive,
+    staged: &mut Staged<'_>,
+    report: &mut FileReport,
+    unstored: &mut Unstored,
+) {
+    let entries = std::mem::take(&mut staged.entries);
+    let files = std::mem::take(&mut staged.files);
+    if files.is_empty() {
+        return;
+    }
+    if archive.commit_files(&files).is_ok() {
+        report.attachments += files.len() as u64;
+        return;
+    }
+    for (entry, file) in entries.into_iter().zip(files) {
+        match archive.commit_files(std::slice::from_ref(&file)) {
+            Ok(()) => report.attachments += 1,
+            Err(e) => {
+                let why = unstored.failed(e.to_string());
+                report.warnings.push(format!(
+                    "attachment {entry} ({}): not stored: {why}",
+                    file.file_id()
+                ));
+            }
+        }
     }
 }
 

@@ -669,6 +669,55 @@ fn assert_view_attachments(archive: &Archive, assets: &[Asset]) {
     assert_eq!(name.as_deref(), Some("lost.png"));
 }
 
+/// More attachments than one group of records (the import writes 256 per transaction):
+/// every one is stored, counted once in the archive's totals, and shown by the
+/// conversation; importing again with `--force` stores none of them again.
+#[test]
+fn import_of_more_attachments_than_one_record_group_stores_and_counts_every_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let assets: Vec<Asset> = (0..300)
+        .map(|i| Asset::legacy(&format!("file-Many{i:04}"), &format!("pic{i}.png")))
+        .collect();
+    let mut c = ConvBuilder::new("many-0001", "Three hundred pictures");
+    for a in &assets {
+        c.user_image("A picture.", a.file_id(), &a.original_name(), "image/png");
+        c.assistant("Seen.");
+    }
+    let mut export = ExportBuilder::new().conversation(c.build());
+    for a in &assets {
+        export = export.asset(a.clone());
+    }
+    let zip = dir.path().join("many.zip");
+    export.write_zip(&zip);
+    let archive = Archive::open(&dir.path().join("data"), &OpenOptions::default()).expect("open");
+    let r = import(&archive, &zip);
+    assert_clean(&r);
+    assert_eq!(r.attachments, 300);
+    assert_assets_stored(&archive, &assets);
+    assert_eq!(archive.counts().expect("counts").attachments, 300);
+    let v = serde_json::to_value(view_of(&archive, "many-0001")).expect("view JSON");
+    let shown: Vec<&str> = v["messages"]
+        .as_array()
+        .expect("messages")
+        .iter()
+        .flat_map(|m| m["attachments"].as_array().expect("attachments"))
+        .map(|a| a["sha256"].as_str().expect("the bytes are stored"))
+        .collect();
+    let expected: Vec<String> = assets.iter().map(Asset::sha256_hex).collect();
+    assert_eq!(shown, expected);
+    let forced = import_with(
+        &archive,
+        &zip,
+        &ImportOptions {
+            force: true,
+            ..ImportOptions::default()
+        },
+    );
+    assert_clean(&forced);
+    assert_eq!(forced.attachments, 0);
+    assert_eq!(archive.counts().expect("counts").attachments, 300);
+}
+
 #[test]
 fn import_attachments_in_every_naming_scheme_zip_and_folder() {
     let dir = tempfile::tempdir().expect("tempdir");
