@@ -32,6 +32,15 @@ fn import_with(archive: &Archive, path: &Path, opts: &ImportOptions) -> FileRepo
     ingest::import_path(archive, path, opts, &AtomicBool::new(false))
 }
 
+/// Imports one path past the digest check, as `convos import --force`.
+fn import_forced(archive: &Archive, path: &Path) -> FileReport {
+    let force = ImportOptions {
+        force: true,
+        ..ImportOptions::default()
+    };
+    import_with(archive, path, &force)
+}
+
 /// Asserts a file imported with no file-level error and no failed conversation.
 #[track_caller]
 fn assert_clean(r: &FileReport) {
@@ -515,14 +524,7 @@ fn import_same_file_again_is_skipped_by_digest_with_no_writes_and_force_reimport
     assert!(third.already_imported.is_some(), "{third:#?}");
     assert_eq!(snapshot(&archive), before);
 
-    let forced = import_with(
-        &archive,
-        &zip,
-        &ImportOptions {
-            force: true,
-            ..ImportOptions::default()
-        },
-    );
+    let forced = import_forced(&archive, &zip);
     assert_clean(&forced);
     assert!(forced.already_imported.is_none());
     assert_eq!(counts_of(&forced), (0, 0, 5));
@@ -705,14 +707,7 @@ fn import_of_more_attachments_than_one_record_group_stores_and_counts_every_one(
         .collect();
     let expected: Vec<String> = assets.iter().map(Asset::sha256_hex).collect();
     assert_eq!(shown, expected);
-    let forced = import_with(
-        &archive,
-        &zip,
-        &ImportOptions {
-            force: true,
-            ..ImportOptions::default()
-        },
-    );
+    let forced = import_forced(&archive, &zip);
     assert_clean(&forced);
     assert_eq!(forced.attachments, 0);
     assert_eq!(archive.counts().expect("counts").attachments, 300);
