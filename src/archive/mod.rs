@@ -865,25 +865,25 @@ impl Archive {
     /// Totals for status output: the running totals every write keeps, counted once
     /// first in an archive written before them.
     pub fn counts(&self) -> Result<Counts> {
-        if let Some(c) = self
-            .totals
-            .get(totals::KEY)?
-            .and_then(|v| totals::decode(&v))
-        {
+        if let Some(c) = self.stored_totals()? {
             return Ok(c);
         }
         // No write may land between the count and the stored key.
         let _order = self.feed.order();
-        if let Some(c) = self
-            .totals
-            .get(totals::KEY)?
-            .and_then(|v| totals::decode(&v))
-        {
+        if let Some(c) = self.stored_totals()? {
             return Ok(c);
         }
         let c = self.count_by_walk()?;
         self.totals.insert(totals::KEY, &totals::encode(&c)[..])?;
         Ok(c)
+    }
+
+    /// The running totals as stored; `None` when not counted yet (or unreadable).
+    fn stored_totals(&self) -> Result<Option<Counts>> {
+        Ok(self
+            .totals
+            .get(totals::KEY)?
+            .and_then(|v| totals::decode(&v)))
     }
 
     /// Starts the running totals at zero in a new archive (an older one counts them on
