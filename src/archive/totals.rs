@@ -44,7 +44,7 @@ impl Delta {
         }
     }
 
-    /// Adds `other` to the delta held in `cell`.
+    /// Adds this delta to the one held in `cell`.
     pub(super) fn add_to(self, cell: &Cell<Delta>) {
         let d = cell.get();
         cell.set(Delta {
