@@ -67,14 +67,11 @@ impl RawConversation {
     /// Takes the JSON bytes of one conversation object, validating that it has an id
     /// and a `mapping`. Invalid UTF-8 is replaced with U+FFFD (see [`Self::repaired_utf8`]).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<Self, ModelError> {
-        let (bytes, repaired_utf8) = match String::from_utf8(bytes) {
-            Ok(s) => (s.into_bytes(), false),
-            Err(e) => (
-                String::from_utf8_lossy(e.as_bytes())
-                    .into_owned()
-                    .into_bytes(),
-                true,
-            ),
+        let repaired_utf8 = simdutf8::basic::from_utf8(&bytes).is_err();
+        let bytes = if repaired_utf8 {
+            String::from_utf8_lossy(&bytes).into_owned().into_bytes()
+        } else {
+            bytes
         };
         let summary = {
             let conv = Conversation::parse(&bytes, None)?;
