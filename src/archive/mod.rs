@@ -312,11 +312,17 @@ pub struct Prepared(Incoming);
 
 impl From<RawConversation> for Prepared {
     fn from(conv: RawConversation) -> Self {
-        Self(Incoming::from(conv))
+        Self(Incoming::new(conv, true))
     }
 }
 
 impl Prepared {
+    /// Like [`Prepared::from`], but leaves the compression to the thread that stores
+    /// it (an import's reader is the busy thread when conversations are large).
+    pub fn unpacked(conv: RawConversation) -> Self {
+        Self(Incoming::new(conv, false))
+    }
+
     /// The conversation id.
     pub fn id(&self) -> &str {
         &self.0.id
@@ -338,7 +344,8 @@ impl Prepared {
 struct Incoming {
     id: String,
     bytes: Vec<u8>,
-    packed: Vec<u8>,
+    /// The lz4 form, made when first needed unless made up front.
+    packed: std::cell::OnceCell<Vec<u8>>,
     summary: Summary,
     version: i64,
     now: f64,
@@ -346,6 +353,14 @@ struct Incoming {
 
 impl From<RawConversation> for Incoming {
     fn from(conv: RawConversation) -> Self {
+        Self::new(conv, true)
+    }
+}
+
+impl Incoming {
+    /// The conversation, compressed now when `pack` (else when first stored, by
+    /// [`Self::packed`]).
+    fn new(conv: RawConversation, pack: bool) -> Self {
         let (bytes, summary) = conv.into_parts();
         let version = summary
             .update_time
@@ -354,12 +369,22 @@ impl From<RawConversation> for Incoming {
             .unwrap_or(0);
         Self {
             id: summary.id.clone(),
-            packed: schema::pack(&bytes),
+            packed: if pack {
+                schema::pack(&bytes).into()
+            } else {
+                std::cell::OnceCell::new()
+            },
             bytes,
             summary,
             version,
             now: now_secs(),
         }
+    }
+
+    /// The compressed form (made now if it was left for later: an unchanged
+    /// conversation never needs it).
+    fn packed(&self) -> &[u8] {
+        self.packed.get_or_init(|| schema::pack(&self.bytes))
     }
 }
 
@@ -401,7 +426,7 @@ impl UpsertTx<'_> {
     /// A conversation the archive has never seen: stored as it came.
     fn insert_new(&self) -> TxResult<Outcome> {
         let c = self.c;
-        let raw_chunks = tx_put_doc(self.raw, &c.id, &c.packed, 0)?;
+        let raw_chunks = tx_put_doc(self.raw, &c.id, c.packed(), 0)?;
         let record = ConvRecord {
             node_count: c.summary.node_count,
             summary: c.summary.clone(),
@@ -433,7 +458,7 @@ impl UpsertTx<'_> {
             Some(k) => resummarize(&c.id, &c.bytes, Some(k)).map_err(abort)?,
             None => c.summary.clone(),
         };
-        let raw_chunks = tx_put_doc(self.raw, &c.id, &c.packed, old.raw_chunks)?;
+        let raw_chunks = tx_put_doc(self.raw, &c.id, c.packed(), old.raw_chunks)?;
         let extra_packed = kept.as_deref().map(schema::pack).unwrap_or_default();
         let extra_chunks = tx_put_doc(self.extra, &c.id, &extra_packed, old.extra_chunks)?;
         let record = ConvRecord {

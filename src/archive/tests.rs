@@ -262,6 +262,27 @@ fn totals_are_counted_once_in_an_older_archive_and_survive_reopening() {
     );
 }
 
+/// A conversation handed over uncompressed (an import's large ones) is compressed when
+/// stored, and reads back verbatim; the same again is unchanged.
+#[test]
+fn unpacked_conversations_are_compressed_when_stored() {
+    let a = Archive::temporary().expect("archive");
+    let c = conv("big", 1.0, &["r", "u1", "u2"]);
+    let bytes = c.bytes().to_vec();
+    let outcomes = a.upsert_many(vec![
+        Prepared::unpacked(c),
+        Prepared::unpacked(conv("other", 2.0, &["r"])),
+    ]);
+    assert!(matches!(outcomes[..], [Ok(Outcome::New), Ok(Outcome::New)]));
+    assert_eq!(a.get("big").expect("get").expect("stored").raw, bytes);
+    let again = a.upsert_many(vec![Prepared::unpacked(conv(
+        "big",
+        1.0,
+        &["r", "u1", "u2"],
+    ))]);
+    assert!(matches!(again[..], [Ok(Outcome::Unchanged)]));
+}
+
 fn feed(a: &Archive, after: u64) -> Vec<(u64, String)> {
     a.changes_since(after).map(|r| r.expect("feed")).collect()
 }

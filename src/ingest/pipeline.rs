@@ -630,6 +630,12 @@ fn describe_stream_error(e: &StreamError) -> String {
     }
 }
 
+/// Conversations of this size or more are compressed by the storing thread: with
+/// large conversations the reader (inflate, split, validate, parse) is the busy thread
+/// and lz4 was the largest part of its work; small ones keep it off the storing thread,
+/// which is busy with sled's per-transaction work when there are many.
+const WRITER_PACKS: usize = 256 * 1024;
+
 /// An element as the reader thread hands it over: parsed, or why not.
 #[derive(Debug)]
 enum Ready {
@@ -672,7 +678,11 @@ impl From<Item> for Ready {
                     Ok(conv) => Ready::Conversation {
                         index,
                         repaired_utf8: conv.repaired_utf8(),
-                        conv: Box::new(Prepared::from(conv)),
+                        conv: Box::new(if conv.bytes().len() >= WRITER_PACKS {
+                            Prepared::unpacked(conv)
+                        } else {
+                            Prepared::from(conv)
+                        }),
                     },
                     Err(error) => Ready::Invalid {
                         index,
