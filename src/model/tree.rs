@@ -93,6 +93,12 @@ impl<'n> Tree<'n> {
         } else {
             leaves
         };
+        self.newest_of(candidates)
+    }
+
+    /// Of `candidates`, the node with the newest message `create_time` (a missing
+    /// time is oldest; ties go to the first given).
+    pub fn newest_of(&self, candidates: impl IntoIterator<Item = usize>) -> Option<usize> {
         let mut best: Option<(usize, f64)> = None;
         for i in candidates {
             let t = self.nodes[i]

@@ -72,29 +72,21 @@ pub fn select(conv: &Conversation<'_>, tree: &Tree<'_>, node: Option<&str>) -> B
 /// The newest leaf (by message time; a missing time is oldest, ties to the first found)
 /// in the subtree under `top`; `top` itself when a cycle leaves no leaf.
 fn newest_leaf_under(conv: &Conversation<'_>, tree: &Tree<'_>, top: usize) -> usize {
-    let nodes = conv.nodes();
-    let mut seen = vec![false; nodes.len()];
+    let mut seen = vec![false; conv.nodes().len()];
     let mut stack = vec![top];
-    let mut best: Option<(usize, f64)> = None;
+    let mut leaves = Vec::new();
     while let Some(i) = stack.pop() {
         if std::mem::replace(&mut seen[i], true) {
             continue;
         }
         let kids = tree.children(i);
         if kids.is_empty() {
-            let t = nodes[i]
-                .message
-                .as_ref()
-                .and_then(|m| m.create_time.secs())
-                .unwrap_or(f64::NEG_INFINITY);
-            if best.is_none_or(|(_, bt)| t > bt) {
-                best = Some((i, t));
-            }
+            leaves.push(i);
         }
         // Reversed so children are visited in their listed order.
         stack.extend(kids.iter().rev().filter(|&&c| !seen[c]));
     }
-    best.map_or(top, |(i, _)| i)
+    tree.newest_of(leaves).unwrap_or(top)
 }
 
 /// Forks along `path`, each shown at the first visible message after it.
