@@ -222,11 +222,6 @@ pub struct StagedFile {
 }
 
 impl StagedFile {
-    /// The record to be written.
-    pub fn record(&self) -> &FileRecord {
-        &self.record
-    }
-
     /// The file id.
     pub fn file_id(&self) -> &str {
         &self.file_id
