@@ -53,6 +53,17 @@ fn mirror_world() -> (DaemonWorld, PathBuf) {
     (w, vault)
 }
 
+/// Starts the daemon for `w` (no extra variables) and waits for the mirror's run at start.
+async fn start_after_first_mirror(w: &DaemonWorld) -> InProcess {
+    let (loaded, platform) = w.load(&[]);
+    let d = InProcess::start(loaded, platform).await;
+    d.wait_status("the mirror's run at start", |s| {
+        s["mirror"]["last_update"].is_string()
+    })
+    .await;
+    d
+}
+
 /// Every file under `dir`: relative path → (bytes, modification time).
 fn snapshot(dir: &Path) -> BTreeMap<String, (Vec<u8>, SystemTime)> {
     let mut out = BTreeMap::new();
@@ -224,13 +235,8 @@ async fn the_daemon_keeps_the_mirror_current_and_what_the_user_wrote() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_import_in_the_daemon_is_mirrored_and_convos_mirror_goes_through_it() {
     let (w, vault) = mirror_world();
-    let (loaded, platform) = w.load(&[]);
-    let d = InProcess::start(loaded, platform).await;
     // The run at start: an empty archive, an empty index.
-    d.wait_status("the mirror's run at start", |s| {
-        s["mirror"]["last_update"].is_string()
-    })
-    .await;
+    let d = start_after_first_mirror(&w).await;
     assert!(vault.join("index.md").is_file());
 
     let sample = sample_export(&w.cli.inputs());
@@ -342,12 +348,7 @@ async fn a_sync_storing_twenty_conversations_makes_one_mirror_run() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_mirror_folder_shows_in_status_and_the_mirror_catches_up_when_it_is_back() {
     let (w, vault) = mirror_world();
-    let (loaded, platform) = w.load(&[]);
-    let d = InProcess::start(loaded, platform).await;
-    d.wait_status("the mirror's run at start", |s| {
-        s["mirror"]["last_update"].is_string()
-    })
-    .await;
+    let d = start_after_first_mirror(&w).await;
     // The folder goes away (an unmounted drive, a renamed vault).
     let away = w.cli.root().join("vault-away");
     fs::rename(&vault, &away).expect("moving the vault away");
@@ -389,12 +390,7 @@ async fn a_read_only_mirror_folder_holds_no_import_back_and_is_caught_up_later()
     fs::create_dir(&vault).expect("mkdir");
     w.cli
         .write_config(&format!("[mirror]\ndir = \"{}\"\n", vault.display()));
-    let (loaded, platform) = w.load(&[]);
-    let d = InProcess::start(loaded, platform).await;
-    d.wait_status("the mirror's run at start", |s| {
-        s["mirror"]["last_update"].is_string()
-    })
-    .await;
+    let d = start_after_first_mirror(&w).await;
     fs_.remount("ro");
     let sample = sample_export(&w.cli.inputs());
     w.run(&["import", &sample.display().to_string()]).await.ok();
